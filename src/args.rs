@@ -1,0 +1,219 @@
+//! Typed, binary-safe parsing of command arguments.
+//!
+//! Numbers are base-10 integers written as Redis writes them: an optional
+//! `-`, no `+`, no spaces, no leading zeros. Every error names the argument.
+
+use crate::error::{CommandError, CommandResult};
+
+/// An integer argument with its accepted range.
+pub struct IntArg {
+    pub name: &'static str,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl IntArg {
+    pub const fn new(name: &'static str, min: i64, max: i64) -> Self {
+        IntArg { name, min, max }
+    }
+
+    pub fn parse(&self, raw: &[u8]) -> CommandResult<i64> {
+        parse_i64(raw)
+            .filter(|value| (self.min..=self.max).contains(value))
+            .ok_or_else(|| {
+                CommandError::invalid(format!(
+                    "{} must be an integer from {} to {}",
+                    self.name, self.min, self.max
+                ))
+            })
+    }
+}
+
+/// Parses like Redis's `string2ll`: strict base 10, within i64.
+pub fn parse_i64(raw: &[u8]) -> Option<i64> {
+    let (negative, digits) = match raw {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, raw),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(byte - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
+}
+
+/// The trailing options a command accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionName {
+    Cost,
+    At,
+}
+
+impl OptionName {
+    fn keyword(self) -> &'static str {
+        match self {
+            OptionName::Cost => "COST",
+            OptionName::At => "AT",
+        }
+    }
+
+    fn value_arg(self) -> IntArg {
+        match self {
+            OptionName::Cost => IntArg::new("COST", 0, i64::MAX),
+            OptionName::At => IntArg::new("AT", 0, i64::MAX),
+        }
+    }
+}
+
+/// Values of the trailing options; `None` when not given.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub cost: Option<i64>,
+    pub at: Option<i64>,
+}
+
+/// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
+pub fn parse_options<'a>(
+    args: impl IntoIterator<Item = &'a [u8]>,
+    accepted: &[OptionName],
+) -> CommandResult<Options> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(word) = args.next() {
+        let Some(&name) = accepted
+            .iter()
+            .find(|name| word.eq_ignore_ascii_case(name.keyword().as_bytes()))
+        else {
+            return Err(CommandError::invalid(format!(
+                "unknown option '{}'",
+                printable(word)
+            )));
+        };
+        let raw = args.next().ok_or_else(|| {
+            CommandError::invalid(format!("option {} needs a value", name.keyword()))
+        })?;
+        let value = name.value_arg().parse(raw)?;
+        let slot = match name {
+            OptionName::Cost => &mut options.cost,
+            OptionName::At => &mut options.at,
+        };
+        if slot.replace(value).is_some() {
+            return Err(CommandError::invalid(format!(
+                "option {} given more than once",
+                name.keyword()
+            )));
+        }
+    }
+    Ok(options)
+}
+
+/// A short, printable rendering of an argument for an error message.
+fn printable(raw: &[u8]) -> String {
+    const MAX: usize = 32;
+    let shown: String = raw
+        .iter()
+        .take(MAX)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    if raw.len() > MAX {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_redis() {
+        for (raw, expected) in [
+            (&b"0"[..], Some(0)),
+            (b"42", Some(42)),
+            (b"-42", Some(-42)),
+            (b"9223372036854775807", Some(i64::MAX)),
+            (b"-9223372036854775808", Some(i64::MIN)),
+            (b"9223372036854775808", None),
+            (b"", None),
+            (b"-", None),
+            (b"-0", None),
+            (b"+1", None),
+            (b"01", None),
+            (b" 1", None),
+            (b"1 ", None),
+            (b"1.5", None),
+            (b"1e3", None),
+            (b"1\x00", None),
+            (b"\xff", None),
+        ] {
+            assert_eq!(parse_i64(raw), expected, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn ranges_are_enforced_and_named() {
+        let capacity = IntArg::new("capacity", 1, 10);
+        assert_eq!(capacity.parse(b"10"), Ok(10));
+        let error = capacity.parse(b"0").expect_err("out of range");
+        assert_eq!(
+            error.reply_text(),
+            "ERR capacity must be an integer from 1 to 10"
+        );
+        assert!(capacity.parse(b"x").is_err());
+    }
+
+    fn words(list: &[&'static str]) -> Vec<&'static [u8]> {
+        list.iter().map(|w| w.as_bytes()).collect()
+    }
+
+    #[test]
+    fn options_in_any_order_and_case() {
+        let all = [OptionName::Cost, OptionName::At];
+        let parsed = parse_options(words(&["at", "5", "Cost", "3"]), &all);
+        assert_eq!(parsed, Ok(Options { cost: Some(3), at: Some(5) }));
+        assert_eq!(parse_options(words(&[]), &all), Ok(Options::default()));
+    }
+
+    #[test]
+    fn option_errors_name_the_option() {
+        let all = [OptionName::Cost, OptionName::At];
+        let error = |list: &[&'static str], accepted: &[OptionName]| {
+            parse_options(words(list), accepted)
+                .expect_err("must fail")
+                .reply_text()
+        };
+        assert_eq!(error(&["COST"], &all), "ERR option COST needs a value");
+        assert_eq!(
+            error(&["COST", "1", "cost", "2"], &all),
+            "ERR option COST given more than once"
+        );
+        assert_eq!(error(&["LIMIT", "1"], &all), "ERR unknown option 'LIMIT'");
+        assert_eq!(
+            error(&["COST", "1"], &[OptionName::At]),
+            "ERR unknown option 'COST'"
+        );
+        assert_eq!(
+            error(&["AT", "-1"], &all),
+            "ERR AT must be an integer from 0 to 9223372036854775807"
+        );
+        let binary = parse_options([&b"\xff\x00"[..]], &all).expect_err("unknown");
+        assert_eq!(binary.reply_text(), "ERR unknown option '\\xff\\x00'");
+    }
+}

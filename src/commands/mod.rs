@@ -1,0 +1,24 @@
+//! One adapter per command family: parse arguments, load state, run the
+//! pure algorithm, store, expire, replicate, reply.
+
+pub mod restore_state;
+pub mod sliding_log;
+pub mod token_bucket;
+
+use crate::registry::CommandSpec;
+
+/// Every command the module registers.
+pub fn all() -> [&'static CommandSpec; 4] {
+    [
+        &token_bucket::TOKENBUCKET,
+        &token_bucket::COST,
+        &sliding_log::SLIDELOG,
+        &restore_state::RESTORESTATE,
+    ]
+}
+
+/// The TTL to set after a write: the time until the limiter is whole again,
+/// none when it never will be.
+fn ttl_for(reset_after_ms: i64) -> Option<i64> {
+    (reset_after_ms > 0).then_some(reset_after_ms)
+}

@@ -1,0 +1,45 @@
+//! RL.RESTORESTATE: stores a limiter's encoded state as is. AOF rewrite
+//! emits it to rebuild each limiter exactly; it is not meant for clients.
+
+use crate::algo::sliding_log::LogState;
+use crate::algo::token_bucket::BucketState;
+use crate::error::{CommandError, CommandResult};
+use crate::ffi::Call;
+use crate::registry::{ArgSpec, CommandSpec};
+use crate::reply::Reply;
+use crate::types::{self, Stored};
+use crate::callback;
+
+pub static RESTORESTATE: CommandSpec = CommandSpec {
+    name: c"RL.RESTORESTATE",
+    callback: callback!(restore_state),
+    flags: c"write deny-oom",
+    arity: 4,
+    summary: c"Internal: stores a limiter state encoded by the module (emitted by AOF rewrite).",
+    complexity: c"O(N) where N is the size of the payload",
+    since: c"0.1.0",
+    args: &[
+        ArgSpec::key(c"key"),
+        ArgSpec::string(c"kind"),
+        ArgSpec::string(c"payload"),
+    ],
+};
+
+/// `RL.RESTORESTATE key tokenbucket|slidelog payload`
+fn restore_state(call: &Call) -> CommandResult<Reply> {
+    call.require(4)?;
+    let kind = call.arg(2)?;
+    let payload = call.arg(3)?;
+    let is = |stored_kind: &std::ffi::CStr| kind.eq_ignore_ascii_case(stored_kind.to_bytes());
+    if is(BucketState::KIND) {
+        let state = types::decode::<BucketState>(payload)?;
+        types::put(&call.write_key(1)?, state)?;
+    } else if is(LogState::KIND) {
+        let state = types::decode::<LogState>(payload)?;
+        types::put(&call.write_key(1)?, state)?;
+    } else {
+        return Err(CommandError::invalid("kind must be tokenbucket or slidelog"));
+    }
+    call.replicate_verbatim();
+    Ok(Reply::Ok)
+}

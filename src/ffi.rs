@@ -1,0 +1,255 @@
+//! The thin unsafe boundary with the Redis module API: command dispatch,
+//! arguments, keys, replies, time, replication.
+//!
+//! Every raw API is an `Option<fn>`: a missing one turns into an error reply
+//! or a no-op here, never a panic.
+
+use std::ffi::{c_void, CString};
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw;
+use redis_module::native_types::RedisType;
+
+use crate::error::{CommandError, CommandResult};
+use crate::reply::Reply;
+
+pub type Ctx = *mut raw::RedisModuleCtx;
+pub type RawString = *mut raw::RedisModuleString;
+
+/// Keys never outlive this many ms of TTL; a longer one means no TTL.
+pub const MAX_TTL_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
+
+/// A command handler: parses, decides, writes, and returns the reply.
+pub type Handler = fn(&Call) -> CommandResult<Reply>;
+
+/// Runs a handler for Redis, turning errors and (as a last defence) panics
+/// into error replies so that Redis never aborts.
+pub fn dispatch(ctx: Ctx, argv: *mut RawString, argc: c_int, handler: Handler) -> c_int {
+    let argv: &[RawString] = match usize::try_from(argc) {
+        // SAFETY: Redis passes argc valid pointers in argv.
+        Ok(len) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, len) },
+        _ => &[],
+    };
+    let call = Call { ctx, argv };
+    match catch_unwind(AssertUnwindSafe(|| handler(&call))) {
+        Ok(Ok(reply)) => reply.send(ctx),
+        Ok(Err(CommandError::WrongArity)) => {
+            if let Some(wrong_arity) = unsafe { raw::RedisModule_WrongArity } {
+                // SAFETY: ctx is the live context of this command.
+                unsafe { wrong_arity(ctx) };
+            }
+        }
+        Ok(Err(error)) => reply_error(ctx, &error.reply_text()),
+        Err(_) => reply_error(ctx, "ERR internal error in the rl module"),
+    }
+    raw::Status::Ok as c_int
+}
+
+pub fn reply_error(ctx: Ctx, text: &str) {
+    let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+    if let Some(reply_with_error) = unsafe { raw::RedisModule_ReplyWithError } {
+        // SAFETY: ctx is live; Redis copies the message.
+        unsafe { reply_with_error(ctx, text.as_ptr()) };
+    }
+}
+
+/// One invocation of a command.
+pub struct Call<'a> {
+    ctx: Ctx,
+    argv: &'a [RawString],
+}
+
+impl<'a> Call<'a> {
+    pub fn ctx(&self) -> Ctx {
+        self.ctx
+    }
+
+    /// Number of arguments, the command name included.
+    pub fn len(&self) -> usize {
+        self.argv.len()
+    }
+
+    /// Fails with Redis's arity error unless there are at least `count`
+    /// arguments, the command name included.
+    pub fn require(&self, count: usize) -> CommandResult<()> {
+        if self.argv.len() < count {
+            Err(CommandError::WrongArity)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The raw RedisModuleString of argument `index`.
+    pub fn raw(&self, index: usize) -> CommandResult<RawString> {
+        self.argv.get(index).copied().ok_or(CommandError::WrongArity)
+    }
+
+    /// The bytes of argument `index`.
+    pub fn arg(&self, index: usize) -> CommandResult<&'a [u8]> {
+        Ok(string_bytes(self.raw(index)?))
+    }
+
+    /// The bytes of every argument from `index` on.
+    pub fn args_from(&self, index: usize) -> impl Iterator<Item = &'a [u8]> {
+        self.argv.iter().skip(index).map(|&s| string_bytes(s))
+    }
+
+    /// The server's clock in unix ms.
+    pub fn now_ms(&self) -> i64 {
+        match unsafe { raw::RedisModule_Milliseconds } {
+            // SAFETY: no arguments; reads the clock.
+            Some(milliseconds) => unsafe { milliseconds() },
+            None => 0,
+        }
+    }
+
+    /// Opens the key named by argument `index` for reading.
+    pub fn read_key(&self, index: usize) -> CommandResult<Key> {
+        Key::open(self.ctx, self.raw(index)?, raw::REDISMODULE_READ as c_int)
+    }
+
+    /// Opens the key named by argument `index` for writing.
+    pub fn write_key(&self, index: usize) -> CommandResult<Key> {
+        Key::open(
+            self.ctx,
+            self.raw(index)?,
+            (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int,
+        )
+    }
+
+    /// Propagates the call as it was received.
+    pub fn replicate_verbatim(&self) {
+        if let Some(verbatim) = unsafe { raw::RedisModule_ReplicateVerbatim } {
+            // SAFETY: ctx is the live context of this command.
+            unsafe { verbatim(self.ctx) };
+        }
+    }
+
+    /// The raw `RedisModule_Replicate`, for [`replicate!`].
+    pub fn replicator(&self) -> CommandResult<ReplicateFn> {
+        unsafe { raw::RedisModule_Replicate }.ok_or(CommandError::Server("replication API missing"))
+    }
+}
+
+pub type ReplicateFn = unsafe extern "C" fn(Ctx, *const std::os::raw::c_char, *const std::os::raw::c_char, ...) -> c_int;
+
+/// Propagates a command to replicas and the AOF:
+/// `replicate!(call, c"CMD", c"sl", raw_string, 42i64)`, with the format of
+/// `RedisModule_Replicate` (`s` RedisModuleString, `l` i64, `c` C string).
+#[macro_export]
+macro_rules! replicate {
+    ($call:expr, $command:expr, $format:expr $(, $arg:expr)* $(,)?) => {{
+        let call: &$crate::ffi::Call = $call;
+        let replicate = call.replicator()?;
+        let command: &'static ::std::ffi::CStr = $command;
+        let format: &'static ::std::ffi::CStr = $format;
+        // SAFETY: the format letters match the arguments' C types.
+        let status = unsafe { replicate(call.ctx(), command.as_ptr(), format.as_ptr() $(, $arg)*) };
+        if status != ::redis_module::raw::Status::Ok as ::std::os::raw::c_int {
+            return Err($crate::error::CommandError::Server("replication failed"));
+        }
+    }};
+}
+
+/// The bytes of a RedisModuleString.
+pub fn string_bytes<'a>(string: RawString) -> &'a [u8] {
+    let Some(ptr_len) = (unsafe { raw::RedisModule_StringPtrLen }) else {
+        return &[];
+    };
+    let mut len = 0usize;
+    // SAFETY: string is a live RedisModuleString owned by Redis for the call.
+    let ptr = unsafe { ptr_len(string, &mut len) };
+    if ptr.is_null() {
+        return &[];
+    }
+    // SAFETY: Redis returns a pointer to len valid bytes.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+}
+
+/// An open key, closed on drop.
+pub struct Key {
+    inner: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    fn open(ctx: Ctx, name: RawString, mode: c_int) -> CommandResult<Key> {
+        let open = unsafe { raw::RedisModule_OpenKey }.ok_or(CommandError::Server("key API missing"))?;
+        // SAFETY: ctx and name are live for the call.
+        let inner = unsafe { open(ctx, name, mode) };
+        Ok(Key { inner })
+    }
+
+    fn is_empty(&self) -> bool {
+        if self.inner.is_null() {
+            return true;
+        }
+        match unsafe { raw::RedisModule_KeyType } {
+            // SAFETY: inner is an open key.
+            Some(key_type) => {
+                (unsafe { key_type(self.inner) }) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int
+            }
+            None => true,
+        }
+    }
+
+    /// The value if the key holds one of `data_type`; WRONGTYPE if it holds
+    /// anything else.
+    ///
+    /// # Safety
+    /// `T` must be the Rust type stored under `data_type`.
+    pub unsafe fn value<T>(&self, data_type: &RedisType) -> CommandResult<Option<&mut T>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let (Some(get_type), Some(get_value)) =
+            (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
+        else {
+            return Err(CommandError::Server("module type API missing"));
+        };
+        if get_type(self.inner) != *data_type.raw_type.borrow() {
+            return Err(CommandError::WrongType);
+        }
+        let value = get_value(self.inner).cast::<T>();
+        Ok(value.as_mut())
+    }
+
+    /// Stores a new value in an empty key opened for writing.
+    ///
+    /// # Safety
+    /// `T` must be the Rust type stored under `data_type`.
+    pub unsafe fn set_value<T>(&self, data_type: &RedisType, value: T) -> CommandResult<()> {
+        let set_value = raw::RedisModule_ModuleTypeSetValue
+            .ok_or(CommandError::Server("module type API missing"))?;
+        let boxed = Box::into_raw(Box::new(value));
+        if set_value(self.inner, *data_type.raw_type.borrow(), boxed.cast::<c_void>())
+            != raw::Status::Ok as c_int
+        {
+            drop(Box::from_raw(boxed));
+            return Err(CommandError::Server("could not store the value"));
+        }
+        Ok(())
+    }
+
+    /// Sets the TTL relative to now; `None` (or a TTL past [`MAX_TTL_MS`])
+    /// removes it.
+    pub fn set_ttl(&self, ttl_ms: Option<i64>) {
+        let ttl = match ttl_ms {
+            Some(ms) if (1..=MAX_TTL_MS).contains(&ms) => ms,
+            _ => raw::REDISMODULE_NO_EXPIRE.into(),
+        };
+        if let Some(set_expire) = unsafe { raw::RedisModule_SetExpire } {
+            // SAFETY: inner is a key open for writing.
+            unsafe { set_expire(self.inner, ttl) };
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if let (false, Some(close)) = (self.inner.is_null(), unsafe { raw::RedisModule_CloseKey }) {
+            // SAFETY: inner was opened by RedisModule_OpenKey and is closed once.
+            unsafe { close(self.inner) };
+        }
+    }
+}

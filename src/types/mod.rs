@@ -1,0 +1,178 @@
+//! The native data types the limiters are stored in, with their persistence:
+//! RDB (and so DUMP/RESTORE and replication sync), AOF rewrite, COPY,
+//! MEMORY USAGE and DEBUG DIGEST.
+//!
+//! Each type has one byte encoding, versioned by the type's encoding version,
+//! used for RDB, digests and the `RL.RESTORESTATE` command that AOF rewrite
+//! emits.
+
+pub mod bucket;
+pub mod codec;
+pub mod log;
+
+use std::ffi::{c_void, CStr};
+use std::os::raw::c_int;
+
+use redis_module::raw;
+use redis_module::native_types::RedisType;
+
+use crate::error::{CommandError, CommandResult};
+use crate::ffi::{Key, RawString};
+
+/// The encoding version every type writes; bump it when an encoding changes.
+pub const ENCODING_VERSION: i32 = 1;
+
+/// A Rust value stored in a key of its own Redis data type.
+pub trait Stored: Sized + Clone {
+    /// The word that names the type in `RL.RESTORESTATE`.
+    const KIND: &'static CStr;
+    fn data_type() -> &'static RedisType;
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(bytes: &[u8]) -> Option<Self>;
+    /// Heap bytes owned by the value, beyond its own size.
+    fn heap_size(&self) -> usize;
+}
+
+/// The value in `key`, if it holds a `T`; WRONGTYPE if it holds anything else.
+pub fn get<T: Stored>(key: &Key) -> CommandResult<Option<&mut T>> {
+    // SAFETY: keys of T::data_type() only ever hold a T.
+    unsafe { key.value::<T>(T::data_type()) }
+}
+
+/// Stores `value` in `key` (open for writing), replacing a `T` it holds.
+pub fn put<T: Stored>(key: &Key, value: T) -> CommandResult<()> {
+    match get::<T>(key)? {
+        Some(existing) => {
+            *existing = value;
+            Ok(())
+        }
+        // SAFETY: the value stored under T::data_type() is a T.
+        None => unsafe { key.set_value(T::data_type(), value) },
+    }
+}
+
+/// The type callbacks of `T`, for `RedisType::new`.
+pub const fn type_methods<T: Stored>() -> raw::RedisModuleTypeMethods {
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load::<T>),
+        rdb_save: Some(rdb_save::<T>),
+        aof_rewrite: Some(aof_rewrite::<T>),
+        mem_usage: Some(mem_usage::<T>),
+        digest: Some(digest::<T>),
+        free: Some(free::<T>),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(copy::<T>),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    }
+}
+
+fn encoded<T: Stored>(value: *mut c_void) -> Option<Vec<u8>> {
+    // SAFETY: Redis hands back the pointer stored under T's type.
+    let value = unsafe { value.cast::<T>().as_ref() }?;
+    let mut out = Vec::new();
+    value.encode(&mut out);
+    Some(out)
+}
+
+extern "C" fn rdb_load<T: Stored>(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver != ENCODING_VERSION {
+        return std::ptr::null_mut();
+    }
+    let (Some(load), Some(free)) = (unsafe { raw::RedisModule_LoadStringBuffer }, unsafe {
+        raw::RedisModule_Free
+    }) else {
+        return std::ptr::null_mut();
+    };
+    let mut len = 0usize;
+    // SAFETY: rdb is the live loading stream.
+    let buffer = unsafe { load(rdb, &mut len) };
+    if buffer.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: Redis returned len valid bytes, which we free after decoding.
+    let bytes = unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), len) };
+    let decoded = std::panic::catch_unwind(|| T::decode(bytes)).ok().flatten();
+    // SAFETY: the buffer was allocated by Redis for us.
+    unsafe { free(buffer.cast::<c_void>()) };
+    decoded.map_or(std::ptr::null_mut(), |value| Box::into_raw(Box::new(value)).cast::<c_void>())
+}
+
+extern "C" fn rdb_save<T: Stored>(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    if let (Some(bytes), Some(save)) = (encoded::<T>(value), unsafe { raw::RedisModule_SaveStringBuffer }) {
+        // SAFETY: rdb is the live saving stream; Redis copies the bytes.
+        unsafe { save(rdb, bytes.as_ptr().cast(), bytes.len()) };
+    }
+}
+
+extern "C" fn aof_rewrite<T: Stored>(aof: *mut raw::RedisModuleIO, key: RawString, value: *mut c_void) {
+    if let (Some(bytes), Some(emit)) = (encoded::<T>(value), unsafe { raw::RedisModule_EmitAOF }) {
+        // SAFETY: the format "scb" matches key, C string, buffer and length.
+        unsafe {
+            emit(
+                aof,
+                c"RL.RESTORESTATE".as_ptr(),
+                c"scb".as_ptr(),
+                key,
+                T::KIND.as_ptr(),
+                bytes.as_ptr(),
+                bytes.len(),
+            )
+        };
+    }
+}
+
+extern "C" fn mem_usage<T: Stored>(value: *const c_void) -> usize {
+    // SAFETY: Redis hands back the pointer stored under T's type.
+    let heap = unsafe { value.cast::<T>().as_ref() }.map_or(0, T::heap_size);
+    std::mem::size_of::<T>() + heap
+}
+
+extern "C" fn digest<T: Stored>(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    let (Some(bytes), Some(add), Some(end)) = (
+        encoded::<T>(value),
+        unsafe { raw::RedisModule_DigestAddStringBuffer },
+        unsafe { raw::RedisModule_DigestEndSequence },
+    ) else {
+        return;
+    };
+    // SAFETY: md is the live digest; Redis reads len bytes.
+    unsafe {
+        add(md, bytes.as_ptr().cast(), bytes.len());
+        end(md);
+    }
+}
+
+extern "C" fn free<T: Stored>(value: *mut c_void) {
+    if !value.is_null() {
+        // SAFETY: the value was created by Box::into_raw of a T.
+        drop(unsafe { Box::from_raw(value.cast::<T>()) });
+    }
+}
+
+extern "C" fn copy<T: Stored>(_from: RawString, _to: RawString, value: *const c_void) -> *mut c_void {
+    // SAFETY: Redis hands back the pointer stored under T's type.
+    match unsafe { value.cast::<T>().as_ref() } {
+        Some(value) => Box::into_raw(Box::new(value.clone())).cast::<c_void>(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// Decodes a `RL.RESTORESTATE` payload of type `T`.
+pub fn decode<T: Stored>(payload: &[u8]) -> CommandResult<T> {
+    T::decode(payload).ok_or_else(|| {
+        CommandError::invalid(format!(
+            "payload is not a valid {} state",
+            T::KIND.to_string_lossy()
+        ))
+    })
+}
