@@ -1,0 +1,250 @@
+//! Test harness: real redis-server processes with the module loaded, each on
+//! a free loopback port in its own directory, reaped on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, RedisResult, Value};
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The module under test: `RL_MODULE`, or the library built next to this
+/// test binary (`target/<profile>/libredis_ratelimit.so`).
+pub fn module_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("RL_MODULE") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join("libredis_ratelimit.so");
+    assert!(path.exists(), "module not built at {}", path.display());
+    path
+}
+
+/// The server binary: `REDIS_SERVER`, or `redis-server` on the PATH.
+pub fn server_binary() -> String {
+    std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn fresh_dir() -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rl-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the server directory");
+    dir
+}
+
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// A server with the module loaded and no persistence.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra `--name value` configuration.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = fresh_dir();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for attempt in 0.. {
+            let mut server = Server {
+                port: free_port(),
+                dir: dir.clone(),
+                extra: extra.clone(),
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(error) if attempt < 3 => eprintln!("retrying server start: {error}"),
+                Err(error) => panic!("redis-server did not start: {error}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--logfile".into(),
+            "server.log".into(),
+            "--save".into(),
+            "".into(),
+            "--enable-debug-command".into(),
+            "local".into(),
+            "--enable-module-command".into(),
+            "local".into(),
+            "--loadmodule".into(),
+            module_path().display().to_string(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        let child = Command::new(server_binary())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", server_binary()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(format!("exited with {status}; log:\n{}", self.log()));
+            }
+            if let Ok(mut con) = self.try_connect() {
+                let loading: RedisResult<String> = redis::cmd("PING").query(&mut con);
+                if loading.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(format!("no answer within {START_TIMEOUT:?}; log:\n{}", self.log()));
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn try_connect(&self) -> RedisResult<Connection> {
+        let client = redis::Client::open(self.url())?;
+        client.get_connection_with_timeout(Duration::from_secs(5))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("client")
+    }
+
+    pub fn connect(&self) -> Connection {
+        self.try_connect().expect("connect to the test server")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server at once (SIGKILL), like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again in the same directory, on a new port.
+    pub fn restart(&mut self) {
+        self.kill();
+        for attempt in 0.. {
+            self.port = free_port();
+            match self.spawn() {
+                Ok(()) => return,
+                Err(error) if attempt < 3 => eprintln!("retrying server restart: {error}"),
+                Err(error) => panic!("redis-server did not restart: {error}"),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("server log kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Runs a command given as words; the reply as a redis Value.
+pub fn call(con: &mut Connection, words: &[&str]) -> RedisResult<Value> {
+    let mut cmd = redis::cmd(words[0]);
+    for word in &words[1..] {
+        cmd.arg(*word);
+    }
+    cmd.query(con)
+}
+
+/// Runs a command that replies with integers.
+pub fn ints(con: &mut Connection, words: &[&str]) -> Vec<i64> {
+    let mut cmd = redis::cmd(words[0]);
+    for word in &words[1..] {
+        cmd.arg(*word);
+    }
+    cmd.query(con)
+        .unwrap_or_else(|e| panic!("{words:?} failed: {e}"))
+}
+
+/// The error message a command replies with.
+pub fn error(con: &mut Connection, words: &[&str]) -> String {
+    match call(con, words) {
+        Ok(value) => panic!("{words:?} should fail, got {value:?}"),
+        Err(error) => error_text(&error),
+    }
+}
+
+/// Code and message of a server error, as the server sent them.
+pub fn error_text(error: &redis::RedisError) -> String {
+    match (error.code(), error.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_owned(),
+        _ => error.to_string(),
+    }
+}
+
+/// DUMP of a key (its exact serialized state), None when missing.
+pub fn dump(con: &mut Connection, key: &[u8]) -> Option<Vec<u8>> {
+    redis::cmd("DUMP").arg(key).query(con).expect("DUMP")
+}
+
+/// A small deterministic PRNG (xorshift64*), so failures can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `low..=high`.
+    pub fn range(&mut self, low: i64, high: i64) -> i64 {
+        low + (self.next() % ((high - low + 1) as u64)) as i64
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
