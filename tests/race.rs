@@ -1,0 +1,60 @@
+//! The seed's race: many concurrent connections on one key admit exactly the
+//! limit, because each command's read-decide-write is atomic.
+
+mod common;
+
+use common::Server;
+
+const CONNECTIONS: usize = 40;
+const CALLS_PER_CONNECTION: usize = 25;
+
+/// Runs `command` (a full word list) from every connection at once and
+/// returns how many calls were allowed.
+async fn admitted(server: &Server, command: Vec<String>) -> i64 {
+    let client = server.client();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let client = client.clone();
+        let command = command.clone();
+        tasks.push(tokio::spawn(async move {
+            // One connection per task, so the calls really interleave.
+            let mut con = client.get_multiplexed_async_connection().await.expect("connect");
+            let mut allowed = 0;
+            for _ in 0..CALLS_PER_CONNECTION {
+                let mut cmd = redis::cmd(&command[0]);
+                for word in &command[1..] {
+                    cmd.arg(word);
+                }
+                let reply: Vec<i64> = cmd.query_async(&mut con).await.expect("call");
+                allowed += reply[0];
+            }
+            allowed
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("task");
+    }
+    total
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|w| w.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_admit_exactly_the_limit() {
+    let server = Server::start();
+    // Long periods and windows: the real clock cannot refill during the test.
+    let cases = [
+        (words(&["RL.TOKENBUCKET", "bucket", "100", "1", "3600000"]), 100),
+        (words(&["RL.TOKENBUCKET", "weighted", "100", "1", "3600000", "COST", "3"]), 33),
+        (words(&["RL.COST", "costly", "500", "1", "3600000", "7"]), 71),
+        (words(&["RL.SLIDELOG", "log", "100", "3600000"]), 100),
+        (words(&["RL.SLIDELOG", "weighted-log", "100", "3600000", "COST", "3"]), 33),
+    ];
+    assert!(CONNECTIONS * CALLS_PER_CONNECTION > 500, "more calls than any limit");
+    for (command, expected) in cases {
+        assert_eq!(admitted(&server, command.clone()).await, expected, "{command:?}");
+    }
+}

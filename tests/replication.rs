@@ -1,0 +1,112 @@
+//! Replication: a replica reaches exactly its master's state although the
+//! master read its own clock, and denied calls and peeks replicate nothing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{dump, ints, Rng, Server};
+use redis::Connection;
+
+fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn start_pair() -> (Server, Server) {
+    let master = Server::start();
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let mut con = replica.connect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "replica did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (master, replica)
+}
+
+fn wait_for_replica(master: &mut Connection) {
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(master).unwrap();
+    assert_eq!(acked, 1, "the replica acknowledged");
+}
+
+#[test]
+fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
+    let (master, replica) = start_pair();
+    let mut con = master.connect();
+    // The replica is stalled while the master serves the traffic, so it
+    // applies every write later on its own clock: only a deterministic
+    // replication stream can make it reach the same state.
+    let stalled = {
+        let mut replica_con = replica.connect();
+        std::thread::spawn(move || {
+            redis::cmd("DEBUG").arg("SLEEP").arg("0.5").query::<()>(&mut replica_con).unwrap();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut rng = Rng::new(7);
+    let keys: Vec<String> = (0..40).map(|i| format!("{}:{i}", if i % 2 == 0 { "bucket" } else { "log" })).collect();
+    for round in 0..5000 {
+        if round % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut pipe = redis::pipe();
+        let key = &keys[rng.range(0, 39) as usize];
+        let cost = rng.range(0, 3);
+        // Periods short enough that every ms refills a fraction of a token.
+        if key.starts_with("bucket") {
+            if rng.chance(50) {
+                pipe.cmd("RL.TOKENBUCKET").arg(key).arg(20).arg(7).arg(3000).arg("COST").arg(cost).ignore();
+            } else {
+                pipe.cmd("RL.COST").arg(key).arg(20).arg(7).arg(3000).arg(cost).ignore();
+            }
+        } else {
+            pipe.cmd("RL.SLIDELOG").arg(key).arg(30).arg(5000).arg("COST").arg(cost).ignore();
+        }
+        pipe.query::<()>(&mut con).unwrap();
+    }
+    stalled.join().unwrap();
+    wait_for_replica(&mut con);
+    let mut replica_con = replica.connect();
+    let mut compared = 0;
+    for key in &keys {
+        let on_master = dump(&mut con, key.as_bytes());
+        assert_eq!(dump(&mut replica_con, key.as_bytes()), on_master, "{key}");
+        compared += usize::from(on_master.is_some());
+    }
+    assert!(compared >= 30, "most keys exist: {compared}");
+    let master_digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut con).unwrap();
+    let replica_digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut replica_con).unwrap();
+    assert_eq!(master_digest, replica_digest);
+}
+
+#[test]
+fn denied_calls_and_peeks_replicate_nothing() {
+    let (master, replica) = start_pair();
+    let mut con = master.connect();
+    ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000"]);
+    ints(&mut con, &["RL.SLIDELOG", "l", "1", "3600000"]);
+    wait_for_replica(&mut con);
+    let offset = info_field(&mut con, "replication", "master_repl_offset");
+    for _ in 0..100 {
+        assert_eq!(ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000"])[0], 0);
+        assert_eq!(ints(&mut con, &["RL.COST", "b", "1", "1", "3600000", "1"])[0], 0);
+        assert_eq!(ints(&mut con, &["RL.SLIDELOG", "l", "1", "3600000"])[0], 0);
+        ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000", "COST", "0"]);
+        ints(&mut con, &["RL.SLIDELOG", "missing", "1", "3600000", "COST", "0"]);
+    }
+    assert_eq!(info_field(&mut con, "replication", "master_repl_offset"), offset);
+    // An allowed call does replicate, and the replica applies it.
+    ints(&mut con, &["RL.TOKENBUCKET", "c", "1", "1", "3600000"]);
+    assert_ne!(info_field(&mut con, "replication", "master_repl_offset"), offset);
+    wait_for_replica(&mut con);
+    let mut replica_con = replica.connect();
+    assert_eq!(dump(&mut replica_con, b"c"), dump(&mut con, b"c"));
+    // The replica refuses writes from clients.
+    let refused = common::error(&mut replica_con, &["RL.TOKENBUCKET", "d", "1", "1", "1000"]);
+    assert!(refused.starts_with("READONLY"), "{refused}");
+}
