@@ -163,7 +163,12 @@ mod tests {
             (b"1\x00", None),
             (b"\xff", None),
         ] {
-            assert_eq!(parse_i64(raw), expected, "{:?}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                parse_i64(raw),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 
@@ -187,7 +192,13 @@ mod tests {
     fn options_in_any_order_and_case() {
         let all = [OptionName::Cost, OptionName::At];
         let parsed = parse_options(words(&["at", "5", "Cost", "3"]), &all);
-        assert_eq!(parsed, Ok(Options { cost: Some(3), at: Some(5) }));
+        assert_eq!(
+            parsed,
+            Ok(Options {
+                cost: Some(3),
+                at: Some(5)
+            })
+        );
         assert_eq!(parse_options(words(&[]), &all), Ok(Options::default()));
     }
 

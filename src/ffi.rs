@@ -8,8 +8,8 @@ use std::ffi::{c_void, CString};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::raw;
 use redis_module::native_types::RedisType;
+use redis_module::raw;
 
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
@@ -65,11 +65,6 @@ impl<'a> Call<'a> {
         self.ctx
     }
 
-    /// Number of arguments, the command name included.
-    pub fn len(&self) -> usize {
-        self.argv.len()
-    }
-
     /// Fails with Redis's arity error unless there are at least `count`
     /// arguments, the command name included.
     pub fn require(&self, count: usize) -> CommandResult<()> {
@@ -82,7 +77,10 @@ impl<'a> Call<'a> {
 
     /// The raw RedisModuleString of argument `index`.
     pub fn raw(&self, index: usize) -> CommandResult<RawString> {
-        self.argv.get(index).copied().ok_or(CommandError::WrongArity)
+        self.argv
+            .get(index)
+            .copied()
+            .ok_or(CommandError::WrongArity)
     }
 
     /// The bytes of argument `index`.
@@ -132,7 +130,12 @@ impl<'a> Call<'a> {
     }
 }
 
-pub type ReplicateFn = unsafe extern "C" fn(Ctx, *const std::os::raw::c_char, *const std::os::raw::c_char, ...) -> c_int;
+pub type ReplicateFn = unsafe extern "C" fn(
+    Ctx,
+    *const std::os::raw::c_char,
+    *const std::os::raw::c_char,
+    ...
+) -> c_int;
 
 /// Propagates a command to replicas and the AOF:
 /// `replicate!(call, c"CMD", c"sl", raw_string, 42i64)`, with the format of
@@ -144,7 +147,9 @@ macro_rules! replicate {
         let replicate = call.replicator()?;
         let command: &'static ::std::ffi::CStr = $command;
         let format: &'static ::std::ffi::CStr = $format;
-        // SAFETY: the format letters match the arguments' C types.
+        // SAFETY: the format letters match the arguments' C types; the
+        // arguments are plain values.
+        #[allow(clippy::macro_metavars_in_unsafe)]
         let status = unsafe { replicate(call.ctx(), command.as_ptr(), format.as_ptr() $(, $arg)*) };
         if status != ::redis_module::raw::Status::Ok as ::std::os::raw::c_int {
             return Err($crate::error::CommandError::Server("replication failed"));
@@ -174,7 +179,8 @@ pub struct Key {
 
 impl Key {
     fn open(ctx: Ctx, name: RawString, mode: c_int) -> CommandResult<Key> {
-        let open = unsafe { raw::RedisModule_OpenKey }.ok_or(CommandError::Server("key API missing"))?;
+        let open =
+            unsafe { raw::RedisModule_OpenKey }.ok_or(CommandError::Server("key API missing"))?;
         // SAFETY: ctx and name are live for the call.
         let inner = unsafe { open(ctx, name, mode) };
         Ok(Key { inner })
@@ -198,13 +204,14 @@ impl Key {
     ///
     /// # Safety
     /// `T` must be the Rust type stored under `data_type`.
-    pub unsafe fn value<T>(&self, data_type: &RedisType) -> CommandResult<Option<&mut T>> {
+    pub unsafe fn value<T>(&mut self, data_type: &RedisType) -> CommandResult<Option<&mut T>> {
         if self.is_empty() {
             return Ok(None);
         }
-        let (Some(get_type), Some(get_value)) =
-            (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
-        else {
+        let (Some(get_type), Some(get_value)) = (
+            raw::RedisModule_ModuleTypeGetType,
+            raw::RedisModule_ModuleTypeGetValue,
+        ) else {
             return Err(CommandError::Server("module type API missing"));
         };
         if get_type(self.inner) != *data_type.raw_type.borrow() {
@@ -222,8 +229,11 @@ impl Key {
         let set_value = raw::RedisModule_ModuleTypeSetValue
             .ok_or(CommandError::Server("module type API missing"))?;
         let boxed = Box::into_raw(Box::new(value));
-        if set_value(self.inner, *data_type.raw_type.borrow(), boxed.cast::<c_void>())
-            != raw::Status::Ok as c_int
+        if set_value(
+            self.inner,
+            *data_type.raw_type.borrow(),
+            boxed.cast::<c_void>(),
+        ) != raw::Status::Ok as c_int
         {
             drop(Box::from_raw(boxed));
             return Err(CommandError::Server("could not store the value"));

@@ -4,24 +4,38 @@
 
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo, clippy::unreachable)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unreachable
+    )
 )]
 
-pub mod algo;
-pub mod args;
-pub mod commands;
-pub mod error;
-pub mod ffi;
-pub mod registry;
-pub mod reply;
-pub mod types;
+mod algo;
+mod args;
+mod commands;
+mod error;
+mod ffi;
+mod registry;
+mod reply;
+mod types;
 
-#[cfg(not(test))]
 use redis_module::{redis_module, Context, RedisString, Status};
-#[cfg(not(test))]
+
 use types::{bucket::BUCKET_TYPE, log::LOG_TYPE};
 
+// Unit tests run without Redis, hence without its allocator.
 #[cfg(not(test))]
+type Allocator = redis_module::alloc::RedisAlloc;
+#[cfg(not(test))]
+const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
+#[cfg(test)]
+type Allocator = std::alloc::System;
+#[cfg(test)]
+const ALLOCATOR: Allocator = std::alloc::System;
+
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     for spec in commands::all() {
         if let Err(message) = registry::register(ctx.ctx, spec) {
@@ -32,12 +46,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     Status::Ok
 }
 
-// Unit tests run without Redis, hence without its allocator.
-#[cfg(not(test))]
 redis_module! {
     name: "rl",
     version: 1,
-    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    allocator: (Allocator, ALLOCATOR),
     data_types: [BUCKET_TYPE, LOG_TYPE],
     init: init,
 }

@@ -43,17 +43,37 @@ pub enum ArgKind {
 
 impl ArgSpec {
     pub const fn key(name: &'static CStr) -> Self {
-        ArgSpec { name, kind: ArgKind::Key, token: None, optional: false }
+        ArgSpec {
+            name,
+            kind: ArgKind::Key,
+            token: None,
+            optional: false,
+        }
     }
     pub const fn integer(name: &'static CStr) -> Self {
-        ArgSpec { name, kind: ArgKind::Integer, token: None, optional: false }
+        ArgSpec {
+            name,
+            kind: ArgKind::Integer,
+            token: None,
+            optional: false,
+        }
     }
     pub const fn string(name: &'static CStr) -> Self {
-        ArgSpec { name, kind: ArgKind::String, token: None, optional: false }
+        ArgSpec {
+            name,
+            kind: ArgKind::String,
+            token: None,
+            optional: false,
+        }
     }
     /// `[TOKEN name]`.
     pub const fn option(token: &'static CStr, name: &'static CStr) -> Self {
-        ArgSpec { name, kind: ArgKind::Integer, token: Some(token), optional: true }
+        ArgSpec {
+            name,
+            kind: ArgKind::Integer,
+            token: Some(token),
+            optional: true,
+        }
     }
 }
 
@@ -83,7 +103,17 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, spec: &CommandSpec) -> Result<(),
         return Err("this server lacks the Redis 7.0 command API".to_owned());
     };
     // SAFETY: ctx is the module's load context; strings are static.
-    let created = unsafe { create(ctx, spec.name.as_ptr(), spec.callback, spec.flags.as_ptr(), 1, 1, 1) };
+    let created = unsafe {
+        create(
+            ctx,
+            spec.name.as_ptr(),
+            spec.callback,
+            spec.flags.as_ptr(),
+            1,
+            1,
+            1,
+        )
+    };
     if created != raw::Status::Ok as c_int {
         return Err(format!("could not create command {name}"));
     }
@@ -132,15 +162,25 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, spec: &CommandSpec) -> Result<(),
 fn raw_arg(arg: &ArgSpec) -> raw::RedisModuleCommandArg {
     let (type_, key_spec_index) = match arg.kind {
         ArgKind::Key => (raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY, 0),
-        ArgKind::Integer => (raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER, -1),
-        ArgKind::String => (raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING, -1),
+        ArgKind::Integer => (
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+            -1,
+        ),
+        ArgKind::String => (
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            -1,
+        ),
     };
     raw::RedisModuleCommandArg {
         name: arg.name.as_ptr(),
         type_,
         key_spec_index,
         token: arg.token.map_or(ptr::null(), CStr::as_ptr),
-        flags: if arg.optional { raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int } else { 0 },
+        flags: if arg.optional {
+            raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
+        } else {
+            0
+        },
         ..end_of_args()
     }
 }

@@ -44,12 +44,18 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
     let stalled = {
         let mut replica_con = replica.connect();
         std::thread::spawn(move || {
-            redis::cmd("DEBUG").arg("SLEEP").arg("0.5").query::<()>(&mut replica_con).unwrap();
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg("0.5")
+                .query::<()>(&mut replica_con)
+                .unwrap();
         })
     };
     std::thread::sleep(Duration::from_millis(50));
     let mut rng = Rng::new(7);
-    let keys: Vec<String> = (0..40).map(|i| format!("{}:{i}", if i % 2 == 0 { "bucket" } else { "log" })).collect();
+    let keys: Vec<String> = (0..40)
+        .map(|i| format!("{}:{i}", if i % 2 == 0 { "bucket" } else { "log" }))
+        .collect();
     for round in 0..5000 {
         if round % 500 == 0 {
             std::thread::sleep(Duration::from_millis(10));
@@ -60,12 +66,31 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
         // Periods short enough that every ms refills a fraction of a token.
         if key.starts_with("bucket") {
             if rng.chance(50) {
-                pipe.cmd("RL.TOKENBUCKET").arg(key).arg(20).arg(7).arg(3000).arg("COST").arg(cost).ignore();
+                pipe.cmd("RL.TOKENBUCKET")
+                    .arg(key)
+                    .arg(20)
+                    .arg(7)
+                    .arg(3000)
+                    .arg("COST")
+                    .arg(cost)
+                    .ignore();
             } else {
-                pipe.cmd("RL.COST").arg(key).arg(20).arg(7).arg(3000).arg(cost).ignore();
+                pipe.cmd("RL.COST")
+                    .arg(key)
+                    .arg(20)
+                    .arg(7)
+                    .arg(3000)
+                    .arg(cost)
+                    .ignore();
             }
         } else {
-            pipe.cmd("RL.SLIDELOG").arg(key).arg(30).arg(5000).arg("COST").arg(cost).ignore();
+            pipe.cmd("RL.SLIDELOG")
+                .arg(key)
+                .arg(30)
+                .arg(5000)
+                .arg("COST")
+                .arg(cost)
+                .ignore();
         }
         pipe.query::<()>(&mut con).unwrap();
     }
@@ -80,7 +105,10 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
     }
     assert!(compared >= 30, "most keys exist: {compared}");
     let master_digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut con).unwrap();
-    let replica_digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut replica_con).unwrap();
+    let replica_digest: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(&mut replica_con)
+        .unwrap();
     assert_eq!(master_digest, replica_digest);
 }
 
@@ -93,16 +121,34 @@ fn denied_calls_and_peeks_replicate_nothing() {
     wait_for_replica(&mut con);
     let offset = info_field(&mut con, "replication", "master_repl_offset");
     for _ in 0..100 {
-        assert_eq!(ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000"])[0], 0);
-        assert_eq!(ints(&mut con, &["RL.COST", "b", "1", "1", "3600000", "1"])[0], 0);
+        assert_eq!(
+            ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000"])[0],
+            0
+        );
+        assert_eq!(
+            ints(&mut con, &["RL.COST", "b", "1", "1", "3600000", "1"])[0],
+            0
+        );
         assert_eq!(ints(&mut con, &["RL.SLIDELOG", "l", "1", "3600000"])[0], 0);
-        ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000", "COST", "0"]);
-        ints(&mut con, &["RL.SLIDELOG", "missing", "1", "3600000", "COST", "0"]);
+        ints(
+            &mut con,
+            &["RL.TOKENBUCKET", "b", "1", "1", "3600000", "COST", "0"],
+        );
+        ints(
+            &mut con,
+            &["RL.SLIDELOG", "missing", "1", "3600000", "COST", "0"],
+        );
     }
-    assert_eq!(info_field(&mut con, "replication", "master_repl_offset"), offset);
+    assert_eq!(
+        info_field(&mut con, "replication", "master_repl_offset"),
+        offset
+    );
     // An allowed call does replicate, and the replica applies it.
     ints(&mut con, &["RL.TOKENBUCKET", "c", "1", "1", "3600000"]);
-    assert_ne!(info_field(&mut con, "replication", "master_repl_offset"), offset);
+    assert_ne!(
+        info_field(&mut con, "replication", "master_repl_offset"),
+        offset
+    );
     wait_for_replica(&mut con);
     let mut replica_con = replica.connect();
     assert_eq!(dump(&mut replica_con, b"c"), dump(&mut con, b"c"));

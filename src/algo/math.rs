@@ -46,8 +46,17 @@ mod tests {
 
     #[test]
     fn rescale_matches_plain_math_and_survives_extremes() {
-        for (value, mul, div) in [(10, 3, 7), (-10, 3, 7), (999, 1000, 3), (0, 5, 9), (-1, 1, 1000)] {
-            assert_eq!(rescale_floor(value, mul, div), (value * mul).div_euclid(div));
+        for (value, mul, div) in [
+            (10, 3, 7),
+            (-10, 3, 7),
+            (999, 1000, 3),
+            (0, 5, 9),
+            (-1, 1, 1000),
+        ] {
+            assert_eq!(
+                rescale_floor(value, mul, div),
+                (value * mul).div_euclid(div)
+            );
         }
         let max = i64::MAX as i128;
         assert_eq!(rescale_floor(max * max, max, max), max * max);

@@ -30,6 +30,7 @@ impl RecordLog {
     }
 
     /// Number of records (distinct milliseconds) stored.
+    #[cfg(test)]
     pub fn len(&self) -> u32 {
         self.records
     }
@@ -290,7 +291,10 @@ mod tests {
         assert_eq!(RecordLog::from_bytes(0, &[0]), Err(Malformed));
         assert_eq!(RecordLog::from_bytes(0, &[0, 0]), Err(Malformed));
         assert_eq!(RecordLog::from_bytes(0, &[0, 1, 0, 1]), Err(Malformed));
-        assert_eq!(RecordLog::from_bytes(i64::MAX, &[0, 1, 1, 1]), Err(Malformed));
+        assert_eq!(
+            RecordLog::from_bytes(i64::MAX, &[0, 1, 1, 1]),
+            Err(Malformed)
+        );
     }
 
     #[test]

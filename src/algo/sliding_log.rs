@@ -43,11 +43,23 @@ pub fn check(state: Option<&LogState>, params: &LogParams, now_ms: i64, cost: i6
             .flat_map(RecordLog::iter)
             .skip_while(move |&(time, _)| time <= cutoff_ms)
     };
-    let used: i128 = live().map(|(_, c)| i128::from(c)).sum();
+    // Only the records that left the window are read: amortized O(1) when
+    // writes keep dropping them.
+    let stale: i128 = records
+        .into_iter()
+        .flat_map(RecordLog::iter)
+        .take_while(|&(time, _)| time <= cutoff_ms)
+        .map(|(_, cost)| i128::from(cost))
+        .sum();
+    let used = i128::from(records.map_or(0, RecordLog::total_cost)) - stale;
     let limit = i128::from(params.limit);
     let allowed = used + i128::from(cost) <= limit;
     let writes = allowed && cost > 0;
-    let used_after = if allowed { used + i128::from(cost) } else { used };
+    let used_after = if allowed {
+        used + i128::from(cost)
+    } else {
+        used
+    };
 
     let retry_after_ms = if allowed {
         0
@@ -66,7 +78,9 @@ pub fn check(state: Option<&LogState>, params: &LogParams, now_ms: i64, cost: i6
     let newest_live = if writes {
         Some(at_ms)
     } else {
-        live().last().map(|(time, _)| time)
+        records
+            .and_then(RecordLog::newest_ms)
+            .filter(|&newest| newest > cutoff_ms)
     };
     let decision = Decision {
         allowed,
@@ -86,7 +100,9 @@ pub fn check(state: Option<&LogState>, params: &LogParams, now_ms: i64, cost: i6
 /// the record.
 pub fn record(state: &mut LogState, params: &LogParams, at_ms: i64, cost: i64) {
     state.params = *params;
-    state.records.drop_through(at_ms.saturating_sub(params.window_ms));
+    state
+        .records
+        .drop_through(at_ms.saturating_sub(params.window_ms));
     state.records.push(at_ms, cost);
 }
 
@@ -177,8 +193,16 @@ mod tests {
         }
         for cost in 1..=10 {
             let retry = log.call(p, 400, cost)[3];
-            assert!(!check(log.state.as_ref(), &p, 400 + retry - 1, cost).decision.allowed);
-            assert!(check(log.state.as_ref(), &p, 400 + retry, cost).decision.allowed);
+            assert!(
+                !check(log.state.as_ref(), &p, 400 + retry - 1, cost)
+                    .decision
+                    .allowed
+            );
+            assert!(
+                check(log.state.as_ref(), &p, 400 + retry, cost)
+                    .decision
+                    .allowed
+            );
         }
     }
 

@@ -91,7 +91,10 @@ pub fn take(
     } else if cost > params.capacity || params.refill_amount == 0 {
         NEVER
     } else {
-        saturate(ceil_div(cost_units - level, i128::from(params.refill_amount)))
+        saturate(ceil_div(
+            cost_units - level,
+            i128::from(params.refill_amount),
+        ))
     };
     let decision = Decision {
         allowed,
@@ -224,15 +227,22 @@ mod tests {
 
     #[test]
     fn retry_after_is_exactly_the_first_allowed_ms() {
-        for (capacity, amount, period, cost) in
-            [(5, 3, 1000, 2), (7, 1, 333, 7), (100, 7, 61, 13), (3, 1000, 7, 1)]
-        {
+        for (capacity, amount, period, cost) in [
+            (5, 3, 1000, 2),
+            (7, 1, 333, 7),
+            (100, 7, 61, 13),
+            (3, 1000, 7, 1),
+        ] {
             let p = params(capacity, amount, period);
             let mut b = Fake::new();
             b.call(p, T, capacity);
             let retry = b.call(p, T, cost)[3];
             assert!(retry > 0);
-            assert_eq!(take(b.state.as_ref(), &p, T + retry - 1, cost).decision.allowed, false);
+            assert!(
+                !take(b.state.as_ref(), &p, T + retry - 1, cost)
+                    .decision
+                    .allowed
+            );
             assert!(take(b.state.as_ref(), &p, T + retry, cost).decision.allowed);
         }
     }
@@ -267,7 +277,7 @@ mod tests {
     fn new_parameters_apply_from_now() {
         let mut b = Fake::new();
         b.call(params(100, 10, 1000), T, 30); // 70 tokens left
-        // A smaller plan clamps the tokens to its capacity; a peek stores nothing.
+                                              // A smaller plan clamps the tokens to its capacity; a peek stores nothing.
         assert_eq!(b.call(params(50, 10, 1000), T, 0), [1, 50, 50, 0, 0]);
         assert_eq!(b.call(params(100, 10, 1000), T, 0)[2], 70);
         assert_eq!(b.call(params(50, 10, 1000), T, 1)[2], 49);

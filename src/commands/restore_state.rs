@@ -3,12 +3,12 @@
 
 use crate::algo::sliding_log::LogState;
 use crate::algo::token_bucket::BucketState;
+use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec};
 use crate::reply::Reply;
 use crate::types::{self, Stored};
-use crate::callback;
 
 pub static RESTORESTATE: CommandSpec = CommandSpec {
     name: c"RL.RESTORESTATE",
@@ -33,12 +33,14 @@ fn restore_state(call: &Call) -> CommandResult<Reply> {
     let is = |stored_kind: &std::ffi::CStr| kind.eq_ignore_ascii_case(stored_kind.to_bytes());
     if is(BucketState::KIND) {
         let state = types::decode::<BucketState>(payload)?;
-        types::put(&call.write_key(1)?, state)?;
+        types::put(&mut call.write_key(1)?, state)?;
     } else if is(LogState::KIND) {
         let state = types::decode::<LogState>(payload)?;
-        types::put(&call.write_key(1)?, state)?;
+        types::put(&mut call.write_key(1)?, state)?;
     } else {
-        return Err(CommandError::invalid("kind must be tokenbucket or slidelog"));
+        return Err(CommandError::invalid(
+            "kind must be tokenbucket or slidelog",
+        ));
     }
     call.replicate_verbatim();
     Ok(Reply::Ok)

@@ -43,13 +43,13 @@ fn slide_log(call: &Call) -> CommandResult<Reply> {
     let cost = options.cost.unwrap_or(1);
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = {
-        let key = call.read_key(1)?;
-        let state = types::get::<LogState>(&key)?;
+        let mut key = call.read_key(1)?;
+        let state = types::get::<LogState>(&mut key)?;
         sliding_log::check(state.as_deref(), &params, now, cost)
     };
     if outcome.writes {
-        let key = call.write_key(1)?;
-        match types::get::<LogState>(&key)? {
+        let mut key = call.write_key(1)?;
+        match types::get::<LogState>(&mut key)? {
             Some(state) => sliding_log::record(state, &params, outcome.at_ms, cost),
             None => {
                 let mut state = LogState {
@@ -57,7 +57,7 @@ fn slide_log(call: &Call) -> CommandResult<Reply> {
                     records: RecordLog::default(),
                 };
                 sliding_log::record(&mut state, &params, outcome.at_ms, cost);
-                types::put(&key, state)?;
+                types::put(&mut key, state)?;
             }
         }
         key.set_ttl(super::ttl_for(outcome.decision.reset_after_ms));

@@ -32,7 +32,8 @@ pub static COST: CommandSpec = CommandSpec {
     callback: callback!(cost),
     flags: c"write deny-oom fast",
     arity: -6,
-    summary: c"Takes cost tokens from a token bucket if it holds them (the bucket of RL.TOKENBUCKET).",
+    summary:
+        c"Takes cost tokens from a token bucket if it holds them (the bucket of RL.TOKENBUCKET).",
     complexity: c"O(1)",
     since: c"0.1.0",
     args: &[
@@ -117,13 +118,13 @@ fn take(
 ) -> CommandResult<token_bucket::BucketOutcome> {
     let now = at.unwrap_or_else(|| call.now_ms());
     let outcome = {
-        let key = call.read_key(1)?;
-        let state = types::get::<BucketState>(&key)?;
+        let mut key = call.read_key(1)?;
+        let state = types::get::<BucketState>(&mut key)?;
         token_bucket::take(state.as_deref(), params, now, cost)
     };
     if let Some(written) = outcome.write {
-        let key = call.write_key(1)?;
-        types::put(&key, written)?;
+        let mut key = call.write_key(1)?;
+        types::put(&mut key, written)?;
         key.set_ttl(super::ttl_for(outcome.decision.reset_after_ms));
     }
     Ok(outcome)

@@ -13,8 +13,8 @@ pub mod log;
 use std::ffi::{c_void, CStr};
 use std::os::raw::c_int;
 
-use redis_module::raw;
 use redis_module::native_types::RedisType;
+use redis_module::raw;
 
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::{Key, RawString};
@@ -34,13 +34,13 @@ pub trait Stored: Sized + Clone {
 }
 
 /// The value in `key`, if it holds a `T`; WRONGTYPE if it holds anything else.
-pub fn get<T: Stored>(key: &Key) -> CommandResult<Option<&mut T>> {
+pub fn get<T: Stored>(key: &mut Key) -> CommandResult<Option<&mut T>> {
     // SAFETY: keys of T::data_type() only ever hold a T.
     unsafe { key.value::<T>(T::data_type()) }
 }
 
 /// Stores `value` in `key` (open for writing), replacing a `T` it holds.
-pub fn put<T: Stored>(key: &Key, value: T) -> CommandResult<()> {
+pub fn put<T: Stored>(key: &mut Key, value: T) -> CommandResult<()> {
     match get::<T>(key)? {
         Some(existing) => {
             *existing = value;
@@ -104,17 +104,25 @@ extern "C" fn rdb_load<T: Stored>(rdb: *mut raw::RedisModuleIO, encver: c_int) -
     let decoded = std::panic::catch_unwind(|| T::decode(bytes)).ok().flatten();
     // SAFETY: the buffer was allocated by Redis for us.
     unsafe { free(buffer.cast::<c_void>()) };
-    decoded.map_or(std::ptr::null_mut(), |value| Box::into_raw(Box::new(value)).cast::<c_void>())
+    decoded.map_or(std::ptr::null_mut(), |value| {
+        Box::into_raw(Box::new(value)).cast::<c_void>()
+    })
 }
 
 extern "C" fn rdb_save<T: Stored>(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    if let (Some(bytes), Some(save)) = (encoded::<T>(value), unsafe { raw::RedisModule_SaveStringBuffer }) {
+    if let (Some(bytes), Some(save)) = (encoded::<T>(value), unsafe {
+        raw::RedisModule_SaveStringBuffer
+    }) {
         // SAFETY: rdb is the live saving stream; Redis copies the bytes.
         unsafe { save(rdb, bytes.as_ptr().cast(), bytes.len()) };
     }
 }
 
-extern "C" fn aof_rewrite<T: Stored>(aof: *mut raw::RedisModuleIO, key: RawString, value: *mut c_void) {
+extern "C" fn aof_rewrite<T: Stored>(
+    aof: *mut raw::RedisModuleIO,
+    key: RawString,
+    value: *mut c_void,
+) {
     if let (Some(bytes), Some(emit)) = (encoded::<T>(value), unsafe { raw::RedisModule_EmitAOF }) {
         // SAFETY: the format "scb" matches key, C string, buffer and length.
         unsafe {
@@ -159,7 +167,11 @@ extern "C" fn free<T: Stored>(value: *mut c_void) {
     }
 }
 
-extern "C" fn copy<T: Stored>(_from: RawString, _to: RawString, value: *const c_void) -> *mut c_void {
+extern "C" fn copy<T: Stored>(
+    _from: RawString,
+    _to: RawString,
+    value: *const c_void,
+) -> *mut c_void {
     // SAFETY: Redis hands back the pointer stored under T's type.
     match unsafe { value.cast::<T>().as_ref() } {
         Some(value) => Box::into_raw(Box::new(value.clone())).cast::<c_void>(),

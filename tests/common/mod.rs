@@ -114,7 +114,11 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Err(format!("exited with {status}; log:\n{}", self.log()));
             }
@@ -126,7 +130,10 @@ impl Server {
             }
             if Instant::now() > deadline {
                 self.kill();
-                return Err(format!("no answer within {START_TIMEOUT:?}; log:\n{}", self.log()));
+                return Err(format!(
+                    "no answer within {START_TIMEOUT:?}; log:\n{}",
+                    self.log()
+                ));
             }
             sleep(Duration::from_millis(20));
         }

@@ -1,0 +1,38 @@
+MODULE := target/release/libredis_ratelimit.so
+PORT ?= 6379
+
+.PHONY: all deps build run test lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cargo build --release
+
+# Starts redis-server in the foreground on 127.0.0.1:$(PORT) with the module.
+run: build
+	@if redis-cli -p $(PORT) ping >/dev/null 2>&1; then \
+		echo "Port $(PORT) is taken (another redis-server?). Try: make run PORT=6380"; exit 1; fi
+	@echo
+	@echo "redis-server with the rl module on 127.0.0.1:$(PORT). In another terminal, try:"
+	@echo "  redis-cli -p $(PORT) RL.TOKENBUCKET user:42 10 1 1000"
+	@echo "  redis-cli -p $(PORT) RL.COST llm:user:42 10000 100 1000 1500"
+	@echo "  redis-cli -p $(PORT) RL.SLIDELOG login:42 5 60000"
+	@echo "Stop it with Ctrl-C."
+	@echo
+	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no \
+		--loglevel warning --loadmodule $(CURDIR)/$(MODULE)
+
+# The integration tests load target/release/libredis_ratelimit.so, so the
+# module is built first.
+test: build
+	cargo test --release
+
+lint:
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+
+clean:
+	cargo clean
