@@ -3,11 +3,10 @@
 -- (left out or empty: the server's TIME).
 -- Returns {allowed, limit, remaining, retry_after_ms, reset_after_ms}.
 --
--- One member per millisecond, "<time>:<cost>", scored by its time; calls in
--- the same millisecond merge into one member whose cost is their sum, so two
--- calls in one ms count twice (the textbook script, whose member is the
--- timestamp, counts them once). Exact while times and sums of costs stay
--- below 2^53.
+-- One member per call, "<time>:<n>:<cost>", scored by its time, where n
+-- counts the calls already in that millisecond: two calls in one ms are two
+-- entries (the textbook script, whose member is the timestamp, counts them
+-- once). Exact while times and sums of costs stay below 2^53.
 
 local function int(value, name, min)
   local n = tonumber(value)
@@ -68,13 +67,8 @@ if #times > 0 then reset = times[#times] + window - now end
 if allowed and cost > 0 then
   used_after = used + cost
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-  local last = #times
-  if last > 0 and times[last] == now then
-    redis.call('ZREM', KEYS[1], now .. ':' .. costs[last])
-    redis.call('ZADD', KEYS[1], now, now .. ':' .. (costs[last] + cost))
-  else
-    redis.call('ZADD', KEYS[1], now, now .. ':' .. cost)
-  end
+  local n = redis.call('ZCOUNT', KEYS[1], now, now)
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. n .. ':' .. cost)
   reset = window
   redis.call('PEXPIRE', KEYS[1], window)
 end

@@ -61,6 +61,8 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionName {
     Cost,
+    /// `COSTS c1 ... cn`, with the number of values it takes.
+    Costs(usize),
     At,
 }
 
@@ -68,22 +70,21 @@ impl OptionName {
     fn keyword(self) -> &'static str {
         match self {
             OptionName::Cost => "COST",
+            OptionName::Costs(_) => "COSTS",
             OptionName::At => "AT",
         }
     }
 
     fn value_arg(self) -> IntArg {
-        match self {
-            OptionName::Cost => IntArg::new("COST", 0, i64::MAX),
-            OptionName::At => IntArg::new("AT", 0, i64::MAX),
-        }
+        IntArg::new(self.keyword(), 0, i64::MAX)
     }
 }
 
 /// Values of the trailing options; `None` when not given.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Options {
     pub cost: Option<i64>,
+    pub costs: Option<Vec<i64>>,
     pub at: Option<i64>,
 }
 
@@ -104,15 +105,29 @@ pub fn parse_options<'a>(
                 printable(word)
             )));
         };
-        let raw = args.next().ok_or_else(|| {
-            CommandError::invalid(format!("option {} needs a value", name.keyword()))
-        })?;
-        let value = name.value_arg().parse(raw)?;
-        let slot = match name {
-            OptionName::Cost => &mut options.cost,
-            OptionName::At => &mut options.at,
+        let count = match name {
+            OptionName::Costs(count) => count,
+            OptionName::Cost | OptionName::At => 1,
         };
-        if slot.replace(value).is_some() {
+        let mut values = Vec::with_capacity(count);
+        for _ in 0..count {
+            let raw = args.next().ok_or_else(|| {
+                let wanted = if count == 1 {
+                    "a value".to_owned()
+                } else {
+                    format!("{count} values")
+                };
+                CommandError::invalid(format!("option {} needs {wanted}", name.keyword()))
+            })?;
+            values.push(name.value_arg().parse(raw)?);
+        }
+        let repeated = match (name, values.first()) {
+            (OptionName::Costs(_), _) => options.costs.replace(values).is_some(),
+            (OptionName::Cost, Some(&value)) => options.cost.replace(value).is_some(),
+            (OptionName::At, Some(&value)) => options.at.replace(value).is_some(),
+            _ => false,
+        };
+        if repeated {
             return Err(CommandError::invalid(format!(
                 "option {} given more than once",
                 name.keyword()
@@ -123,7 +138,7 @@ pub fn parse_options<'a>(
 }
 
 /// A short, printable rendering of an argument for an error message.
-fn printable(raw: &[u8]) -> String {
+pub fn printable(raw: &[u8]) -> String {
     const MAX: usize = 32;
     let shown: String = raw
         .iter()
@@ -196,7 +211,20 @@ mod tests {
             parsed,
             Ok(Options {
                 cost: Some(3),
+                costs: None,
                 at: Some(5)
+            })
+        );
+        let costs = parse_options(
+            words(&["COSTS", "1", "0", "AT", "9"]),
+            &[OptionName::Costs(2), OptionName::At],
+        );
+        assert_eq!(
+            costs,
+            Ok(Options {
+                cost: None,
+                costs: Some(vec![1, 0]),
+                at: Some(9)
             })
         );
         assert_eq!(parse_options(words(&[]), &all), Ok(Options::default()));
@@ -211,6 +239,10 @@ mod tests {
                 .reply_text()
         };
         assert_eq!(error(&["COST"], &all), "ERR option COST needs a value");
+        assert_eq!(
+            error(&["COSTS", "1"], &[OptionName::Costs(2)]),
+            "ERR option COSTS needs 2 values"
+        );
         assert_eq!(
             error(&["COST", "1", "cost", "2"], &all),
             "ERR option COST given more than once"

@@ -4,7 +4,7 @@
 //! Every raw API is an `Option<fn>`: a missing one turns into an error reply
 //! or a no-op here, never a panic.
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -61,8 +61,9 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn ctx(&self) -> Ctx {
-        self.ctx
+    /// Number of arguments, the command name included.
+    pub fn arg_count(&self) -> usize {
+        self.argv.len()
     }
 
     /// Fails with Redis's arity error unless there are at least `count`
@@ -124,37 +125,97 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The raw `RedisModule_Replicate`, for [`replicate!`].
-    pub fn replicator(&self) -> CommandResult<ReplicateFn> {
-        unsafe { raw::RedisModule_Replicate }.ok_or(CommandError::Server("replication API missing"))
+    /// Whether Redis asks only for the positions of the keys (getkeys-api).
+    pub fn is_keys_position_request(&self) -> bool {
+        match unsafe { raw::RedisModule_IsKeysPositionRequest } {
+            // SAFETY: ctx is the live context of this command.
+            Some(is_request) => (unsafe { is_request(self.ctx) }) != 0,
+            None => false,
+        }
+    }
+
+    /// Reports argument `index` as a key, answering a keys position request.
+    pub fn report_key(&self, index: usize) {
+        if let (Some(key_at_pos), Ok(pos)) =
+            (unsafe { raw::RedisModule_KeyAtPos }, c_int::try_from(index))
+        {
+            // SAFETY: ctx is the live context of a keys position request.
+            unsafe { key_at_pos(self.ctx, pos) };
+        }
+    }
+
+    /// Propagates `command` with the given arguments: argument indexes of
+    /// this call, reused as they are, and new words.
+    pub fn replicate_words(&self, command: &'static CStr, words: &[Word]) -> CommandResult<()> {
+        let (Some(create), Some(from_integer)) =
+            (unsafe { raw::RedisModule_CreateString }, unsafe {
+                raw::RedisModule_CreateStringFromLongLong
+            })
+        else {
+            return Err(CommandError::Server("string API missing"));
+        };
+        let mut created = OwnedStrings {
+            ctx: self.ctx,
+            strings: Vec::new(),
+        };
+        let mut argv = Vec::with_capacity(words.len());
+        for word in words {
+            let string = match *word {
+                Word::Arg(index) => self.raw(index)?,
+                // SAFETY: ctx is live; Redis copies the bytes.
+                Word::Text(text) => unsafe {
+                    create(self.ctx, text.as_ptr(), text.to_bytes().len())
+                },
+                // SAFETY: as above.
+                Word::Int(value) => unsafe { from_integer(self.ctx, value) },
+            };
+            if !matches!(word, Word::Arg(_)) {
+                created.strings.push(string);
+            }
+            argv.push(string);
+        }
+        let replicate = unsafe { raw::RedisModule_Replicate }
+            .ok_or(CommandError::Server("replication API missing"))?;
+        // SAFETY: "v" takes a RedisModuleString array and its length.
+        let status = unsafe {
+            replicate(
+                self.ctx,
+                command.as_ptr(),
+                c"v".as_ptr(),
+                argv.as_mut_ptr(),
+                argv.len(),
+            )
+        };
+        if status != raw::Status::Ok as c_int {
+            return Err(CommandError::Server("replication failed"));
+        }
+        Ok(())
     }
 }
 
-pub type ReplicateFn = unsafe extern "C" fn(
-    Ctx,
-    *const std::os::raw::c_char,
-    *const std::os::raw::c_char,
-    ...
-) -> c_int;
+/// One argument of a replicated command, for [`Call::replicate_words`].
+pub enum Word {
+    /// Argument `index` of the current call, as received.
+    Arg(usize),
+    Text(&'static CStr),
+    Int(i64),
+}
 
-/// Propagates a command to replicas and the AOF:
-/// `replicate!(call, c"CMD", c"sl", raw_string, 42i64)`, with the format of
-/// `RedisModule_Replicate` (`s` RedisModuleString, `l` i64, `c` C string).
-#[macro_export]
-macro_rules! replicate {
-    ($call:expr, $command:expr, $format:expr $(, $arg:expr)* $(,)?) => {{
-        let call: &$crate::ffi::Call = $call;
-        let replicate = call.replicator()?;
-        let command: &'static ::std::ffi::CStr = $command;
-        let format: &'static ::std::ffi::CStr = $format;
-        // SAFETY: the format letters match the arguments' C types; the
-        // arguments are plain values.
-        #[allow(clippy::macro_metavars_in_unsafe)]
-        let status = unsafe { replicate(call.ctx(), command.as_ptr(), format.as_ptr() $(, $arg)*) };
-        if status != ::redis_module::raw::Status::Ok as ::std::os::raw::c_int {
-            return Err($crate::error::CommandError::Server("replication failed"));
+/// Strings created for one replication, freed on drop.
+struct OwnedStrings {
+    ctx: Ctx,
+    strings: Vec<RawString>,
+}
+
+impl Drop for OwnedStrings {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
+            for &string in &self.strings {
+                // SAFETY: each string was created by us in this context, once.
+                unsafe { free(self.ctx, string) };
+            }
         }
-    }};
+    }
 }
 
 /// The bytes of a RedisModuleString.

@@ -22,8 +22,22 @@ pub struct CommandSpec {
     pub summary: &'static CStr,
     pub complexity: &'static CStr,
     pub since: &'static CStr,
-    /// The arguments after the command name; the key is the first.
+    pub keys: KeyLayout,
+    /// The arguments after the command name.
     pub args: &'static [ArgSpec],
+}
+
+/// Where a command's keys are and what it does with them.
+#[derive(Clone, Copy)]
+pub enum KeyLayout {
+    /// One key at position 1, read and written.
+    Written,
+    /// One key at position 1, only read.
+    Read,
+    /// `numkeys` at position 1, then that many keys, read and written. The
+    /// command answers keys position requests (flag `getkeys-api`), which
+    /// Redis 7.0 cluster routing needs besides the key spec.
+    NumKeys,
 }
 
 pub struct ArgSpec {
@@ -32,6 +46,8 @@ pub struct ArgSpec {
     /// The keyword that introduces an option.
     pub token: Option<&'static CStr>,
     pub optional: bool,
+    /// Repeated (one per key, for RL.ALL).
+    pub multiple: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -42,37 +58,37 @@ pub enum ArgKind {
 }
 
 impl ArgSpec {
-    pub const fn key(name: &'static CStr) -> Self {
+    const fn new(name: &'static CStr, kind: ArgKind) -> Self {
         ArgSpec {
             name,
-            kind: ArgKind::Key,
+            kind,
             token: None,
             optional: false,
+            multiple: false,
         }
+    }
+    pub const fn key(name: &'static CStr) -> Self {
+        ArgSpec::new(name, ArgKind::Key)
     }
     pub const fn integer(name: &'static CStr) -> Self {
-        ArgSpec {
-            name,
-            kind: ArgKind::Integer,
-            token: None,
-            optional: false,
-        }
+        ArgSpec::new(name, ArgKind::Integer)
     }
     pub const fn string(name: &'static CStr) -> Self {
-        ArgSpec {
-            name,
-            kind: ArgKind::String,
-            token: None,
-            optional: false,
-        }
+        ArgSpec::new(name, ArgKind::String)
     }
     /// `[TOKEN name]`.
     pub const fn option(token: &'static CStr, name: &'static CStr) -> Self {
         ArgSpec {
-            name,
-            kind: ArgKind::Integer,
             token: Some(token),
             optional: true,
+            ..ArgSpec::new(name, ArgKind::Integer)
+        }
+    }
+    /// The argument repeated one or more times.
+    pub const fn repeated(self) -> Self {
+        ArgSpec {
+            multiple: true,
+            ..self
         }
     }
 }
@@ -123,12 +139,27 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, spec: &CommandSpec) -> Result<(),
         return Err(format!("could not find command {name} after creating it"));
     }
 
-    let key_spec = KeySpec::new(
-        None,
-        KeySpecFlags::READ_WRITE | KeySpecFlags::ACCESS | KeySpecFlags::UPDATE,
-        BeginSearch::new_index(1),
-        FindKeys::new_range(0, 1, 0),
-    );
+    let written = KeySpecFlags::READ_WRITE | KeySpecFlags::ACCESS | KeySpecFlags::UPDATE;
+    let key_spec = match spec.keys {
+        KeyLayout::Written => KeySpec::new(
+            None,
+            written,
+            BeginSearch::new_index(1),
+            FindKeys::new_range(0, 1, 0),
+        ),
+        KeyLayout::Read => KeySpec::new(
+            None,
+            KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+            BeginSearch::new_index(1),
+            FindKeys::new_range(0, 1, 0),
+        ),
+        KeyLayout::NumKeys => KeySpec::new(
+            None,
+            written,
+            BeginSearch::new_index(1),
+            FindKeys::new_keys_num(0, 1, 1),
+        ),
+    };
     let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> = vec![(&key_spec).into()];
     // SAFETY: an all-zero key spec is the terminator Redis expects.
     key_specs.push(unsafe { std::mem::zeroed() });
@@ -176,12 +207,17 @@ fn raw_arg(arg: &ArgSpec) -> raw::RedisModuleCommandArg {
         type_,
         key_spec_index,
         token: arg.token.map_or(ptr::null(), CStr::as_ptr),
-        flags: if arg.optional {
-            raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
-        } else {
-            0
-        },
+        flags: flag(arg.optional, raw::REDISMODULE_CMD_ARG_OPTIONAL)
+            | flag(arg.multiple, raw::REDISMODULE_CMD_ARG_MULTIPLE),
         ..end_of_args()
+    }
+}
+
+fn flag(set: bool, value: u32) -> c_int {
+    if set {
+        value as c_int
+    } else {
+        0
     }
 }
 

@@ -1,5 +1,6 @@
 //! Replies the commands send, written straight to the client.
 
+use std::ffi::CStr;
 use std::os::raw::c_long;
 
 use redis_module::raw;
@@ -10,14 +11,59 @@ use crate::ffi::Ctx;
 pub enum Reply {
     /// `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`.
     Decision(Decision),
+    /// `[allowed, retry_after_ms, decision_1, ..., decision_n]`.
+    All {
+        allowed: bool,
+        retry_after_ms: i64,
+        decisions: Vec<Decision>,
+    },
+    /// Field-value pairs: a map under RESP3, a flat array under RESP2.
+    Map(Vec<(&'static CStr, Value)>),
+    Null,
     /// `+OK`.
     Ok,
+    /// Nothing: the call answered a keys position request.
+    KeysReported,
+}
+
+pub enum Value {
+    Int(i64),
+    Text(&'static CStr),
+    Null,
 }
 
 impl Reply {
     pub fn send(&self, ctx: Ctx) {
         match self {
             Reply::Decision(decision) => send_integers(ctx, &decision.as_array()),
+            Reply::All {
+                allowed,
+                retry_after_ms,
+                decisions,
+            } => {
+                send_array_header(ctx, 2 + decisions.len());
+                send_integer(ctx, i64::from(*allowed));
+                send_integer(ctx, *retry_after_ms);
+                for decision in decisions {
+                    send_integers(ctx, &decision.as_array());
+                }
+            }
+            Reply::Map(pairs) => {
+                if let Some(map) = unsafe { raw::RedisModule_ReplyWithMap } {
+                    // SAFETY: ctx is live; the map is followed by its pairs.
+                    unsafe { map(ctx, pairs.len() as c_long) };
+                }
+                for (field, value) in pairs {
+                    send_text(ctx, field);
+                    match value {
+                        Value::Int(number) => send_integer(ctx, *number),
+                        Value::Text(text) => send_text(ctx, text),
+                        Value::Null => send_null(ctx),
+                    }
+                }
+            }
+            Reply::Null => send_null(ctx),
+            Reply::KeysReported => {}
             Reply::Ok => {
                 if let Some(simple) = unsafe { raw::RedisModule_ReplyWithSimpleString } {
                     // SAFETY: ctx is live; the string is static.
@@ -29,16 +75,36 @@ impl Reply {
 }
 
 fn send_integers(ctx: Ctx, values: &[i64]) {
-    let (Some(array), Some(integer)) = (unsafe { raw::RedisModule_ReplyWithArray }, unsafe {
-        raw::RedisModule_ReplyWithLongLong
-    }) else {
-        return;
-    };
-    // SAFETY: ctx is live; the array is followed by exactly its elements.
-    unsafe {
-        array(ctx, values.len() as c_long);
-        for &value in values {
-            integer(ctx, value);
-        }
+    send_array_header(ctx, values.len());
+    for &value in values {
+        send_integer(ctx, value);
+    }
+}
+
+fn send_array_header(ctx: Ctx, len: usize) {
+    if let Some(array) = unsafe { raw::RedisModule_ReplyWithArray } {
+        // SAFETY: ctx is live; the caller sends exactly len elements next.
+        unsafe { array(ctx, len as c_long) };
+    }
+}
+
+fn send_integer(ctx: Ctx, value: i64) {
+    if let Some(integer) = unsafe { raw::RedisModule_ReplyWithLongLong } {
+        // SAFETY: ctx is live.
+        unsafe { integer(ctx, value) };
+    }
+}
+
+fn send_text(ctx: Ctx, text: &CStr) {
+    if let Some(string) = unsafe { raw::RedisModule_ReplyWithStringBuffer } {
+        // SAFETY: ctx is live; Redis copies the bytes.
+        unsafe { string(ctx, text.as_ptr(), text.to_bytes().len()) };
+    }
+}
+
+fn send_null(ctx: Ctx) {
+    if let Some(null) = unsafe { raw::RedisModule_ReplyWithNull } {
+        // SAFETY: ctx is live.
+        unsafe { null(ctx) };
     }
 }

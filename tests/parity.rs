@@ -206,3 +206,106 @@ fn lua_scripts_read_the_server_clock_when_now_is_left_out() {
         .unwrap();
     assert!(newest[0].1 >= before && newest[0].1 <= server_now());
 }
+
+const ALL_LUA: &str = include_str!("../lua/all.lua");
+
+/// A random limiter spec as RL.ALL words.
+fn random_spec(rng: &mut Rng, bucket: bool) -> Vec<i64> {
+    if bucket {
+        vec![rng.range(1, 30), rng.range(0, 10), rng.range(1, 3000)]
+    } else {
+        vec![rng.range(1, 20), rng.range(1, 3000)]
+    }
+}
+
+#[test]
+fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let mut shas = Vec::new();
+    for script in [ALL_LUA, TOKEN_BUCKET_LUA, SLIDING_LOG_LUA] {
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script)
+            .query(&mut con)
+            .unwrap();
+        shas.push(sha);
+    }
+    let mut rng = Rng::new(0x5eed_0003);
+    for sequence in 0..30 {
+        // Four keys per sequence, each a bucket or a log for its whole life.
+        let kinds: Vec<bool> = (0..4).map(|_| rng.chance(50)).collect();
+        let mut specs: Vec<Vec<i64>> = kinds.iter().map(|&b| random_spec(&mut rng, b)).collect();
+        let mut now: i64 = 1_700_000_000_000 + rng.range(0, 1_000_000);
+        let mut native = redis::pipe();
+        let mut lua = redis::pipe();
+        for _ in 0..150 {
+            for (spec, &bucket) in specs.iter_mut().zip(&kinds) {
+                if rng.chance(5) {
+                    *spec = random_spec(&mut rng, bucket);
+                }
+            }
+            step(&mut rng, &mut now, 400);
+            let cost_for = |rng: &mut Rng, spec: &[i64]| match rng.range(0, 9) {
+                0 => 0,
+                1 => spec[0] + 1,
+                _ => rng.range(1, spec[0].min(3)),
+            };
+            if rng.chance(60) {
+                // RL.ALL over a random subset of the keys, in random order.
+                let mut chosen: Vec<usize> = (0..4).filter(|_| rng.chance(60)).collect();
+                if chosen.is_empty() {
+                    chosen.push(rng.range(0, 3) as usize);
+                }
+                if rng.chance(50) {
+                    chosen.reverse();
+                }
+                let costs: Vec<i64> = chosen
+                    .iter()
+                    .map(|&k| cost_for(&mut rng, &specs[k]))
+                    .collect();
+                let n = native.cmd("RL.ALL").arg(chosen.len());
+                let l = lua.cmd("EVALSHA").arg(&shas[0]).arg(chosen.len());
+                for &k in &chosen {
+                    n.arg(format!("native:{sequence}:{k}"));
+                    l.arg(format!("lua:{sequence}:{k}"));
+                }
+                for &k in &chosen {
+                    let name = if kinds[k] { "TOKENBUCKET" } else { "SLIDELOG" };
+                    n.arg(name).arg(&specs[k]);
+                    l.arg(name).arg(&specs[k]);
+                }
+                n.arg("COSTS").arg(&costs).arg("AT").arg(now);
+                l.arg(&costs).arg(now);
+            } else {
+                let k = rng.range(0, 3) as usize;
+                let cost = cost_for(&mut rng, &specs[k]);
+                let (command, sha) = if kinds[k] {
+                    ("RL.TOKENBUCKET", &shas[1])
+                } else {
+                    ("RL.SLIDELOG", &shas[2])
+                };
+                native
+                    .cmd(command)
+                    .arg(format!("native:{sequence}:{k}"))
+                    .arg(&specs[k])
+                    .arg("COST")
+                    .arg(cost)
+                    .arg("AT")
+                    .arg(now);
+                lua.cmd("EVALSHA")
+                    .arg(sha)
+                    .arg(1)
+                    .arg(format!("lua:{sequence}:{k}"))
+                    .arg(&specs[k])
+                    .arg(cost)
+                    .arg(now);
+            }
+        }
+        let native_replies: Vec<redis::Value> = native.query(&mut con).unwrap();
+        let lua_replies: Vec<redis::Value> = lua.query(&mut con).unwrap();
+        for (index, (n, l)) in native_replies.iter().zip(&lua_replies).enumerate() {
+            assert_eq!(n, l, "sequence {sequence}, call {index}");
+        }
+    }
+}

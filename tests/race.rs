@@ -29,8 +29,9 @@ async fn admitted(server: &Server, command: Vec<String>) -> i64 {
                 for word in &command[1..] {
                     cmd.arg(word);
                 }
-                let reply: Vec<i64> = cmd.query_async(&mut con).await.expect("call");
-                allowed += reply[0];
+                // Every RL.* limiter reply starts with `allowed`.
+                let reply: Vec<redis::Value> = cmd.query_async(&mut con).await.expect("call");
+                allowed += redis::from_redis_value::<i64>(&reply[0]).expect("allowed");
             }
             allowed
         }));
@@ -84,4 +85,39 @@ async fn concurrent_calls_admit_exactly_the_limit() {
             "{command:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_all_calls_are_all_or_nothing() {
+    let server = Server::start();
+    // The log admits 50, the bucket would admit 100: every admitted call must
+    // have charged both, and no denied call either.
+    let command = words(&[
+        "RL.ALL",
+        "2",
+        "{u}:bucket",
+        "{u}:log",
+        "TOKENBUCKET",
+        "100",
+        "0",
+        "1000",
+        "SLIDELOG",
+        "50",
+        "3600000",
+    ]);
+    assert_eq!(admitted(&server, command).await, 50);
+    let mut con = server.connect();
+    let peek: Vec<i64> = redis::cmd("RL.TOKENBUCKET")
+        .arg("{u}:bucket")
+        .arg(100)
+        .arg(0)
+        .arg(1000)
+        .arg("COST")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        peek[2], 50,
+        "the bucket was charged exactly for the admitted calls"
+    );
 }

@@ -64,7 +64,24 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
         let key = &keys[rng.range(0, 39) as usize];
         let cost = rng.range(0, 3);
         // Periods short enough that every ms refills a fraction of a token.
-        if key.starts_with("bucket") {
+        if rng.chance(20) {
+            let bucket = &keys[2 * rng.range(0, 19) as usize];
+            let log = &keys[2 * rng.range(0, 19) as usize + 1];
+            pipe.cmd("RL.ALL")
+                .arg(2)
+                .arg(bucket)
+                .arg(log)
+                .arg("TOKENBUCKET")
+                .arg(20)
+                .arg(7)
+                .arg(3000)
+                .arg("SLIDELOG")
+                .arg(30)
+                .arg(5000)
+                .arg("COST")
+                .arg(cost)
+                .ignore();
+        } else if key.starts_with("bucket") {
             if rng.chance(50) {
                 pipe.cmd("RL.TOKENBUCKET")
                     .arg(key)
@@ -104,6 +121,22 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
         compared += usize::from(on_master.is_some());
     }
     assert!(compared >= 30, "most keys exist: {compared}");
+    // RL.INSPECT reads on the replica and agrees with the master.
+    for key in &keys {
+        let on_master: redis::Value = redis::cmd("RL.INSPECT")
+            .arg(key)
+            .arg("AT")
+            .arg(1)
+            .query(&mut con)
+            .unwrap();
+        let on_replica: redis::Value = redis::cmd("RL.INSPECT")
+            .arg(key)
+            .arg("AT")
+            .arg(1)
+            .query(&mut replica_con)
+            .unwrap();
+        assert_eq!(on_replica, on_master, "{key}");
+    }
     let master_digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut con).unwrap();
     let replica_digest: String = redis::cmd("DEBUG")
         .arg("DIGEST")

@@ -23,6 +23,47 @@ pub struct Decision {
     pub reset_after_ms: i64,
 }
 
+/// A limiter's view of one call: whether the cost fits, and the limiter
+/// before and after taking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Whether this limiter alone admits the cost.
+    pub allowed: bool,
+    pub limit: i64,
+    /// 0 when allowed; otherwise as in [`Decision`].
+    pub retry_after_ms: i64,
+    /// The limiter as it stands (what a denied call reports).
+    pub before: Snapshot,
+    /// The limiter once the cost is taken (equal to `before` when denied).
+    pub after: Snapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub remaining: i64,
+    pub reset_after_ms: i64,
+}
+
+impl Evaluation {
+    /// The reply for this limiter, after the cost was taken (`consumed`) or
+    /// with the limiter untouched.
+    pub fn decision(&self, consumed: bool) -> Decision {
+        let snapshot = if consumed { self.after } else { self.before };
+        Decision {
+            allowed: self.allowed,
+            limit: self.limit,
+            remaining: snapshot.remaining,
+            retry_after_ms: self.retry_after_ms,
+            reset_after_ms: snapshot.reset_after_ms,
+        }
+    }
+
+    /// The reply of a single-key command: consumed exactly when allowed.
+    pub fn own_decision(&self) -> Decision {
+        self.decision(self.allowed)
+    }
+}
+
 /// The value of a duration that will never end.
 pub const NEVER: i64 = -1;
 

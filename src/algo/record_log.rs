@@ -1,9 +1,9 @@
 //! A compact, append-only log of (time, cost) records.
 //!
 //! Records are kept oldest first in one byte buffer as pairs of LEB128
-//! varints: the delta in ms from the previous record, then the cost. Calls in
-//! the same millisecond are merged into one record whose cost is their sum,
-//! which counts exactly the same. A record costs two bytes at typical rates.
+//! varints: the delta in ms from the previous record, then the cost. Each
+//! call is its own record, also in the same millisecond (delta 0). A record
+//! costs two bytes at typical rates.
 //! Dropping old records advances a start offset; the buffer is compacted once
 //! more than half of it is dead.
 
@@ -16,8 +16,6 @@ pub struct RecordLog {
     /// Records from `start` on; the delta of the record at `start` is unused.
     bytes: Vec<u8>,
     start: usize,
-    /// Offset of the newest record's cost, rewritten when a call merges into it.
-    newest_cost_offset: usize,
     oldest_ms: i64,
     newest_ms: i64,
     total_cost: i64,
@@ -29,7 +27,7 @@ impl RecordLog {
         self.records == 0
     }
 
-    /// Number of records (distinct milliseconds) stored.
+    /// Number of records stored.
     #[cfg(test)]
     pub fn len(&self) -> u32 {
         self.records
@@ -62,18 +60,9 @@ impl RecordLog {
             self.clear();
             self.oldest_ms = time_ms;
             self.bytes.push(0);
-        } else if time_ms == self.newest_ms {
-            let merged = decode_varint(self.bytes.get(self.newest_cost_offset..).unwrap_or(&[]))
-                .map_or(0, |(value, _)| value)
-                .saturating_add(cost.unsigned_abs());
-            self.bytes.truncate(self.newest_cost_offset);
-            encode_varint(&mut self.bytes, merged);
-            self.total_cost = self.total_cost.saturating_add(cost);
-            return;
         } else {
             encode_varint(&mut self.bytes, time_ms.abs_diff(self.newest_ms));
         }
-        self.newest_cost_offset = self.bytes.len();
         encode_varint(&mut self.bytes, cost.unsigned_abs());
         self.newest_ms = time_ms;
         self.total_cost = self.total_cost.saturating_add(cost);
@@ -100,7 +89,6 @@ impl RecordLog {
             self.clear();
         } else if self.start > self.bytes.len() / 2 {
             self.bytes.drain(..self.start);
-            self.newest_cost_offset -= self.start;
             self.start = 0;
             self.bytes.shrink_to(self.bytes.len() * 2);
         }
@@ -141,13 +129,9 @@ impl RecordLog {
             if first {
                 first = false;
             } else {
-                if delta == 0 {
-                    return Err(Malformed);
-                }
                 let delta = i64::try_from(delta).map_err(|_| Malformed)?;
                 time_ms = time_ms.checked_add(delta).ok_or(Malformed)?;
             }
-            log.newest_cost_offset = bytes.len() - rest.len();
             let (cost, used) = decode_varint(rest).ok_or(Malformed)?;
             rest = rest.get(used..).ok_or(Malformed)?;
             let cost = i64::try_from(cost).map_err(|_| Malformed)?;
@@ -232,24 +216,17 @@ mod tests {
     }
 
     #[test]
-    fn push_merges_same_millisecond() {
+    fn calls_in_one_millisecond_are_separate_records() {
         let mut log = RecordLog::default();
         log.push(5000, 1);
         log.push(5000, 1);
-        log.push(5500, 3);
-        assert_eq!(collect(&log), vec![(5000, 2), (5500, 3)]);
-        assert_eq!(log.total_cost(), 5);
-        assert_eq!(log.len(), 2);
+        log.push(5500, 300);
+        assert_eq!(collect(&log), vec![(5000, 1), (5000, 1), (5500, 300)]);
+        assert_eq!(log.total_cost(), 302);
+        assert_eq!(log.len(), 3);
         assert_eq!(log.newest_ms(), Some(5500));
-    }
-
-    #[test]
-    fn merged_cost_may_grow_its_varint() {
-        let mut log = RecordLog::default();
-        log.push(1, 100);
-        log.push(1, 100);
-        log.push(1, 100_000);
-        assert_eq!(collect(&log), vec![(1, 100_200)]);
+        log.drop_through(5000);
+        assert_eq!(collect(&log), vec![(5500, 300)]);
     }
 
     #[test]
@@ -285,12 +262,13 @@ mod tests {
         assert_eq!(collect(&copy), collect(&log));
         assert_eq!(copy.total_cost(), log.total_cost());
         assert_eq!(copy.newest_ms(), log.newest_ms());
-        let mut merged = copy.clone();
-        merged.push(100_000, 5);
-        assert_eq!(merged.iter().last(), Some((100_000, 7)));
+        let mut grown = copy.clone();
+        grown.push(100_000, 5);
+        assert_eq!(grown.iter().last(), Some((100_000, 5)));
+        assert_eq!(grown.len(), copy.len() + 1);
         assert_eq!(RecordLog::from_bytes(0, &[0]), Err(Malformed));
         assert_eq!(RecordLog::from_bytes(0, &[0, 0]), Err(Malformed));
-        assert_eq!(RecordLog::from_bytes(0, &[0, 1, 0, 1]), Err(Malformed));
+        assert_eq!(RecordLog::from_bytes(0, &[0, 1, 0, 0]), Err(Malformed));
         assert_eq!(
             RecordLog::from_bytes(i64::MAX, &[0, 1, 1, 1]),
             Err(Malformed)

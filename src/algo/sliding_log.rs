@@ -4,7 +4,7 @@
 //! Rounding: none is needed, every quantity is a whole number of ms or units.
 
 use super::record_log::RecordLog;
-use super::{Decision, NEVER};
+use super::{Evaluation, Snapshot, NEVER};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogParams {
@@ -23,7 +23,7 @@ pub struct LogState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogOutcome {
-    pub decision: Decision,
+    pub evaluation: Evaluation,
     /// Whether the call writes: then [`record`] must be applied at `at_ms`.
     pub writes: bool,
     /// The time the call was evaluated at (`now`, or the last write if later).
@@ -55,11 +55,6 @@ pub fn check(state: Option<&LogState>, params: &LogParams, now_ms: i64, cost: i6
     let limit = i128::from(params.limit);
     let allowed = used + i128::from(cost) <= limit;
     let writes = allowed && cost > 0;
-    let used_after = if allowed {
-        used + i128::from(cost)
-    } else {
-        used
-    };
 
     let retry_after_ms = if allowed {
         0
@@ -75,25 +70,75 @@ pub fn check(state: Option<&LogState>, params: &LogParams, now_ms: i64, cost: i6
             })
             .map_or(NEVER, |(time, _)| expires_after(time, params, at_ms))
     };
-    let newest_live = if writes {
-        Some(at_ms)
-    } else {
-        records
-            .and_then(RecordLog::newest_ms)
-            .filter(|&newest| newest > cutoff_ms)
-    };
-    let decision = Decision {
-        allowed,
-        limit: params.limit,
-        remaining: i64::try_from((limit - used_after).max(0)).unwrap_or(i64::MAX),
-        retry_after_ms,
+    let remaining = |used: i128| i64::try_from((limit - used).max(0)).unwrap_or(i64::MAX);
+    let newest_live = records
+        .and_then(RecordLog::newest_ms)
+        .filter(|&newest| newest > cutoff_ms);
+    let before = Snapshot {
+        remaining: remaining(used),
         reset_after_ms: newest_live.map_or(0, |time| expires_after(time, params, at_ms)),
     };
+    let after = if writes {
+        Snapshot {
+            remaining: remaining(used + i128::from(cost)),
+            reset_after_ms: params.window_ms,
+        }
+    } else {
+        before
+    };
     LogOutcome {
-        decision,
+        evaluation: Evaluation {
+            allowed,
+            limit: params.limit,
+            retry_after_ms,
+            before,
+            after,
+        },
         writes,
         at_ms,
     }
+}
+
+/// What RL.INSPECT shows of a log, under the parameters of its last write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogView {
+    pub used: i64,
+    /// Live records (one per distinct ms).
+    pub entries: i64,
+    pub oldest_ms: Option<i64>,
+    pub newest_ms: Option<i64>,
+    pub reset_after_ms: i64,
+}
+
+/// Looks at a log at `now_ms` (not before its last write) without changing it.
+pub fn inspect(state: &LogState, now_ms: i64) -> LogView {
+    let params = &state.params;
+    let at_ms = state
+        .records
+        .newest_ms()
+        .map_or(now_ms, |newest| now_ms.max(newest));
+    let cutoff_ms = at_ms.saturating_sub(params.window_ms);
+    let mut view = LogView {
+        used: 0,
+        entries: 0,
+        oldest_ms: None,
+        newest_ms: None,
+        reset_after_ms: 0,
+    };
+    for (time, cost) in state
+        .records
+        .iter()
+        .skip_while(|&(time, _)| time <= cutoff_ms)
+    {
+        view.used = view.used.saturating_add(cost);
+        view.entries += 1;
+        view.oldest_ms.get_or_insert(time);
+        view.newest_ms = Some(time);
+    }
+    view.reset_after_ms = view
+        .newest_ms
+        .map_or(0, |time| expires_after(time, params, at_ms));
+    view
 }
 
 /// Applies an allowed call: drops what its window no longer holds and adds
@@ -133,7 +178,7 @@ mod tests {
                 });
                 record(state, &p, outcome.at_ms, cost);
             }
-            outcome.decision.as_array()
+            outcome.evaluation.own_decision().as_array()
         }
     }
 
@@ -154,9 +199,41 @@ mod tests {
     }
 
     #[test]
+    fn inspect_agrees_with_a_peek() {
+        let p = params(10, 1000);
+        let mut log = Fake::new();
+        for t in [100, 100, 400, 900] {
+            log.call(p, t, 2);
+        }
+        let state = log.state.clone().expect("written");
+        for t in [0, 900, 1099, 1100, 1400, 1899, 1900] {
+            let view = inspect(&state, t);
+            let peek = log.call(p, t, 0);
+            assert_eq!(
+                [10 - view.used, view.reset_after_ms],
+                [peek[2], peek[4]],
+                "at {t}"
+            );
+        }
+        let view = inspect(&state, 1100);
+        assert_eq!(
+            (view.entries, view.oldest_ms, view.newest_ms),
+            (2, Some(400), Some(900))
+        );
+        let empty = inspect(&state, 5000);
+        assert_eq!(
+            (empty.used, empty.entries, empty.oldest_ms, empty.newest_ms),
+            (0, 0, None, None)
+        );
+    }
+
+    #[test]
     fn peek_on_missing_log() {
         let outcome = check(None, &params(5, 1000), 42, 0);
-        assert_eq!(outcome.decision.as_array(), [1, 5, 5, 0, 0]);
+        assert_eq!(
+            outcome.evaluation.own_decision().as_array(),
+            [1, 5, 5, 0, 0]
+        );
         assert!(!outcome.writes);
     }
 
@@ -181,7 +258,10 @@ mod tests {
         log.call(p, 10_000, 1);
         let outcome = check(log.state.as_ref(), &p, 9_000, 1);
         assert_eq!(outcome.at_ms, 10_000);
-        assert_eq!(outcome.decision.as_array(), [0, 1, 0, 1000, 1000]);
+        assert_eq!(
+            outcome.evaluation.own_decision().as_array(),
+            [0, 1, 0, 1000, 1000]
+        );
     }
 
     #[test]
@@ -195,12 +275,12 @@ mod tests {
             let retry = log.call(p, 400, cost)[3];
             assert!(
                 !check(log.state.as_ref(), &p, 400 + retry - 1, cost)
-                    .decision
+                    .evaluation
                     .allowed
             );
             assert!(
                 check(log.state.as_ref(), &p, 400 + retry, cost)
-                    .decision
+                    .evaluation
                     .allowed
             );
         }

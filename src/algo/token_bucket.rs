@@ -11,7 +11,7 @@
 //! toward minus infinity.
 
 use super::math::{ceil_div, floor_div, rescale_floor, saturate};
-use super::{Decision, NEVER};
+use super::{Evaluation, Snapshot, NEVER};
 
 /// The parameters of a call, also stored with the bucket on every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct BucketState {
 /// The result of one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketOutcome {
-    pub decision: Decision,
+    pub evaluation: Evaluation,
     /// The state to store: `Some` only when the call writes (allowed, cost > 0).
     pub write: Option<BucketState>,
     /// The time the call was evaluated at (`now`, or the last write if later).
@@ -73,6 +73,25 @@ impl BucketState {
     }
 }
 
+/// What RL.INSPECT shows of a bucket, under the parameters of its last write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketView {
+    /// Whole tokens, rounded toward minus infinity (negative while in debt).
+    pub tokens: i64,
+    pub reset_after_ms: i64,
+}
+
+/// Looks at a bucket at `now_ms` (not before its last write) without
+/// changing it.
+pub fn inspect(state: &BucketState, now_ms: i64) -> BucketView {
+    let params = &state.params;
+    let level = state.level_at(params, now_ms.max(state.updated_ms));
+    BucketView {
+        tokens: saturate(floor_div(level, i128::from(params.refill_period_ms))),
+        reset_after_ms: reset_after(params, level),
+    }
+}
+
 /// Takes `cost` tokens at `now_ms` if the bucket holds them.
 pub fn take(
     state: Option<&BucketState>,
@@ -96,12 +115,12 @@ pub fn take(
             i128::from(params.refill_amount),
         ))
     };
-    let decision = Decision {
+    let evaluation = Evaluation {
         allowed,
         limit: params.capacity,
-        remaining: saturate(floor_div(level_after, period).max(0)),
         retry_after_ms,
-        reset_after_ms: reset_after(params, level_after),
+        before: snapshot(params, level),
+        after: snapshot(params, level_after),
     };
     let write = (allowed && cost > 0).then_some(BucketState {
         params: *params,
@@ -109,9 +128,17 @@ pub fn take(
         updated_ms: at_ms,
     });
     BucketOutcome {
-        decision,
+        evaluation,
         write,
         at_ms,
+    }
+}
+
+fn snapshot(params: &BucketParams, level: i128) -> Snapshot {
+    let period = i128::from(params.refill_period_ms);
+    Snapshot {
+        remaining: saturate(floor_div(level, period).max(0)),
+        reset_after_ms: reset_after(params, level),
     }
 }
 
@@ -154,7 +181,7 @@ mod tests {
             if let Some(written) = outcome.write {
                 self.state = Some(written);
             }
-            outcome.decision.as_array()
+            outcome.evaluation.own_decision().as_array()
         }
     }
 
@@ -193,16 +220,44 @@ mod tests {
     }
 
     #[test]
+    fn inspect_agrees_with_a_peek() {
+        let p = params(7, 3, 1000);
+        let mut b = Fake::new();
+        b.call(p, T, 6);
+        let state = b.state.expect("written");
+        for t in [T - 10, T, T + 1, T + 333, T + 1999, T + 5000] {
+            let view = inspect(&state, t);
+            let peek = b.call(p, t, 0);
+            assert_eq!(
+                [view.tokens, view.reset_after_ms],
+                [peek[2], peek[4]],
+                "at {t}"
+            );
+        }
+        let debt = BucketState {
+            level: -1500,
+            ..state
+        };
+        assert_eq!(inspect(&debt, T).tokens, -2);
+    }
+
+    #[test]
     fn peek_on_missing_bucket_writes_nothing() {
         let outcome = take(None, &params(10, 1, 1000), T, 0);
-        assert_eq!(outcome.decision.as_array(), [1, 10, 10, 0, 0]);
+        assert_eq!(
+            outcome.evaluation.own_decision().as_array(),
+            [1, 10, 10, 0, 0]
+        );
         assert_eq!(outcome.write, None);
     }
 
     #[test]
     fn denied_calls_write_nothing() {
         let outcome = take(None, &params(10, 1, 1000), T, 11);
-        assert_eq!(outcome.decision.as_array(), [0, 10, 10, -1, 0]);
+        assert_eq!(
+            outcome.evaluation.own_decision().as_array(),
+            [0, 10, 10, -1, 0]
+        );
         assert_eq!(outcome.write, None);
     }
 
@@ -222,7 +277,10 @@ mod tests {
         b.call(p, T, 10);
         let earlier = take(b.state.as_ref(), &p, T - 5000, 1);
         assert_eq!(earlier.at_ms, T);
-        assert_eq!(earlier.decision.as_array(), [0, 10, 0, 1000, 10000]);
+        assert_eq!(
+            earlier.evaluation.own_decision().as_array(),
+            [0, 10, 0, 1000, 10000]
+        );
     }
 
     #[test]
@@ -240,10 +298,14 @@ mod tests {
             assert!(retry > 0);
             assert!(
                 !take(b.state.as_ref(), &p, T + retry - 1, cost)
-                    .decision
+                    .evaluation
                     .allowed
             );
-            assert!(take(b.state.as_ref(), &p, T + retry, cost).decision.allowed);
+            assert!(
+                take(b.state.as_ref(), &p, T + retry, cost)
+                    .evaluation
+                    .allowed
+            );
         }
     }
 

@@ -1,6 +1,8 @@
 //! One adapter per command family: parse arguments, load state, run the
 //! pure algorithm, store, expire, replicate, reply.
 
+pub mod all;
+pub mod inspect;
 pub mod restore_state;
 pub mod sliding_log;
 pub mod token_bucket;
@@ -8,11 +10,13 @@ pub mod token_bucket;
 use crate::registry::CommandSpec;
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 4] {
+pub fn all() -> [&'static CommandSpec; 6] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
         &sliding_log::SLIDELOG,
+        &all::ALL,
+        &inspect::INSPECT,
         &restore_state::RESTORESTATE,
     ]
 }

@@ -6,7 +6,7 @@ use crate::algo::token_bucket::BucketState;
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
-use crate::registry::{ArgSpec, CommandSpec};
+use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::types::{self, Stored};
 
@@ -18,6 +18,7 @@ pub static RESTORESTATE: CommandSpec = CommandSpec {
     summary: c"Internal: stores a limiter state encoded by the module (emitted by AOF rewrite).",
     complexity: c"O(N) where N is the size of the payload",
     since: c"0.1.0",
+    keys: KeyLayout::Written,
     args: &[
         ArgSpec::key(c"key"),
         ArgSpec::string(c"kind"),

@@ -1,13 +1,14 @@
-//! RL.SLIDELOG: a sliding log of (time, cost) records.
+//! RL.SLIDELOG: a sliding log of (time, cost) records. `check` and `apply`
+//! are shared with RL.ALL.
 
 use crate::algo::record_log::RecordLog;
-use crate::algo::sliding_log::{self, LogParams, LogState};
+use crate::algo::sliding_log::{self, LogOutcome, LogParams, LogState};
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::CommandResult;
-use crate::ffi::Call;
-use crate::registry::{ArgSpec, CommandSpec};
+use crate::ffi::{Call, Word};
+use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
-use crate::{callback, replicate, types};
+use crate::{callback, types};
 
 /// The largest accepted limit: a log holds at most `limit` records.
 pub const MAX_LOG_LIMIT: i64 = 1_000_000;
@@ -20,6 +21,7 @@ pub static SLIDELOG: CommandSpec = CommandSpec {
     summary: c"Admits COST units (default 1) if the sliding window of window_ms holds room for them.",
     complexity: c"O(N) where N is the number of records in the window (at most limit); amortized O(1) for an allowed call",
     since: c"0.1.0",
+    keys: KeyLayout::Written,
     args: &[
         ArgSpec::key(c"key"),
         ArgSpec::integer(c"limit"),
@@ -35,44 +37,77 @@ const WINDOW: IntArg = IntArg::new("window_ms", 1, i64::MAX);
 /// `RL.SLIDELOG key limit window_ms [COST n] [AT unix_ms]`
 fn slide_log(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
-    let params = LogParams {
-        limit: LIMIT.parse(call.arg(2)?)?,
-        window_ms: WINDOW.parse(call.arg(3)?)?,
-    };
+    let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(4), &[OptionName::Cost, OptionName::At])?;
     let cost = options.cost.unwrap_or(1);
-    let now = options.at.unwrap_or_else(|| call.now_ms());
-    let outcome = {
-        let mut key = call.read_key(1)?;
-        let state = types::get::<LogState>(&mut key)?;
-        sliding_log::check(state.as_deref(), &params, now, cost)
-    };
-    if outcome.writes {
-        let mut key = call.write_key(1)?;
-        match types::get::<LogState>(&mut key)? {
-            Some(state) => sliding_log::record(state, &params, outcome.at_ms, cost),
-            None => {
-                let mut state = LogState {
-                    params,
-                    records: RecordLog::default(),
-                };
-                sliding_log::record(&mut state, &params, outcome.at_ms, cost);
-                types::put(&mut key, state)?;
-            }
-        }
-        key.set_ttl(super::ttl_for(outcome.decision.reset_after_ms));
-        replicate!(
-            call,
+    let outcome = check(
+        call,
+        1,
+        &params,
+        cost,
+        options.at.unwrap_or_else(|| call.now_ms()),
+    )?;
+    if apply(call, 1, &params, cost, &outcome)? {
+        call.replicate_words(
             c"RL.SLIDELOG",
-            c"sllclcl",
-            call.raw(1)?,
-            params.limit,
-            params.window_ms,
-            c"COST".as_ptr(),
-            cost,
-            c"AT".as_ptr(),
-            outcome.at_ms,
-        );
+            &[
+                Word::Arg(1),
+                Word::Arg(2),
+                Word::Arg(3),
+                Word::Text(c"COST"),
+                Word::Int(cost),
+                Word::Text(c"AT"),
+                Word::Int(outcome.at_ms),
+            ],
+        )?;
     }
-    Ok(Reply::Decision(outcome.decision))
+    Ok(Reply::Decision(outcome.evaluation.own_decision()))
+}
+
+/// Parses `limit window_ms` from argument `first` on.
+pub fn parse_params(call: &Call, first: usize) -> CommandResult<LogParams> {
+    Ok(LogParams {
+        limit: LIMIT.parse(call.arg(first)?)?,
+        window_ms: WINDOW.parse(call.arg(first + 1)?)?,
+    })
+}
+
+/// Decides on a read-only view of the key named by argument `key`.
+pub fn check(
+    call: &Call,
+    key: usize,
+    params: &LogParams,
+    cost: i64,
+    now_ms: i64,
+) -> CommandResult<LogOutcome> {
+    let mut key = call.read_key(key)?;
+    let state = types::get::<LogState>(&mut key)?;
+    Ok(sliding_log::check(state.as_deref(), params, now_ms, cost))
+}
+
+/// Records an allowed call, with its TTL; false when it writes nothing.
+pub fn apply(
+    call: &Call,
+    key: usize,
+    params: &LogParams,
+    cost: i64,
+    outcome: &LogOutcome,
+) -> CommandResult<bool> {
+    if !outcome.writes {
+        return Ok(false);
+    }
+    let mut key = call.write_key(key)?;
+    match types::get::<LogState>(&mut key)? {
+        Some(state) => sliding_log::record(state, params, outcome.at_ms, cost),
+        None => {
+            let mut state = LogState {
+                params: *params,
+                records: RecordLog::default(),
+            };
+            sliding_log::record(&mut state, params, outcome.at_ms, cost);
+            types::put(&mut key, state)?;
+        }
+    }
+    key.set_ttl(super::ttl_for(outcome.evaluation.after.reset_after_ms));
+    Ok(true)
 }

@@ -1,13 +1,13 @@
 //! RL.TOKENBUCKET and RL.COST: one token bucket, the cost given as an option
-//! or positionally.
+//! or positionally. `check` and `apply` are shared with RL.ALL.
 
-use crate::algo::token_bucket::{self, BucketParams, BucketState};
+use crate::algo::token_bucket::{self, BucketOutcome, BucketParams, BucketState};
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::CommandResult;
-use crate::ffi::Call;
-use crate::registry::{ArgSpec, CommandSpec};
+use crate::ffi::{Call, Word};
+use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
-use crate::{callback, replicate, types};
+use crate::{callback, types};
 
 pub static TOKENBUCKET: CommandSpec = CommandSpec {
     name: c"RL.TOKENBUCKET",
@@ -17,6 +17,7 @@ pub static TOKENBUCKET: CommandSpec = CommandSpec {
     summary: c"Takes COST tokens (default 1) from a token bucket if it holds them.",
     complexity: c"O(1)",
     since: c"0.1.0",
+    keys: KeyLayout::Written,
     args: &[
         ArgSpec::key(c"key"),
         ArgSpec::integer(c"capacity"),
@@ -36,6 +37,7 @@ pub static COST: CommandSpec = CommandSpec {
         c"Takes cost tokens from a token bucket if it holds them (the bucket of RL.TOKENBUCKET).",
     complexity: c"O(1)",
     since: c"0.1.0",
+    keys: KeyLayout::Written,
     args: &[
         ArgSpec::key(c"key"),
         ArgSpec::integer(c"capacity"),
@@ -54,78 +56,94 @@ const POSITIONAL_COST: IntArg = IntArg::new("cost", 0, i64::MAX);
 /// `RL.TOKENBUCKET key capacity refill_amount refill_period_ms [COST n] [AT unix_ms]`
 fn token_bucket(call: &Call) -> CommandResult<Reply> {
     call.require(5)?;
-    let params = parse_params(call)?;
+    let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(5), &[OptionName::Cost, OptionName::At])?;
     let cost = options.cost.unwrap_or(1);
-    let outcome = take(call, &params, cost, options.at)?;
-    if outcome.write.is_some() {
-        replicate!(
-            call,
+    let outcome = check(
+        call,
+        1,
+        &params,
+        cost,
+        options.at.unwrap_or_else(|| call.now_ms()),
+    )?;
+    if apply(call, 1, &outcome)? {
+        call.replicate_words(
             c"RL.TOKENBUCKET",
-            c"slllclcl",
-            call.raw(1)?,
-            params.capacity,
-            params.refill_amount,
-            params.refill_period_ms,
-            c"COST".as_ptr(),
-            cost,
-            c"AT".as_ptr(),
-            outcome.at_ms,
-        );
+            &[
+                Word::Arg(1),
+                Word::Arg(2),
+                Word::Arg(3),
+                Word::Arg(4),
+                Word::Text(c"COST"),
+                Word::Int(cost),
+                Word::Text(c"AT"),
+                Word::Int(outcome.at_ms),
+            ],
+        )?;
     }
-    Ok(Reply::Decision(outcome.decision))
+    Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
 
 /// `RL.COST key capacity refill_amount refill_period_ms cost [AT unix_ms]`
 fn cost(call: &Call) -> CommandResult<Reply> {
     call.require(6)?;
-    let params = parse_params(call)?;
+    let params = parse_params(call, 2)?;
     let cost = POSITIONAL_COST.parse(call.arg(5)?)?;
     let options = parse_options(call.args_from(6), &[OptionName::At])?;
-    let outcome = take(call, &params, cost, options.at)?;
-    if outcome.write.is_some() {
-        replicate!(
-            call,
+    let outcome = check(
+        call,
+        1,
+        &params,
+        cost,
+        options.at.unwrap_or_else(|| call.now_ms()),
+    )?;
+    if apply(call, 1, &outcome)? {
+        call.replicate_words(
             c"RL.COST",
-            c"sllllcl",
-            call.raw(1)?,
-            params.capacity,
-            params.refill_amount,
-            params.refill_period_ms,
-            cost,
-            c"AT".as_ptr(),
-            outcome.at_ms,
-        );
+            &[
+                Word::Arg(1),
+                Word::Arg(2),
+                Word::Arg(3),
+                Word::Arg(4),
+                Word::Arg(5),
+                Word::Text(c"AT"),
+                Word::Int(outcome.at_ms),
+            ],
+        )?;
     }
-    Ok(Reply::Decision(outcome.decision))
+    Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
 
-fn parse_params(call: &Call) -> CommandResult<BucketParams> {
+/// Parses `capacity refill_amount refill_period_ms` from argument `first` on.
+pub fn parse_params(call: &Call, first: usize) -> CommandResult<BucketParams> {
     Ok(BucketParams {
-        capacity: CAPACITY.parse(call.arg(2)?)?,
-        refill_amount: REFILL_AMOUNT.parse(call.arg(3)?)?,
-        refill_period_ms: REFILL_PERIOD.parse(call.arg(4)?)?,
+        capacity: CAPACITY.parse(call.arg(first)?)?,
+        refill_amount: REFILL_AMOUNT.parse(call.arg(first + 1)?)?,
+        refill_period_ms: REFILL_PERIOD.parse(call.arg(first + 2)?)?,
     })
 }
 
-/// Decides on a read-only view of the key and writes only when allowed, so a
+/// Decides on a read-only view of the key named by argument `key`, so a
 /// denied call or a peek leaves the key untouched (WATCH included).
-fn take(
+pub fn check(
     call: &Call,
+    key: usize,
     params: &BucketParams,
     cost: i64,
-    at: Option<i64>,
-) -> CommandResult<token_bucket::BucketOutcome> {
-    let now = at.unwrap_or_else(|| call.now_ms());
-    let outcome = {
-        let mut key = call.read_key(1)?;
-        let state = types::get::<BucketState>(&mut key)?;
-        token_bucket::take(state.as_deref(), params, now, cost)
+    now_ms: i64,
+) -> CommandResult<BucketOutcome> {
+    let mut key = call.read_key(key)?;
+    let state = types::get::<BucketState>(&mut key)?;
+    Ok(token_bucket::take(state.as_deref(), params, now_ms, cost))
+}
+
+/// Stores what an allowed call wrote, with its TTL; false when it wrote nothing.
+pub fn apply(call: &Call, key: usize, outcome: &BucketOutcome) -> CommandResult<bool> {
+    let Some(written) = outcome.write else {
+        return Ok(false);
     };
-    if let Some(written) = outcome.write {
-        let mut key = call.write_key(1)?;
-        types::put(&mut key, written)?;
-        key.set_ttl(super::ttl_for(outcome.decision.reset_after_ms));
-    }
-    Ok(outcome)
+    let mut key = call.write_key(key)?;
+    types::put(&mut key, written)?;
+    key.set_ttl(super::ttl_for(outcome.evaluation.after.reset_after_ms));
+    Ok(true)
 }

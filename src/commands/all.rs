@@ -1,0 +1,226 @@
+//! RL.ALL: several limiters checked in one atomic, all-or-nothing call.
+
+use crate::algo::sliding_log::{LogOutcome, LogParams};
+use crate::algo::token_bucket::{BucketOutcome, BucketParams};
+use crate::algo::{Evaluation, NEVER};
+use crate::args::{parse_options, printable, IntArg, OptionName};
+use crate::error::{CommandError, CommandResult};
+use crate::ffi::{Call, Word};
+use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
+use crate::reply::Reply;
+use crate::{callback, commands};
+
+/// The most keys one RL.ALL call takes.
+pub const MAX_KEYS: i64 = 16;
+
+pub static ALL: CommandSpec = CommandSpec {
+    name: c"RL.ALL",
+    callback: callback!(all),
+    flags: c"write deny-oom getkeys-api",
+    arity: -5,
+    summary: c"Checks several limiters at once and takes the cost from all of them only if every one allows it.",
+    complexity: c"O(K) for K keys, plus each limiter's own cost",
+    since: c"0.1.0",
+    keys: KeyLayout::NumKeys,
+    args: &[
+        ArgSpec::integer(c"numkeys"),
+        ArgSpec::key(c"key").repeated(),
+        ArgSpec::string(c"spec").repeated(),
+        ArgSpec::option(c"COST", c"n"),
+        ArgSpec::option(c"COSTS", c"cost").repeated(),
+        ArgSpec::option(c"AT", c"unix_ms"),
+    ],
+};
+
+const NUMKEYS: IntArg = IntArg::new("numkeys", 1, MAX_KEYS);
+
+/// One limiter of the call, by the algorithm its spec names.
+enum Spec {
+    Bucket(BucketParams),
+    Log(LogParams),
+}
+
+/// A limiter decided on, with what applying the decision needs.
+enum Checked<'a> {
+    Bucket(BucketOutcome),
+    Log(LogOutcome, &'a LogParams, i64),
+}
+
+impl Checked<'_> {
+    fn evaluation(&self) -> &Evaluation {
+        match self {
+            Checked::Bucket(outcome) => &outcome.evaluation,
+            Checked::Log(outcome, ..) => &outcome.evaluation,
+        }
+    }
+
+    /// Writes what the limiter consumed; false when it writes nothing.
+    fn apply(&self, call: &Call, key: usize) -> CommandResult<bool> {
+        match self {
+            Checked::Bucket(outcome) => commands::token_bucket::apply(call, key, outcome),
+            Checked::Log(outcome, params, cost) => {
+                commands::sliding_log::apply(call, key, params, *cost, outcome)
+            }
+        }
+    }
+}
+
+struct Request {
+    specs: Vec<Spec>,
+    costs: Vec<i64>,
+    at: Option<i64>,
+    /// Index of the first argument after the specs.
+    specs_end: usize,
+}
+
+/// Argument index of key number `n` (from 0).
+fn key_index(n: usize) -> usize {
+    2 + n
+}
+
+/// `RL.ALL numkeys key [key ...] spec [spec ...] [COST n | COSTS c1 ... cn] [AT unix_ms]`
+fn all(call: &Call) -> CommandResult<Reply> {
+    if call.is_keys_position_request() {
+        let count = call
+            .arg(1)
+            .ok()
+            .and_then(|raw| NUMKEYS.parse(raw).ok())
+            .unwrap_or(0);
+        let count = usize::try_from(count).unwrap_or(0);
+        for n in 0..count {
+            if key_index(n) < call.arg_count() {
+                call.report_key(key_index(n));
+            }
+        }
+        return Ok(Reply::KeysReported);
+    }
+    let request = parse(call)?;
+    let now = request.at.unwrap_or_else(|| call.now_ms());
+    let mut checked = Vec::with_capacity(request.specs.len());
+    for (n, (spec, &cost)) in request.specs.iter().zip(&request.costs).enumerate() {
+        let outcome = match spec {
+            Spec::Bucket(params) => {
+                commands::token_bucket::check(call, key_index(n), params, cost, now)
+                    .map(Checked::Bucket)
+            }
+            Spec::Log(params) => {
+                commands::sliding_log::check(call, key_index(n), params, cost, now)
+                    .map(|outcome| Checked::Log(outcome, params, cost))
+            }
+        };
+        checked.push(outcome.map_err(|error| error.at_position(n + 1))?);
+    }
+    let allowed = checked.iter().all(|c| c.evaluation().allowed);
+    if allowed {
+        let mut wrote = false;
+        for (n, check) in checked.iter().enumerate() {
+            wrote |= check.apply(call, key_index(n))?;
+        }
+        if wrote {
+            replicate(call, &request, now)?;
+        }
+    }
+    let evaluations: Vec<&Evaluation> = checked.iter().map(Checked::evaluation).collect();
+    Ok(Reply::All {
+        allowed,
+        retry_after_ms: overall_retry_after(&evaluations),
+        decisions: evaluations.iter().map(|e| e.decision(allowed)).collect(),
+    })
+}
+
+/// 0 when every limiter allows; -1 when a denying one never can; otherwise
+/// the longest wait among the denying ones, when all of them allow.
+fn overall_retry_after(evaluations: &[&Evaluation]) -> i64 {
+    let denying = evaluations.iter().filter(|e| !e.allowed);
+    denying.fold(0, |longest, e| {
+        if longest == NEVER || e.retry_after_ms == NEVER {
+            NEVER
+        } else {
+            longest.max(e.retry_after_ms)
+        }
+    })
+}
+
+/// Propagates the call with its time and every cost pinned.
+fn replicate(call: &Call, request: &Request, now: i64) -> CommandResult<()> {
+    let mut words: Vec<Word> = (1..request.specs_end).map(Word::Arg).collect();
+    words.push(Word::Text(c"COSTS"));
+    words.extend(request.costs.iter().map(|&cost| Word::Int(cost)));
+    words.push(Word::Text(c"AT"));
+    words.push(Word::Int(now));
+    call.replicate_words(c"RL.ALL", &words)
+}
+
+fn parse(call: &Call) -> CommandResult<Request> {
+    call.require(5)?;
+    let count = usize::try_from(NUMKEYS.parse(call.arg(1)?)?).unwrap_or(0);
+    if call.arg_count() < key_index(count) {
+        return Err(CommandError::invalid("numkeys is more than the keys given"));
+    }
+    for second in 1..count {
+        for first in 0..second {
+            if call.arg(key_index(first))? == call.arg(key_index(second))? {
+                return Err(CommandError::invalid(format!(
+                    "key {} is the same as key {}",
+                    second + 1,
+                    first + 1
+                )));
+            }
+        }
+    }
+    let mut specs = Vec::with_capacity(count);
+    let mut next = key_index(count);
+    for n in 1..=count {
+        let (spec, words) = parse_spec(call, next).map_err(|error| error.at_position(n))?;
+        specs.push(spec);
+        next += words;
+    }
+    let options = parse_options(
+        call.args_from(next),
+        &[OptionName::Cost, OptionName::Costs(count), OptionName::At],
+    )?;
+    let costs = match (options.cost, options.costs) {
+        (Some(_), Some(_)) => {
+            return Err(CommandError::invalid("COST and COSTS cannot be combined"))
+        }
+        (_, Some(costs)) => costs,
+        (cost, None) => vec![cost.unwrap_or(1); count],
+    };
+    Ok(Request {
+        specs,
+        costs,
+        at: options.at,
+        specs_end: next,
+    })
+}
+
+/// Parses the spec at argument `at`; returns it and how many words it took.
+fn parse_spec(call: &Call, at: usize) -> CommandResult<(Spec, usize)> {
+    let name = call
+        .arg(at)
+        .map_err(|_| CommandError::invalid("missing (one spec is needed per key)"))?;
+    let missing = |usage: &'static str| {
+        move |_| CommandError::invalid(format!("missing numbers, expected {usage}"))
+    };
+    if name.eq_ignore_ascii_case(b"TOKENBUCKET") {
+        call.raw(at + 3).map_err(missing(
+            "TOKENBUCKET capacity refill_amount refill_period_ms",
+        ))?;
+        Ok((
+            Spec::Bucket(commands::token_bucket::parse_params(call, at + 1)?),
+            4,
+        ))
+    } else if name.eq_ignore_ascii_case(b"SLIDELOG") {
+        call.raw(at + 2)
+            .map_err(missing("SLIDELOG limit window_ms"))?;
+        Ok((
+            Spec::Log(commands::sliding_log::parse_params(call, at + 1)?),
+            3,
+        ))
+    } else {
+        Err(CommandError::invalid(format!(
+            "unknown limiter '{}', expected TOKENBUCKET or SLIDELOG",
+            printable(name)
+        )))
+    }
+}

@@ -1,0 +1,775 @@
+//! RL.ALL (several limiters, all or nothing) and RL.INSPECT on a live server.
+
+mod common;
+
+use common::{dump, error, ints, Server};
+use redis::{Connection, Value};
+
+const T: i64 = 1_700_000_000_000;
+
+/// Runs RL.ALL (or any command) and flattens its nested integer reply.
+fn all(con: &mut Connection, words: &[&str]) -> (i64, i64, Vec<Vec<i64>>) {
+    let reply: Vec<Value> = {
+        let mut cmd = redis::cmd(words[0]);
+        for word in &words[1..] {
+            cmd.arg(*word);
+        }
+        cmd.query(con).unwrap_or_else(|e| panic!("{words:?}: {e}"))
+    };
+    let allowed: i64 = redis::from_redis_value(&reply[0]).unwrap();
+    let retry: i64 = redis::from_redis_value(&reply[1]).unwrap();
+    let items = reply[2..]
+        .iter()
+        .map(|v| redis::from_redis_value(v).unwrap())
+        .collect();
+    (allowed, retry, items)
+}
+
+fn inspect(con: &mut Connection, key: &str, at: i64) -> Option<Vec<(String, Value)>> {
+    let reply: Value = redis::cmd("RL.INSPECT")
+        .arg(key)
+        .arg("AT")
+        .arg(at)
+        .query(con)
+        .unwrap();
+    match reply {
+        Value::Nil => None,
+        Value::Array(items) => Some(
+            items
+                .chunks(2)
+                .map(|pair| (redis::from_redis_value(&pair[0]).unwrap(), pair[1].clone()))
+                .collect(),
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn field(fields: &[(String, Value)], name: &str) -> Value {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn contract_example() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let t = T.to_string();
+    let words = [
+        "RL.ALL",
+        "2",
+        "a",
+        "b",
+        "TOKENBUCKET",
+        "2",
+        "1",
+        "1000",
+        "SLIDELOG",
+        "3",
+        "10000",
+        "AT",
+        &t,
+    ];
+    assert_eq!(
+        all(&mut con, &words),
+        (1, 0, vec![vec![1, 2, 1, 0, 1000], vec![1, 3, 2, 0, 10000]])
+    );
+    assert_eq!(
+        all(&mut con, &words),
+        (1, 0, vec![vec![1, 2, 0, 0, 2000], vec![1, 3, 1, 0, 10000]])
+    );
+    assert_eq!(
+        all(&mut con, &words),
+        (
+            0,
+            1000,
+            vec![vec![0, 2, 0, 1000, 2000], vec![1, 3, 1, 0, 10000]]
+        )
+    );
+    let log = inspect(&mut con, "b", T).expect("log exists");
+    assert_eq!(field(&log, "used"), Value::Int(2));
+    assert_eq!(field(&log, "entries"), Value::Int(2));
+}
+
+#[test]
+fn single_key_commands_share_the_same_limiters() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let t = T.to_string();
+    all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "1",
+            "k",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "1000",
+            "COST",
+            "4",
+            "AT",
+            &t,
+        ],
+    );
+    assert_eq!(
+        ints(
+            &mut con,
+            &["RL.TOKENBUCKET", "k", "10", "1", "1000", "AT", &t]
+        ),
+        [1, 10, 5, 0, 5000]
+    );
+    ints(
+        &mut con,
+        &["RL.SLIDELOG", "l", "5", "1000", "COST", "3", "AT", &t],
+    );
+    let (allowed, _, items) = all(
+        &mut con,
+        &[
+            "RL.ALL", "1", "l", "SLIDELOG", "5", "1000", "COST", "3", "AT", &t,
+        ],
+    );
+    assert_eq!((allowed, items), (0, vec![vec![0, 5, 2, 1000, 1000]]));
+}
+
+#[test]
+fn denied_calls_write_nothing_anywhere() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let t = T.to_string();
+    ints(
+        &mut con,
+        &[
+            "RL.TOKENBUCKET",
+            "b",
+            "10",
+            "1",
+            "1000",
+            "COST",
+            "10",
+            "AT",
+            &t,
+        ],
+    );
+    ints(&mut con, &["RL.SLIDELOG", "l", "10", "60000", "AT", &t]);
+    let before = (dump(&mut con, b"b"), dump(&mut con, b"l"));
+    // The log allows, the bucket (second) denies: the log must not be charged.
+    let (allowed, retry, items) = all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "3",
+            "l",
+            "b",
+            "new",
+            "SLIDELOG",
+            "10",
+            "60000",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "1000",
+            "TOKENBUCKET",
+            "5",
+            "1",
+            "1000",
+            "COSTS",
+            "2",
+            "3",
+            "1",
+            "AT",
+            &t,
+        ],
+    );
+    assert_eq!(allowed, 0);
+    assert_eq!(retry, 3000);
+    assert_eq!(
+        items,
+        vec![
+            vec![1, 10, 9, 0, 60000],
+            vec![0, 10, 0, 3000, 10000],
+            vec![1, 5, 5, 0, 0]
+        ]
+    );
+    assert_eq!((dump(&mut con, b"b"), dump(&mut con, b"l")), before);
+    let exists: i64 = redis::cmd("EXISTS").arg("new").query(&mut con).unwrap();
+    assert_eq!(exists, 0);
+    // A peek over every limit writes nothing either.
+    let (allowed, _, _) = all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "2",
+            "l",
+            "fresh",
+            "SLIDELOG",
+            "10",
+            "60000",
+            "TOKENBUCKET",
+            "5",
+            "1",
+            "1000",
+            "COST",
+            "0",
+            "AT",
+            &t,
+        ],
+    );
+    assert_eq!(allowed, 1);
+    assert_eq!(dump(&mut con, b"l"), before.1);
+    let exists: i64 = redis::cmd("EXISTS").arg("fresh").query(&mut con).unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn overall_retry_after_is_the_longest_wait_or_never() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let t = T.to_string();
+    ints(
+        &mut con,
+        &[
+            "RL.TOKENBUCKET",
+            "slow",
+            "10",
+            "1",
+            "1000",
+            "COST",
+            "10",
+            "AT",
+            &t,
+        ],
+    );
+    ints(
+        &mut con,
+        &[
+            "RL.TOKENBUCKET",
+            "fast",
+            "10",
+            "1",
+            "100",
+            "COST",
+            "10",
+            "AT",
+            &t,
+        ],
+    );
+    let (_, retry, _) = all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "2",
+            "fast",
+            "slow",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "100",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "1000",
+            "COST",
+            "2",
+            "AT",
+            &t,
+        ],
+    );
+    assert_eq!(retry, 2000);
+    let later = (T + 2000).to_string();
+    let (allowed, _, _) = all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "2",
+            "fast",
+            "slow",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "100",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "1000",
+            "COST",
+            "2",
+            "AT",
+            &later,
+        ],
+    );
+    assert_eq!(
+        allowed, 1,
+        "every limit allows after the overall retry_after"
+    );
+    let (_, retry, _) = all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "2",
+            "fast",
+            "slow",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "100",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "1000",
+            "COSTS",
+            "2",
+            "11",
+            "AT",
+            &later,
+        ],
+    );
+    assert_eq!(retry, -1);
+}
+
+#[test]
+fn writes_set_each_keys_ttl() {
+    let server = Server::start();
+    let mut con = server.connect();
+    all(
+        &mut con,
+        &[
+            "RL.ALL",
+            "2",
+            "b",
+            "l",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "60000",
+            "SLIDELOG",
+            "5",
+            "30000",
+            "COSTS",
+            "2",
+            "1",
+        ],
+    );
+    let bucket_ttl: i64 = redis::cmd("PTTL").arg("b").query(&mut con).unwrap();
+    let log_ttl: i64 = redis::cmd("PTTL").arg("l").query(&mut con).unwrap();
+    assert!((119_000..=120_000).contains(&bucket_ttl), "{bucket_ttl}");
+    assert!((29_000..=30_000).contains(&log_ttl), "{log_ttl}");
+}
+
+#[test]
+fn bad_input_is_named_and_changes_nothing() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    redis::cmd("SET")
+        .arg("s")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    let before = dump(&mut con, b"b");
+    let max = i64::MAX;
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["RL.ALL", "0", "b", "TOKENBUCKET", "10", "1", "1000"],
+            "ERR numkeys must be an integer from 1 to 16".into(),
+        ),
+        (
+            vec!["RL.ALL", "17", "b", "TOKENBUCKET", "10", "1", "1000"],
+            "ERR numkeys must be an integer from 1 to 16".into(),
+        ),
+        (
+            vec!["RL.ALL", "x", "b", "TOKENBUCKET", "10", "1", "1000"],
+            "ERR numkeys must be an integer from 1 to 16".into(),
+        ),
+        (
+            vec!["RL.ALL", "9", "b", "TOKENBUCKET", "10"],
+            "ERR numkeys is more than the keys given".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "2",
+                "b",
+                "b",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "SLIDELOG",
+                "1",
+                "1",
+            ],
+            "ERR key 2 is the same as key 1".into(),
+        ),
+        (
+            vec!["RL.ALL", "1", "b", "LEAKY", "10", "1", "1000"],
+            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET or SLIDELOG".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "2",
+                "b",
+                "c",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "SLIDELOG",
+                "5",
+            ],
+            "ERR spec 2: missing numbers, expected SLIDELOG limit window_ms".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "2",
+                "b",
+                "c",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "SLIDELOG",
+                "5",
+                "0",
+            ],
+            format!("ERR spec 2: window_ms must be an integer from 1 to {max}"),
+        ),
+        (
+            vec!["RL.ALL", "1", "b", "TOKENBUCKET", "0", "1", "1000"],
+            format!("ERR spec 1: capacity must be an integer from 1 to {max}"),
+        ),
+        (
+            vec!["RL.ALL", "2", "b", "c", "TOKENBUCKET", "10", "1", "1000"],
+            "ERR spec 2: missing (one spec is needed per key)".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "1",
+                "b",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "COST",
+                "1",
+                "COSTS",
+                "1",
+            ],
+            "ERR COST and COSTS cannot be combined".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "2",
+                "b",
+                "c",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "SLIDELOG",
+                "5",
+                "5",
+                "COSTS",
+                "1",
+            ],
+            "ERR option COSTS needs 2 values".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "1",
+                "b",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "EXTRA",
+            ],
+            "ERR unknown option 'EXTRA'".into(),
+        ),
+        (
+            vec![
+                "RL.ALL",
+                "2",
+                "b",
+                "s",
+                "TOKENBUCKET",
+                "10",
+                "1",
+                "1000",
+                "SLIDELOG",
+                "5",
+                "5",
+            ],
+            "WRONGTYPE Operation against a key holding the wrong kind of value (key 2)".into(),
+        ),
+        (
+            vec!["RL.ALL", "1", "b", "SLIDELOG", "5", "5"],
+            "WRONGTYPE Operation against a key holding the wrong kind of value (key 1)".into(),
+        ),
+    ];
+    for (words, expected) in cases {
+        assert_eq!(error(&mut con, &words), expected, "{words:?}");
+    }
+    assert_eq!(dump(&mut con, b"b"), before);
+    let exists: i64 = redis::cmd("EXISTS").arg("c").query(&mut con).unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn every_key_is_visible_to_getkeys_and_acl() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("RL.ALL")
+        .arg("3")
+        .arg("x")
+        .arg("y")
+        .arg("z")
+        .arg("SLIDELOG")
+        .arg("1")
+        .arg("1")
+        .arg("SLIDELOG")
+        .arg("1")
+        .arg("1")
+        .arg("SLIDELOG")
+        .arg("1")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(keys, ["x", "y", "z"]);
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("tenant")
+        .arg("on")
+        .arg(">pw")
+        .arg("~tenantA:*")
+        .arg("+@all")
+        .query::<()>(&mut con)
+        .unwrap();
+    let mut tenant = server.connect();
+    redis::cmd("AUTH")
+        .arg("tenant")
+        .arg("pw")
+        .query::<()>(&mut tenant)
+        .unwrap();
+    let denied = error(
+        &mut tenant,
+        &[
+            "RL.ALL",
+            "2",
+            "tenantA:1",
+            "tenantB:1",
+            "SLIDELOG",
+            "5",
+            "1000",
+            "SLIDELOG",
+            "5",
+            "1000",
+        ],
+    );
+    assert!(denied.starts_with("NOPERM"), "{denied}");
+    let created: i64 = redis::cmd("EXISTS")
+        .arg("tenantA:1")
+        .arg("tenantB:1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(created, 0);
+    let (allowed, _, _) = all(
+        &mut tenant,
+        &[
+            "RL.ALL",
+            "2",
+            "tenantA:1",
+            "tenantA:2",
+            "SLIDELOG",
+            "5",
+            "1000",
+            "SLIDELOG",
+            "5",
+            "1000",
+        ],
+    );
+    assert_eq!(allowed, 1);
+}
+
+#[test]
+fn inspect_shows_each_limiter_and_agrees_with_peeks() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let t = T.to_string();
+    assert_eq!(inspect(&mut con, "missing", T), None);
+    ints(
+        &mut con,
+        &[
+            "RL.TOKENBUCKET",
+            "b",
+            "10",
+            "3",
+            "1000",
+            "COST",
+            "8",
+            "AT",
+            &t,
+        ],
+    );
+    for entry_time in [T, T, T + 400] {
+        ints(
+            &mut con,
+            &[
+                "RL.SLIDELOG",
+                "l",
+                "10",
+                "1000",
+                "COST",
+                "2",
+                "AT",
+                &entry_time.to_string(),
+            ],
+        );
+    }
+    let bucket = inspect(&mut con, "b", T + 500).unwrap();
+    let names: Vec<&str> = bucket.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "type",
+            "capacity",
+            "refill_amount",
+            "refill_period_ms",
+            "tokens",
+            "reset_after_ms"
+        ]
+    );
+    assert_eq!(
+        field(&bucket, "type"),
+        Value::BulkString(b"tokenbucket".to_vec())
+    );
+    let peek = ints(
+        &mut con,
+        &[
+            "RL.TOKENBUCKET",
+            "b",
+            "10",
+            "3",
+            "1000",
+            "COST",
+            "0",
+            "AT",
+            &(T + 500).to_string(),
+        ],
+    );
+    assert_eq!(field(&bucket, "tokens"), Value::Int(peek[2]));
+    assert_eq!(field(&bucket, "reset_after_ms"), Value::Int(peek[4]));
+    assert_eq!(field(&bucket, "capacity"), Value::Int(10));
+
+    let log = inspect(&mut con, "l", T + 500).unwrap();
+    let names: Vec<&str> = log.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "type",
+            "limit",
+            "window_ms",
+            "used",
+            "entries",
+            "oldest_ms",
+            "newest_ms",
+            "reset_after_ms"
+        ]
+    );
+    assert_eq!(field(&log, "used"), Value::Int(6));
+    assert_eq!(field(&log, "entries"), Value::Int(3));
+    assert_eq!(field(&log, "oldest_ms"), Value::Int(T));
+    assert_eq!(field(&log, "newest_ms"), Value::Int(T + 400));
+    let peek = ints(
+        &mut con,
+        &[
+            "RL.SLIDELOG",
+            "l",
+            "10",
+            "1000",
+            "COST",
+            "0",
+            "AT",
+            &(T + 500).to_string(),
+        ],
+    );
+    assert_eq!(field(&log, "reset_after_ms"), Value::Int(peek[4]));
+    let later = inspect(&mut con, "l", T + 1200).unwrap();
+    assert_eq!(field(&later, "used"), Value::Int(2));
+    let gone = inspect(&mut con, "l", T + 5000).unwrap();
+    assert_eq!(
+        (field(&gone, "oldest_ms"), field(&gone, "newest_ms")),
+        (Value::Nil, Value::Nil)
+    );
+
+    redis::cmd("SET")
+        .arg("s")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    assert!(error(&mut con, &["RL.INSPECT", "s"]).starts_with("WRONGTYPE"));
+    assert_eq!(
+        error(&mut con, &["RL.INSPECT", "b", "COST", "1"]),
+        "ERR unknown option 'COST'"
+    );
+}
+
+#[test]
+fn inspect_is_a_map_under_resp3_and_never_touches_the_ttl() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    redis::cmd("PEXPIRE")
+        .arg("b")
+        .arg(500_000)
+        .query::<()>(&mut con)
+        .unwrap();
+    let client = redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap();
+    let mut resp3 = client.get_connection().unwrap();
+    let reply: Value = redis::cmd("RL.INSPECT").arg("b").query(&mut resp3).unwrap();
+    assert!(
+        matches!(reply, Value::Map(ref pairs) if pairs.len() == 6),
+        "{reply:?}"
+    );
+    let ttl: i64 = redis::cmd("PTTL").arg("b").query(&mut con).unwrap();
+    assert!(ttl > 499_000, "{ttl}");
+}
+
+#[test]
+fn inspect_works_for_a_read_only_user() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    // On Redis 7.0 module commands have no ACL category: grant RL.INSPECT by name.
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("viewer")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("+@read")
+        .arg("+rl.inspect")
+        .query::<()>(&mut con)
+        .unwrap();
+    let mut viewer = server.connect();
+    redis::cmd("AUTH")
+        .arg("viewer")
+        .arg("pw")
+        .query::<()>(&mut viewer)
+        .unwrap();
+    let reply: Value = redis::cmd("RL.INSPECT")
+        .arg("b")
+        .query(&mut viewer)
+        .unwrap();
+    assert!(matches!(reply, Value::Array(_)), "{reply:?}");
+    assert!(error(&mut viewer, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]).starts_with("NOPERM"));
+}
