@@ -17,8 +17,9 @@ use crate::reply::Reply;
 pub type Ctx = *mut raw::RedisModuleCtx;
 pub type RawString = *mut raw::RedisModuleString;
 
-/// Keys never outlive this many ms of TTL; a longer one means no TTL.
-pub const MAX_TTL_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
+/// The longest TTL set (about 73 million years): a longer one could
+/// overflow the server's expiry time, so it means no TTL.
+pub const MAX_TTL_MS: i64 = i64::MAX / 4;
 
 /// A command handler: parses, decides, writes, and returns the reply.
 pub type Handler = fn(&Call) -> CommandResult<Reply>;
@@ -194,6 +195,7 @@ impl<'a> Call<'a> {
 }
 
 /// One argument of a replicated command, for [`Call::replicate_words`].
+#[derive(Clone, Copy)]
 pub enum Word {
     /// Argument `index` of the current call, as received.
     Arg(usize),
@@ -312,6 +314,27 @@ impl Key {
         if let Some(set_expire) = unsafe { raw::RedisModule_SetExpire } {
             // SAFETY: inner is a key open for writing.
             unsafe { set_expire(self.inner, ttl) };
+        }
+    }
+}
+
+impl Key {
+    /// Lengthens the TTL to `ttl_ms` if it is shorter; never shortens it, and
+    /// a key without a TTL keeps none. For writes that must not make a key
+    /// expire earlier than its last write promised.
+    pub fn extend_ttl(&self, ttl_ms: Option<i64>) {
+        let Some(get_expire) = (unsafe { raw::RedisModule_GetExpire }) else {
+            return;
+        };
+        // SAFETY: inner is an open key.
+        let current = unsafe { get_expire(self.inner) };
+        if current == i64::from(raw::REDISMODULE_NO_EXPIRE) {
+            return;
+        }
+        match ttl_ms {
+            Some(ms) if ms > current => self.set_ttl(Some(ms)),
+            Some(_) => {}
+            None => self.set_ttl(None),
         }
     }
 }

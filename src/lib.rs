@@ -24,7 +24,7 @@ mod types;
 
 use redis_module::{redis_module, Context, RedisString, Status};
 
-use types::{bucket::BUCKET_TYPE, log::LOG_TYPE};
+use types::{bucket::BUCKET_TYPE, leases::LEASES_TYPE, log::LOG_TYPE};
 
 // Unit tests run without Redis, hence without its allocator.
 #[cfg(not(test))]
@@ -50,6 +50,6 @@ redis_module! {
     name: "rl",
     version: 1,
     allocator: (Allocator, ALLOCATOR),
-    data_types: [BUCKET_TYPE, LOG_TYPE],
+    data_types: [BUCKET_TYPE, LOG_TYPE, LEASES_TYPE],
     init: init,
 }

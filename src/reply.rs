@@ -11,12 +11,16 @@ use crate::ffi::Ctx;
 pub enum Reply {
     /// `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`.
     Decision(Decision),
-    /// `[allowed, retry_after_ms, decision_1, ..., decision_n]`.
+    /// The five integers, then the id of what the call opened (0: nothing).
+    DecisionWithId(Decision, i64),
+    /// `[allowed, retry_after_ms, reply_1, ..., reply_n]`, each reply five
+    /// integers, and a sixth (an id) for the kinds that open something.
     All {
         allowed: bool,
         retry_after_ms: i64,
-        decisions: Vec<Decision>,
+        decisions: Vec<(Decision, Option<i64>)>,
     },
+    Integer(i64),
     /// Field-value pairs: a map under RESP3, a flat array under RESP2.
     Map(Vec<(&'static CStr, Value)>),
     Null,
@@ -36,6 +40,8 @@ impl Reply {
     pub fn send(&self, ctx: Ctx) {
         match self {
             Reply::Decision(decision) => send_integers(ctx, &decision.as_array()),
+            Reply::DecisionWithId(decision, id) => send_decision(ctx, decision, Some(*id)),
+            Reply::Integer(value) => send_integer(ctx, *value),
             Reply::All {
                 allowed,
                 retry_after_ms,
@@ -44,8 +50,8 @@ impl Reply {
                 send_array_header(ctx, 2 + decisions.len());
                 send_integer(ctx, i64::from(*allowed));
                 send_integer(ctx, *retry_after_ms);
-                for decision in decisions {
-                    send_integers(ctx, &decision.as_array());
+                for (decision, id) in decisions {
+                    send_decision(ctx, decision, *id);
                 }
             }
             Reply::Map(pairs) => {
@@ -71,6 +77,17 @@ impl Reply {
                 }
             }
         }
+    }
+}
+
+fn send_decision(ctx: Ctx, decision: &Decision, id: Option<i64>) {
+    let values = decision.as_array();
+    match id {
+        Some(id) => send_integers(
+            ctx,
+            &[values[0], values[1], values[2], values[3], values[4], id],
+        ),
+        None => send_integers(ctx, &values),
     }
 }
 

@@ -405,7 +405,7 @@ fn bad_input_is_named_and_changes_nothing() {
         ),
         (
             vec!["RL.ALL", "1", "b", "LEAKY", "10", "1", "1000"],
-            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET or SLIDELOG".into(),
+            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE or ACQUIRE".into(),
         ),
         (
             vec![

@@ -3,13 +3,16 @@
 //! Each limiter is a function of (stored state, parameters, now, cost) that
 //! returns a [`Decision`] and, when the call writes, the state to store.
 
+pub mod ids;
+pub mod leases;
 pub mod math;
 pub mod record_log;
+pub mod reservations;
 pub mod sliding_log;
 pub mod token_bucket;
 
 /// What every limiter reports for a call: the five integers of the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
     /// The capacity (bucket) or the limit (log).

@@ -1,5 +1,7 @@
 //! RL.ALL: several limiters checked in one atomic, all-or-nothing call.
 
+use crate::algo::leases::{AcquireOutcome, LeaseParams};
+use crate::algo::reservations::ReserveOutcome;
 use crate::algo::sliding_log::{LogOutcome, LogParams};
 use crate::algo::token_bucket::{BucketOutcome, BucketParams};
 use crate::algo::{Evaluation, NEVER};
@@ -38,12 +40,17 @@ const NUMKEYS: IntArg = IntArg::new("numkeys", 1, MAX_KEYS);
 enum Spec {
     Bucket(BucketParams),
     Log(LogParams),
+    /// A bucket, with the lease of the reservation the call opens.
+    Reserve(BucketParams, i64),
+    Acquire(LeaseParams),
 }
 
 /// A limiter decided on, with what applying the decision needs.
 enum Checked<'a> {
     Bucket(BucketOutcome),
     Log(LogOutcome, &'a LogParams, i64),
+    Reserve(ReserveOutcome),
+    Acquire(AcquireOutcome, &'a LeaseParams),
 }
 
 impl Checked<'_> {
@@ -51,7 +58,20 @@ impl Checked<'_> {
         match self {
             Checked::Bucket(outcome) => &outcome.evaluation,
             Checked::Log(outcome, ..) => &outcome.evaluation,
+            Checked::Reserve(outcome) => &outcome.bucket.evaluation,
+            Checked::Acquire(outcome, _) => &outcome.evaluation,
         }
+    }
+
+    /// The sixth integer of the kinds that open something: the id opened,
+    /// 0 when nothing was (`applied` false).
+    fn opened_id(&self, applied: bool) -> Option<i64> {
+        let id = match self {
+            Checked::Reserve(outcome) => commands::reservation::opened_id(outcome),
+            Checked::Acquire(outcome, _) => commands::lease::opened_id(outcome),
+            Checked::Bucket(_) | Checked::Log(..) => return None,
+        };
+        Some(if applied { id } else { 0 })
     }
 
     /// Writes what the limiter consumed; false when it writes nothing.
@@ -61,6 +81,8 @@ impl Checked<'_> {
             Checked::Log(outcome, params, cost) => {
                 commands::sliding_log::apply(call, key, params, *cost, outcome)
             }
+            Checked::Reserve(outcome) => commands::reservation::apply(call, key, outcome),
+            Checked::Acquire(outcome, params) => commands::lease::apply(call, key, params, outcome),
         }
     }
 }
@@ -107,6 +129,12 @@ fn all(call: &Call) -> CommandResult<Reply> {
                 commands::sliding_log::check(call, key_index(n), params, cost, now)
                     .map(|outcome| Checked::Log(outcome, params, cost))
             }
+            Spec::Reserve(params, lease_ms) => {
+                commands::reservation::check(call, key_index(n), params, cost, *lease_ms, now)
+                    .map(Checked::Reserve)
+            }
+            Spec::Acquire(params) => commands::lease::check(call, key_index(n), params, cost, now)
+                .map(|outcome| Checked::Acquire(outcome, params)),
         };
         checked.push(outcome.map_err(|error| error.at_position(n + 1))?);
     }
@@ -124,7 +152,10 @@ fn all(call: &Call) -> CommandResult<Reply> {
     Ok(Reply::All {
         allowed,
         retry_after_ms: overall_retry_after(&evaluations),
-        decisions: evaluations.iter().map(|e| e.decision(allowed)).collect(),
+        decisions: checked
+            .iter()
+            .map(|c| (c.evaluation().decision(allowed), c.opened_id(allowed)))
+            .collect(),
     })
 }
 
@@ -186,6 +217,14 @@ fn parse(call: &Call) -> CommandResult<Request> {
         (_, Some(costs)) => costs,
         (cost, None) => vec![cost.unwrap_or(1); count],
     };
+    for (n, (spec, &cost)) in specs.iter().zip(&costs).enumerate() {
+        if matches!(spec, Spec::Acquire(_)) && cost > 1 {
+            return Err(CommandError::invalid(format!(
+                "spec {}: ACQUIRE takes a cost of 0 or 1",
+                n + 1
+            )));
+        }
+    }
     Ok(Request {
         specs,
         costs,
@@ -202,25 +241,40 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Spec, usize)> {
     let missing = |usage: &'static str| {
         move |_| CommandError::invalid(format!("missing numbers, expected {usage}"))
     };
-    if name.eq_ignore_ascii_case(b"TOKENBUCKET") {
+    let (spec, words) = if name.eq_ignore_ascii_case(b"TOKENBUCKET") {
         call.raw(at + 3).map_err(missing(
             "TOKENBUCKET capacity refill_amount refill_period_ms",
         ))?;
-        Ok((
+        (
             Spec::Bucket(commands::token_bucket::parse_params(call, at + 1)?),
             4,
-        ))
+        )
     } else if name.eq_ignore_ascii_case(b"SLIDELOG") {
         call.raw(at + 2)
             .map_err(missing("SLIDELOG limit window_ms"))?;
-        Ok((
+        (
             Spec::Log(commands::sliding_log::parse_params(call, at + 1)?),
             3,
-        ))
+        )
+    } else if name.eq_ignore_ascii_case(b"RESERVE") {
+        call.raw(at + 4).map_err(missing(
+            "RESERVE capacity refill_amount refill_period_ms lease_ms",
+        ))?;
+        let params = commands::token_bucket::parse_params(call, at + 1)?;
+        let lease_ms = commands::reservation::LEASE.parse(call.arg(at + 4)?)?;
+        (Spec::Reserve(params, lease_ms), 5)
+    } else if name.eq_ignore_ascii_case(b"ACQUIRE") {
+        call.raw(at + 2)
+            .map_err(missing("ACQUIRE limit lease_ms"))?;
+        (
+            Spec::Acquire(commands::lease::parse_params(call, at + 1)?),
+            3,
+        )
     } else {
-        Err(CommandError::invalid(format!(
-            "unknown limiter '{}', expected TOKENBUCKET or SLIDELOG",
+        return Err(CommandError::invalid(format!(
+            "unknown limiter '{}', expected TOKENBUCKET, SLIDELOG, RESERVE or ACQUIRE",
             printable(name)
-        )))
-    }
+        )));
+    };
+    Ok((spec, words))
 }

@@ -3,6 +3,8 @@
 
 pub mod all;
 pub mod inspect;
+pub mod lease;
+pub mod reservation;
 pub mod restore_state;
 pub mod sliding_log;
 pub mod token_bucket;
@@ -10,12 +12,18 @@ pub mod token_bucket;
 use crate::registry::CommandSpec;
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 6] {
+pub fn all() -> [&'static CommandSpec; 12] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
         &sliding_log::SLIDELOG,
         &all::ALL,
+        &reservation::RESERVE,
+        &reservation::SETTLE,
+        &reservation::CANCEL,
+        &lease::ACQUIRE,
+        &lease::RELEASE,
+        &lease::EXTEND,
         &inspect::INSPECT,
         &restore_state::RESTORESTATE,
     ]

@@ -1,13 +1,14 @@
 //! RL.RESTORESTATE: stores a limiter's encoded state as is. AOF rewrite
 //! emits it to rebuild each limiter exactly; it is not meant for clients.
 
+use crate::algo::leases::LeaseState;
 use crate::algo::sliding_log::LogState;
-use crate::algo::token_bucket::BucketState;
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::types::bucket::Bucket;
 use crate::types::{self, Stored};
 
 pub static RESTORESTATE: CommandSpec = CommandSpec {
@@ -26,23 +27,27 @@ pub static RESTORESTATE: CommandSpec = CommandSpec {
     ],
 };
 
-/// `RL.RESTORESTATE key tokenbucket|slidelog payload`
+/// `RL.RESTORESTATE key tokenbucket|slidelog|leases payload`
 fn restore_state(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
     let kind = call.arg(2)?;
-    let payload = call.arg(3)?;
     let is = |stored_kind: &std::ffi::CStr| kind.eq_ignore_ascii_case(stored_kind.to_bytes());
-    if is(BucketState::KIND) {
-        let state = types::decode::<BucketState>(payload)?;
-        types::put(&mut call.write_key(1)?, state)?;
+    if is(Bucket::KIND) {
+        restore::<Bucket>(call)?;
     } else if is(LogState::KIND) {
-        let state = types::decode::<LogState>(payload)?;
-        types::put(&mut call.write_key(1)?, state)?;
+        restore::<LogState>(call)?;
+    } else if is(LeaseState::KIND) {
+        restore::<LeaseState>(call)?;
     } else {
         return Err(CommandError::invalid(
-            "kind must be tokenbucket or slidelog",
+            "kind must be tokenbucket, slidelog or leases",
         ));
     }
     call.replicate_verbatim();
     Ok(Reply::Ok)
+}
+
+fn restore<T: Stored>(call: &Call) -> CommandResult<()> {
+    let state = types::decode::<T>(call.arg(3)?)?;
+    types::put(&mut call.write_key(1)?, state)
 }

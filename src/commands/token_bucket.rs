@@ -1,12 +1,14 @@
 //! RL.TOKENBUCKET and RL.COST: one token bucket, the cost given as an option
 //! or positionally. `check` and `apply` are shared with RL.ALL.
 
-use crate::algo::token_bucket::{self, BucketOutcome, BucketParams, BucketState};
+use crate::algo::token_bucket::BucketState;
+use crate::algo::token_bucket::{self, BucketOutcome, BucketParams};
 use crate::args::{parse_options, IntArg, OptionName};
-use crate::error::CommandResult;
-use crate::ffi::{Call, Word};
+use crate::error::{CommandError, CommandResult};
+use crate::ffi::{Call, Key, Word};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::types::bucket::Bucket;
 use crate::{callback, types};
 
 pub static TOKENBUCKET: CommandSpec = CommandSpec {
@@ -133,8 +135,13 @@ pub fn check(
     now_ms: i64,
 ) -> CommandResult<BucketOutcome> {
     let mut key = call.read_key(key)?;
-    let state = types::get::<BucketState>(&mut key)?;
-    Ok(token_bucket::take(state.as_deref(), params, now_ms, cost))
+    let bucket = types::get::<Bucket>(&mut key)?;
+    Ok(token_bucket::take(
+        bucket.map(|b| &b.state),
+        params,
+        now_ms,
+        cost,
+    ))
 }
 
 /// Stores what an allowed call wrote, with its TTL; false when it wrote nothing.
@@ -143,7 +150,40 @@ pub fn apply(call: &Call, key: usize, outcome: &BucketOutcome) -> CommandResult<
         return Ok(false);
     };
     let mut key = call.write_key(key)?;
-    types::put(&mut key, written)?;
-    key.set_ttl(super::ttl_for(outcome.evaluation.after.reset_after_ms));
+    let ttl = bucket_ttl(
+        store(&mut key, written)?,
+        outcome.evaluation.after.reset_after_ms,
+        outcome.at_ms,
+    );
+    key.set_ttl(ttl);
     Ok(true)
+}
+
+/// Stores a bucket's new tokens, keeping its reservations (less those that
+/// have ended); returns the stored bucket.
+pub fn store(key: &mut Key, written: BucketState) -> CommandResult<&mut Bucket> {
+    if types::get::<Bucket>(key)?.is_none() {
+        types::put(
+            key,
+            Bucket {
+                state: written,
+                reservations: None,
+            },
+        )?;
+    }
+    let bucket = types::get::<Bucket>(key)?.ok_or(CommandError::Server("the bucket vanished"))?;
+    bucket.state = written;
+    if let Some(reservations) = bucket.reservations.as_mut() {
+        reservations.prune(written.updated_ms);
+    }
+    Ok(bucket)
+}
+
+/// The TTL a bucket needs after a write at `at_ms`: until it is full again
+/// and its last open reservation has ended; none for a quota that never
+/// refills.
+pub fn bucket_ttl(bucket: &Bucket, reset_after_ms: i64, at_ms: i64) -> Option<i64> {
+    let last_end = bucket.reservations.as_ref().and_then(|r| r.last_end_ms());
+    let until_last_end = last_end.map_or(0, |end| end.saturating_sub(at_ms));
+    super::ttl_for(reset_after_ms).map(|ttl| ttl.max(until_last_end))
 }

@@ -32,6 +32,10 @@ impl<'a> Reader<'a> {
         self.take::<16>().map(i128::from_le_bytes)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// Everything not read yet.
     pub fn rest(self) -> &'a [u8] {
         self.bytes

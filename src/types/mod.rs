@@ -8,6 +8,7 @@
 
 pub mod bucket;
 pub mod codec;
+pub mod leases;
 pub mod log;
 
 use std::ffi::{c_void, CStr};

@@ -1,0 +1,226 @@
+//! RL.ACQUIRE, RL.RELEASE and RL.EXTEND: concurrency leases. `check` and
+//! `apply` are shared with RL.ALL.
+
+use crate::algo::ids::MAX_ID;
+use crate::algo::leases::{
+    self, AcquireError, AcquireOutcome, LeaseParams, LeaseState, MAX_LEASE_LIMIT,
+};
+use crate::args::{parse_options, IntArg, OptionName};
+use crate::error::{CommandError, CommandResult};
+use crate::ffi::{Call, Word};
+use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
+use crate::reply::Reply;
+use crate::{callback, commands, types};
+
+pub static ACQUIRE: CommandSpec = CommandSpec {
+    name: c"RL.ACQUIRE",
+    callback: callback!(acquire_command),
+    flags: c"write deny-oom fast",
+    arity: -4,
+    summary: c"Opens a lease on one of limit concurrency slots, if one is free.",
+    complexity: c"O(L) for L leases on the key",
+    since: c"0.1.0",
+    keys: KeyLayout::Written,
+    args: &[
+        ArgSpec::key(c"key"),
+        ArgSpec::integer(c"limit"),
+        ArgSpec::integer(c"lease_ms"),
+        ArgSpec::option(c"AT", c"unix_ms"),
+    ],
+};
+
+pub static RELEASE: CommandSpec = CommandSpec {
+    name: c"RL.RELEASE",
+    callback: callback!(release_command),
+    flags: c"write fast",
+    arity: -3,
+    summary: c"Ends a live lease, freeing its slot.",
+    complexity: c"O(L) for L leases on the key",
+    since: c"0.1.0",
+    keys: KeyLayout::Written,
+    args: &[
+        ArgSpec::key(c"key"),
+        ArgSpec::integer(c"lease_id"),
+        ArgSpec::option(c"AT", c"unix_ms"),
+    ],
+};
+
+pub static EXTEND: CommandSpec = CommandSpec {
+    name: c"RL.EXTEND",
+    callback: callback!(extend_command),
+    flags: c"write fast",
+    arity: -4,
+    summary: c"Moves a live lease's end to now + lease_ms (a heartbeat).",
+    complexity: c"O(L) for L leases on the key",
+    since: c"0.1.0",
+    keys: KeyLayout::Written,
+    args: &[
+        ArgSpec::key(c"key"),
+        ArgSpec::integer(c"lease_id"),
+        ArgSpec::integer(c"lease_ms"),
+        ArgSpec::option(c"AT", c"unix_ms"),
+    ],
+};
+
+const LIMIT: IntArg = IntArg::new("limit", 1, MAX_LEASE_LIMIT);
+const LEASE_ID: IntArg = IntArg::new("lease_id", 1, MAX_ID);
+
+/// Parses `limit lease_ms` from argument `first` on.
+pub fn parse_params(call: &Call, first: usize) -> CommandResult<LeaseParams> {
+    Ok(LeaseParams {
+        limit: LIMIT.parse(call.arg(first)?)?,
+        lease_ms: commands::reservation::LEASE.parse(call.arg(first + 1)?)?,
+    })
+}
+
+/// `RL.ACQUIRE key limit lease_ms [AT unix_ms]`
+fn acquire_command(call: &Call) -> CommandResult<Reply> {
+    call.require(4)?;
+    let params = parse_params(call, 2)?;
+    let options = parse_options(call.args_from(4), &[OptionName::At])?;
+    let outcome = check(
+        call,
+        1,
+        &params,
+        1,
+        options.at.unwrap_or_else(|| call.now_ms()),
+    )?;
+    if apply(call, 1, &params, &outcome)? {
+        let words = [
+            Word::Arg(1),
+            Word::Arg(2),
+            Word::Arg(3),
+            Word::Text(c"AT"),
+            Word::Int(outcome.at_ms),
+        ];
+        call.replicate_words(c"RL.ACQUIRE", &words)?;
+    }
+    Ok(Reply::DecisionWithId(
+        outcome.evaluation.own_decision(),
+        opened_id(&outcome),
+    ))
+}
+
+/// The id of the lease a call opened, 0 when it opened none.
+pub fn opened_id(outcome: &AcquireOutcome) -> i64 {
+    outcome.opened.map_or(0, |l| l.id)
+}
+
+/// Decides on a read-only view of the key named by argument `key`.
+pub fn check(
+    call: &Call,
+    key: usize,
+    params: &LeaseParams,
+    cost: i64,
+    now_ms: i64,
+) -> CommandResult<AcquireOutcome> {
+    let mut key = call.read_key(key)?;
+    let state = types::get::<LeaseState>(&mut key)?;
+    leases::acquire(state.as_deref(), params, now_ms, cost).map_err(|AcquireError::IdsExhausted| {
+        CommandError::invalid("AT is too far in the future to issue an id")
+    })
+}
+
+/// Stores the opened lease; false when nothing opened.
+pub fn apply(
+    call: &Call,
+    key: usize,
+    params: &LeaseParams,
+    outcome: &AcquireOutcome,
+) -> CommandResult<bool> {
+    if outcome.opened.is_none() {
+        return Ok(false);
+    }
+    let mut key = call.write_key(key)?;
+    if types::get::<LeaseState>(&mut key)?.is_none() {
+        let empty = LeaseState {
+            limit: params.limit,
+            updated_ms: outcome.at_ms,
+            last_id: 0,
+            leases: Vec::new(),
+        };
+        types::put(&mut key, empty)?;
+    }
+    let state =
+        types::get::<LeaseState>(&mut key)?.ok_or(CommandError::Server("the leases vanished"))?;
+    leases::record(state, params, outcome);
+    let ttl = state
+        .last_end_ms(outcome.at_ms)
+        .map(|end| end.saturating_sub(outcome.at_ms));
+    key.set_ttl(ttl);
+    Ok(true)
+}
+
+/// `RL.RELEASE key lease_id [AT unix_ms]`
+fn release_command(call: &Call) -> CommandResult<Reply> {
+    call.require(3)?;
+    let id = LEASE_ID.parse(call.arg(2)?)?;
+    let options = parse_options(call.args_from(3), &[OptionName::At])?;
+    let now = options.at.unwrap_or_else(|| call.now_ms());
+    let changed = change_live_lease(call, id, now, |state| leases::release(state, id, now))?;
+    if let Some(at_ms) = changed {
+        call.replicate_words(
+            c"RL.RELEASE",
+            &[
+                Word::Arg(1),
+                Word::Arg(2),
+                Word::Text(c"AT"),
+                Word::Int(at_ms),
+            ],
+        )?;
+    }
+    Ok(Reply::Integer(i64::from(changed.is_some())))
+}
+
+/// `RL.EXTEND key lease_id lease_ms [AT unix_ms]`
+fn extend_command(call: &Call) -> CommandResult<Reply> {
+    call.require(4)?;
+    let id = LEASE_ID.parse(call.arg(2)?)?;
+    let lease_ms = commands::reservation::LEASE.parse(call.arg(3)?)?;
+    let options = parse_options(call.args_from(4), &[OptionName::At])?;
+    let now = options.at.unwrap_or_else(|| call.now_ms());
+    let changed = change_live_lease(call, id, now, |state| {
+        leases::extend(state, id, lease_ms, now)
+    })?;
+    if let Some(at_ms) = changed {
+        let words = [
+            Word::Arg(1),
+            Word::Arg(2),
+            Word::Arg(3),
+            Word::Text(c"AT"),
+            Word::Int(at_ms),
+        ];
+        call.replicate_words(c"RL.EXTEND", &words)?;
+    }
+    Ok(Reply::Integer(i64::from(changed.is_some())))
+}
+
+/// Applies `change` to lease `id` if it is live, opening the key for
+/// writing only then; the TTL may grow to the last lease's end, never
+/// shrink. Returns the time the change ran at.
+fn change_live_lease(
+    call: &Call,
+    id: i64,
+    now: i64,
+    change: impl FnOnce(&mut LeaseState) -> bool,
+) -> CommandResult<Option<i64>> {
+    {
+        let mut key = call.read_key(1)?;
+        match types::get::<LeaseState>(&mut key)? {
+            Some(state) if leases::is_live(state, id, now) => {}
+            _ => return Ok(None),
+        }
+    }
+    let mut key = call.write_key(1)?;
+    let state =
+        types::get::<LeaseState>(&mut key)?.ok_or(CommandError::Server("the leases vanished"))?;
+    if !change(state) {
+        return Ok(None);
+    }
+    let at_ms = state.updated_ms;
+    let ttl = state
+        .last_end_ms(at_ms)
+        .map(|end| end.saturating_sub(at_ms));
+    key.extend_ttl(ttl);
+    Ok(Some(at_ms))
+}
