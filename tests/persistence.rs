@@ -235,7 +235,7 @@ fn restore_state_rejects_bad_payloads_and_wrong_types() {
     );
     assert_eq!(bad, "ERR payload is not a valid tokenbucket state");
     let kind = common::error(&mut con, &["RL.RESTORESTATE", "k", "hash", ""]);
-    assert_eq!(kind, "ERR kind must be tokenbucket or slidelog");
+    assert_eq!(kind, "ERR kind must be tokenbucket, slidelog or leases");
     redis::cmd("SET")
         .arg("s")
         .arg("v")
