@@ -1,7 +1,7 @@
 MODULE := target/release/libredis_ratelimit.so
 PORT ?= 6379
 
-.PHONY: all deps build run test lint clean
+.PHONY: all deps build run test lint lua clean
 
 all: build
 
@@ -29,6 +29,10 @@ run: build
 # module is built first.
 test: build
 	cargo test --release
+
+# Regenerates lua/*.lua from lua/src/ and lua/lib/.
+lua:
+	RL_WRITE_LUA=1 cargo test --release --test lua_scripts
 
 lint:
 	cargo fmt --check

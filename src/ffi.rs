@@ -304,11 +304,11 @@ impl Key {
         Ok(())
     }
 
-    /// Sets the TTL relative to now; `None` (or a TTL past [`MAX_TTL_MS`])
-    /// removes it.
+    /// Sets the TTL relative to now, at least 1 ms; `None` (or a TTL past
+    /// [`MAX_TTL_MS`]) removes it.
     pub fn set_ttl(&self, ttl_ms: Option<i64>) {
         let ttl = match ttl_ms {
-            Some(ms) if (1..=MAX_TTL_MS).contains(&ms) => ms,
+            Some(ms) if ms <= MAX_TTL_MS => ms.max(1),
             _ => raw::REDISMODULE_NO_EXPIRE.into(),
         };
         if let Some(set_expire) = unsafe { raw::RedisModule_SetExpire } {

@@ -29,8 +29,8 @@ pub fn all() -> [&'static CommandSpec; 12] {
     ]
 }
 
-/// The TTL to set after a write: the time until the limiter is whole again,
-/// none when it never will be.
+/// The TTL a write needs: the ms until the limiter is whole again, none
+/// when it never will be (a quota that never refills).
 fn ttl_for(reset_after_ms: i64) -> Option<i64> {
-    (reset_after_ms > 0).then_some(reset_after_ms)
+    (reset_after_ms != crate::algo::NEVER).then_some(reset_after_ms.max(0))
 }

@@ -212,6 +212,14 @@ pub fn ints(con: &mut Connection, words: &[&str]) -> Vec<i64> {
         .unwrap_or_else(|e| panic!("{words:?} failed: {e}"))
 }
 
+/// Runs a command that replies with one integer.
+pub fn int(con: &mut Connection, words: &[&str]) -> i64 {
+    match call(con, words) {
+        Ok(Value::Int(value)) => value,
+        other => panic!("{words:?} gave {other:?}"),
+    }
+}
+
 /// The error message a command replies with.
 pub fn error(con: &mut Connection, words: &[&str]) -> String {
     match call(con, words) {

@@ -1,0 +1,72 @@
+-- uses: common bucket log leases
+-- Reference RL.ALL: several limiters checked at one time, all or nothing.
+-- KEYS: the limiters. ARGV: one spec per key, each
+--   TOKENBUCKET capacity refill_amount refill_period_ms | SLIDELOG limit window_ms
+--   | RESERVE capacity refill_amount refill_period_ms lease_ms | ACQUIRE limit lease_ms
+-- then one cost per key, then [now_ms] (left out or empty: the server's TIME).
+-- Returns {allowed, retry_after_ms, reply per key...}: five integers per
+-- key, and a sixth (the id opened, 0 for none) for RESERVE and ACQUIRE.
+
+local specs, at = {}, 1
+for i = 1, #KEYS do
+  local name = ARGV[at] and string.upper(ARGV[at])
+  local s
+  if name == 'TOKENBUCKET' then
+    s = {kind = name, int(ARGV[at + 1], 'capacity', 1), int(ARGV[at + 2], 'refill_amount', 0),
+      int(ARGV[at + 3], 'refill_period_ms', 1)}
+  elseif name == 'SLIDELOG' then
+    s = {kind = name, int(ARGV[at + 1], 'limit', 1), int(ARGV[at + 2], 'window_ms', 1)}
+  elseif name == 'RESERVE' then
+    s = {kind = name, int(ARGV[at + 1], 'capacity', 1), int(ARGV[at + 2], 'refill_amount', 0),
+      int(ARGV[at + 3], 'refill_period_ms', 1), int(ARGV[at + 4], 'lease_ms', 1)}
+  elseif name == 'ACQUIRE' then
+    s = {kind = name, int(ARGV[at + 1], 'limit', 1, 100000), int(ARGV[at + 2], 'lease_ms', 1)}
+  else
+    error({err = 'ERR spec ' .. i .. ': unknown limiter, expected TOKENBUCKET, SLIDELOG, RESERVE or ACQUIRE'})
+  end
+  specs[i] = s
+  at = at + #s + 1
+end
+local costs = {}
+for i = 1, #KEYS do
+  costs[i] = int(ARGV[at], 'cost', 0)
+  if specs[i].kind == 'ACQUIRE' and costs[i] > 1 then
+    error({err = 'ERR spec ' .. i .. ': ACQUIRE takes a cost of 0 or 1'})
+  end
+  at = at + 1
+end
+local now = now_from(ARGV[at])
+
+local views, allowed = {}, true
+for i = 1, #KEYS do
+  local s, key, cost = specs[i], KEYS[i], costs[i]
+  if s.kind == 'TOKENBUCKET' then
+    views[i] = check_bucket(key, s[1], s[2], s[3], cost, now)
+  elseif s.kind == 'SLIDELOG' then
+    views[i] = check_log(key, s[1], s[2], cost, now)
+  elseif s.kind == 'RESERVE' then
+    views[i] = check_reserve(key, s[1], s[2], s[3], cost, s[4], now)
+  else
+    views[i] = check_acquire(key, s[1], s[2], cost, now)
+  end
+  allowed = allowed and views[i].allowed
+end
+
+local reply, retry = {allowed and 1 or 0, 0}, 0
+for i = 1, #KEYS do
+  local v = views[i]
+  local r
+  if allowed then
+    v.write()
+    r = {1, v.limit, v.remaining_after, 0, v.reset_after}
+  else
+    r = {v.allowed and 1 or 0, v.limit, v.remaining, v.retry, v.reset}
+    if not v.allowed and retry ~= -1 then
+      if v.retry == -1 then retry = -1 else retry = math.max(retry, v.retry) end
+    end
+  end
+  if v.id then r[6] = allowed and v.id or 0 end
+  reply[i + 2] = r
+end
+reply[2] = retry
+return reply

@@ -1,0 +1,536 @@
+//! Reservations (RL.RESERVE, RL.SETTLE, RL.CANCEL) and concurrency leases
+//! (RL.ACQUIRE, RL.RELEASE, RL.EXTEND) on a live server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{dump, error, int, ints, Server};
+use redis::Value;
+
+const T: i64 = 1_700_000_000_000;
+
+fn at(t: i64) -> String {
+    t.to_string()
+}
+
+#[test]
+fn reservation_contract_example() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let t = at(T);
+    let first = ints(
+        &mut con,
+        &[
+            "RL.RESERVE",
+            "k",
+            "1000",
+            "100",
+            "1000",
+            "600",
+            "30000",
+            "AT",
+            &t,
+        ],
+    );
+    assert_eq!(&first[..5], &[1, 1000, 400, 0, 6000]);
+    let id1 = first[5].to_string();
+    assert_eq!(
+        ints(&mut con, &["RL.SETTLE", "k", &id1, "250", "AT", &t]),
+        [1, 1000, 750, 0, 2500]
+    );
+    assert_eq!(
+        ints(&mut con, &["RL.SETTLE", "k", &id1, "250", "AT", &t]),
+        [0, 1000, 750, 0, 2500]
+    );
+    let second = ints(
+        &mut con,
+        &[
+            "RL.RESERVE",
+            "k",
+            "1000",
+            "100",
+            "1000",
+            "700",
+            "30000",
+            "AT",
+            &t,
+        ],
+    );
+    assert!(second[5] > first[5]);
+    let id2 = second[5].to_string();
+    assert_eq!(
+        ints(&mut con, &["RL.SETTLE", "k", &id2, "800", "AT", &t]),
+        [1, 1000, 0, 510, 10500]
+    );
+    // In debt: every call is denied, a peek included, until the debt is repaid.
+    assert_eq!(
+        ints(
+            &mut con,
+            &["RL.COST", "k", "1000", "100", "1000", "1", "AT", &t]
+        ),
+        [0, 1000, 0, 510, 10500]
+    );
+    assert_eq!(
+        ints(
+            &mut con,
+            &[
+                "RL.TOKENBUCKET",
+                "k",
+                "1000",
+                "100",
+                "1000",
+                "COST",
+                "0",
+                "AT",
+                &t
+            ]
+        )[..4],
+        [0, 1000, 0, 500]
+    );
+    let inspected: Vec<Value> = redis::cmd("RL.INSPECT")
+        .arg("k")
+        .arg("AT")
+        .arg(&t)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(inspected[9], Value::Int(-50), "tokens below zero");
+    assert_eq!(
+        ints(
+            &mut con,
+            &[
+                "RL.COST",
+                "k",
+                "1000",
+                "100",
+                "1000",
+                "1",
+                "AT",
+                &at(T + 509)
+            ]
+        )[0],
+        0
+    );
+    assert_eq!(
+        ints(
+            &mut con,
+            &[
+                "RL.COST",
+                "k",
+                "1000",
+                "100",
+                "1000",
+                "1",
+                "AT",
+                &at(T + 510)
+            ]
+        )[0],
+        1
+    );
+}
+
+#[test]
+fn settling_is_idempotent_and_ended_reservations_keep_their_estimate() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let reply = ints(
+        &mut con,
+        &[
+            "RL.RESERVE",
+            "k",
+            "100",
+            "1",
+            "1000",
+            "30",
+            "1000",
+            "AT",
+            &at(T),
+        ],
+    );
+    let id = reply[5].to_string();
+    // Open before T + 1000, closed from then: nothing is refunded.
+    let before = dump(&mut con, b"k");
+    assert_eq!(
+        ints(&mut con, &["RL.CANCEL", "k", &id, "AT", &at(T + 1000)]),
+        [0, 100, 71, 0, 29000]
+    );
+    assert_eq!(dump(&mut con, b"k"), before);
+    assert_eq!(
+        ints(&mut con, &["RL.SETTLE", "k", "12345", "0", "AT", &at(T)])[0],
+        0
+    );
+    assert_eq!(
+        ints(&mut con, &["RL.SETTLE", "missing", &id, "0"]),
+        [0, 0, 0, 0, 0]
+    );
+    // A cancel within the lease refunds the whole estimate (capped at capacity).
+    let reply = ints(
+        &mut con,
+        &[
+            "RL.RESERVE",
+            "j",
+            "100",
+            "1",
+            "1000",
+            "30",
+            "1000",
+            "AT",
+            &at(T),
+        ],
+    );
+    assert_eq!(
+        ints(
+            &mut con,
+            &["RL.CANCEL", "j", &reply[5].to_string(), "AT", &at(T + 999)]
+        ),
+        [1, 100, 100, 0, 0]
+    );
+    assert_eq!(
+        ints(
+            &mut con,
+            &["RL.CANCEL", "j", &reply[5].to_string(), "AT", &at(T + 999)]
+        )[0],
+        0
+    );
+}
+
+#[test]
+fn reservation_errors_name_their_argument() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let max = i64::MAX;
+    assert_eq!(
+        error(
+            &mut con,
+            &["RL.RESERVE", "k", "10", "1", "1000", "0", "1000"]
+        ),
+        format!("ERR estimate must be an integer from 1 to {max}")
+    );
+    assert_eq!(
+        error(&mut con, &["RL.RESERVE", "k", "10", "1", "1000", "1", "0"]),
+        format!("ERR lease_ms must be an integer from 1 to {max}")
+    );
+    for bad in ["0", "-1", "1.5", "x", "9007199254740992"] {
+        assert_eq!(
+            error(&mut con, &["RL.SETTLE", "k", bad, "1"]),
+            "ERR reservation_id must be an integer from 1 to 9007199254740991"
+        );
+    }
+    assert_eq!(
+        error(&mut con, &["RL.SETTLE", "k", "1", "-1"]),
+        format!("ERR actual_cost must be an integer from 0 to {max}")
+    );
+    assert_eq!(
+        error(&mut con, &["RL.RELEASE", "k", "0"]),
+        "ERR lease_id must be an integer from 1 to 9007199254740991"
+    );
+    assert_eq!(
+        error(&mut con, &["RL.ACQUIRE", "k", "0", "1000"]),
+        "ERR limit must be an integer from 1 to 100000"
+    );
+    assert_eq!(
+        error(&mut con, &["RL.EXTEND", "k", "1", "0"]),
+        format!("ERR lease_ms must be an integer from 1 to {max}")
+    );
+    let exists: i64 = redis::cmd("EXISTS").arg("k").query(&mut con).unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn reservation_and_lease_keys_refuse_other_types() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, &["RL.SLIDELOG", "log", "5", "1000"]);
+    ints(&mut con, &["RL.ACQUIRE", "leases", "5", "1000"]);
+    ints(&mut con, &["RL.TOKENBUCKET", "bucket", "5", "1", "1000"]);
+    redis::cmd("SET")
+        .arg("string")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    for key in ["log", "leases", "string"] {
+        assert_eq!(
+            error(
+                &mut con,
+                &["RL.RESERVE", key, "10", "1", "1000", "1", "1000"]
+            ),
+            wrongtype
+        );
+        assert_eq!(error(&mut con, &["RL.SETTLE", key, "1", "1"]), wrongtype);
+        assert_eq!(error(&mut con, &["RL.CANCEL", key, "1"]), wrongtype);
+    }
+    for key in ["log", "bucket", "string"] {
+        assert_eq!(
+            error(&mut con, &["RL.ACQUIRE", key, "10", "1000"]),
+            wrongtype
+        );
+        assert_eq!(error(&mut con, &["RL.RELEASE", key, "1"]), wrongtype);
+        assert_eq!(error(&mut con, &["RL.EXTEND", key, "1", "1000"]), wrongtype);
+    }
+    assert_eq!(
+        error(&mut con, &["RL.TOKENBUCKET", "leases", "5", "1", "1000"]),
+        wrongtype
+    );
+    let kind: String = redis::cmd("TYPE").arg("leases").query(&mut con).unwrap();
+    assert_eq!(kind, "rl-leases");
+}
+
+#[test]
+fn ids_are_not_reused_after_the_key_expired() {
+    let server = Server::start();
+    let mut con = server.connect();
+    // Server clock, short leases: the keys really expire.
+    let first = ints(&mut con, &["RL.RESERVE", "r", "10", "10", "10", "1", "30"]);
+    let lease = ints(&mut con, &["RL.ACQUIRE", "l", "1", "30"]);
+    let ttl: i64 = redis::cmd("PTTL").arg("r").query(&mut con).unwrap();
+    assert!(
+        (1..=30).contains(&ttl),
+        "the bucket lives as long as its reservation: {ttl}"
+    );
+    std::thread::sleep(Duration::from_millis(80));
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("r")
+        .arg("l")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, 0, "both keys expired");
+    let second = ints(&mut con, &["RL.RESERVE", "r", "10", "10", "10", "1", "30"]);
+    let lease2 = ints(&mut con, &["RL.ACQUIRE", "l", "1", "30"]);
+    assert!(second[5] > first[5], "{second:?} after {first:?}");
+    assert!(lease2[5] > lease[5]);
+    // An old holder's late settle or release does not hit the new one.
+    assert_eq!(
+        ints(&mut con, &["RL.SETTLE", "r", &first[5].to_string(), "0"])[0],
+        0
+    );
+    assert_eq!(
+        int(&mut con, &["RL.RELEASE", "l", &lease[5].to_string()]),
+        0
+    );
+}
+
+#[test]
+fn leases_free_their_slots_when_released_or_ended() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let acquire = |con: &mut redis::Connection, t: i64, lease: &str| {
+        ints(con, &["RL.ACQUIRE", "slots", "2", lease, "AT", &at(t)])
+    };
+    let a = acquire(&mut con, T, "1000");
+    assert_eq!(&a[..5], &[1, 2, 1, 0, 1000]);
+    let b = acquire(&mut con, T + 100, "5000");
+    assert_eq!(&b[..5], &[1, 2, 0, 0, 5000]);
+    assert_eq!(acquire(&mut con, T + 200, "1000"), [0, 2, 0, 800, 4900, 0]);
+    // A crashed holder's slot comes back when its lease ends.
+    assert_eq!(acquire(&mut con, T + 1000, "1000")[..5], [1, 2, 0, 0, 4100]);
+    assert_eq!(
+        int(
+            &mut con,
+            &[
+                "RL.RELEASE",
+                "slots",
+                &a[5].to_string(),
+                "AT",
+                &at(T + 1000)
+            ]
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &mut con,
+            &[
+                "RL.RELEASE",
+                "slots",
+                &b[5].to_string(),
+                "AT",
+                &at(T + 1000)
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        int(
+            &mut con,
+            &[
+                "RL.RELEASE",
+                "slots",
+                &b[5].to_string(),
+                "AT",
+                &at(T + 1000)
+            ]
+        ),
+        0
+    );
+    let c = acquire(&mut con, T + 1000, "1000");
+    assert_eq!(c[0], 1);
+    // A heartbeat moves the end; a lease that ended cannot be extended.
+    assert_eq!(
+        int(
+            &mut con,
+            &[
+                "RL.EXTEND",
+                "slots",
+                &c[5].to_string(),
+                "9000",
+                "AT",
+                &at(T + 1500)
+            ]
+        ),
+        1
+    );
+    let view: Vec<Value> = redis::cmd("RL.INSPECT")
+        .arg("slots")
+        .arg("AT")
+        .arg(T + 1500)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(view[0], Value::BulkString(b"type".to_vec()));
+    assert_eq!(
+        &view[1..],
+        &[
+            Value::BulkString(b"leases".to_vec()),
+            Value::BulkString(b"limit".to_vec()),
+            Value::Int(2),
+            Value::BulkString(b"live".to_vec()),
+            Value::Int(2),
+            Value::BulkString(b"next_end_ms".to_vec()),
+            Value::Int(T + 2000),
+            Value::BulkString(b"last_end_ms".to_vec()),
+            Value::Int(T + 10_500),
+        ]
+    );
+    assert_eq!(
+        int(
+            &mut con,
+            &[
+                "RL.EXTEND",
+                "slots",
+                &c[5].to_string(),
+                "9000",
+                "AT",
+                &at(T + 20_000)
+            ]
+        ),
+        0
+    );
+    // A limit lowered below the live count denies until enough leases end.
+    assert_eq!(
+        ints(
+            &mut con,
+            &["RL.ACQUIRE", "slots", "1", "1000", "AT", &at(T + 1500)]
+        ),
+        [0, 1, 0, 9000, 9000, 0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_acquires_admit_exactly_the_limit() {
+    let server = Server::start();
+    let client = server.client();
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut con = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect");
+            let mut ids = Vec::new();
+            for _ in 0..10 {
+                let reply: Vec<i64> = redis::cmd("RL.ACQUIRE")
+                    .arg("pool")
+                    .arg(7)
+                    .arg(3_600_000)
+                    .query_async(&mut con)
+                    .await
+                    .expect("acquire");
+                if reply[0] == 1 {
+                    ids.push(reply[5]);
+                }
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.expect("task"));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "exactly the limit, each with its own id");
+}
+
+#[test]
+fn all_admits_a_rate_limit_a_reservation_and_a_lease_together_or_not_at_all() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let admit = |con: &mut redis::Connection, max_tokens: &str, t: i64| -> Vec<Value> {
+        redis::cmd("RL.ALL")
+            .arg(3)
+            .arg("{u}:rate")
+            .arg("{u}:tokens")
+            .arg("{u}:slots")
+            .arg("SLIDELOG")
+            .arg(10)
+            .arg(60_000)
+            .arg("RESERVE")
+            .arg(10_000)
+            .arg(100)
+            .arg(1000)
+            .arg(30_000)
+            .arg("ACQUIRE")
+            .arg(2)
+            .arg(30_000)
+            .arg("COSTS")
+            .arg(1)
+            .arg(max_tokens)
+            .arg(1)
+            .arg("AT")
+            .arg(t)
+            .query(con)
+            .unwrap()
+    };
+    let first = admit(&mut con, "4000", T);
+    let items: Vec<Vec<i64>> = first[2..]
+        .iter()
+        .map(|v| redis::from_redis_value(v).unwrap())
+        .collect();
+    assert_eq!(first[0], Value::Int(1));
+    assert_eq!(items[0], [1, 10, 9, 0, 60_000]);
+    assert_eq!(&items[1][..5], &[1, 10_000, 6000, 0, 40_000]);
+    assert!(
+        items[1][5] > 0 && items[2][5] > 0,
+        "a reservation and a lease opened: {items:?}"
+    );
+    assert_eq!(items[2].len(), 6);
+    // The token budget cannot cover 7000 more: nothing is taken anywhere.
+    let before: Vec<_> = ["{u}:rate", "{u}:tokens", "{u}:slots"]
+        .iter()
+        .map(|k| dump(&mut con, k.as_bytes()))
+        .collect();
+    let denied = admit(&mut con, "7000", T);
+    let items: Vec<Vec<i64>> = denied[2..]
+        .iter()
+        .map(|v| redis::from_redis_value(v).unwrap())
+        .collect();
+    assert_eq!(denied[0], Value::Int(0));
+    assert_eq!(items[1], [0, 10_000, 6000, 10_000, 40_000, 0]);
+    assert_eq!(items[2], [1, 2, 1, 0, 30_000, 0]);
+    let after: Vec<_> = ["{u}:rate", "{u}:tokens", "{u}:slots"]
+        .iter()
+        .map(|k| dump(&mut con, k.as_bytes()))
+        .collect();
+    assert_eq!(before, after);
+    // The second slot goes; then the lease limit denies.
+    assert_eq!(admit(&mut con, "1", T)[0], Value::Int(1));
+    assert_eq!(admit(&mut con, "1", T)[0], Value::Int(0));
+    assert_eq!(
+        error(
+            &mut con,
+            &["RL.ALL", "1", "s", "ACQUIRE", "2", "1000", "COST", "2"]
+        ),
+        "ERR spec 1: ACQUIRE takes a cost of 0 or 1"
+    );
+}
