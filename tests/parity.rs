@@ -309,3 +309,313 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
         }
     }
 }
+
+/// Loads a script from lua/ by name and returns its sha.
+fn load(con: &mut redis::Connection, name: &str) -> String {
+    let path = format!("{}/lua/{name}.lua", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(path).expect("script");
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(source)
+        .query(con)
+        .expect("SCRIPT LOAD")
+}
+
+/// Runs the native command and its script on their own keys; both replies
+/// must be equal, and the reply is returned.
+fn both(
+    con: &mut redis::Connection,
+    sha: &str,
+    command: &str,
+    key: &str,
+    args: &[i64],
+    now: i64,
+) -> redis::Value {
+    let native: redis::Value = redis::cmd(command)
+        .arg(format!("native:{key}"))
+        .arg(args)
+        .arg("AT")
+        .arg(now)
+        .query(con)
+        .unwrap_or_else(|e| panic!("{command} {args:?}: {e}"));
+    let lua: redis::Value = redis::cmd("EVALSHA")
+        .arg(sha)
+        .arg(1)
+        .arg(format!("lua:{key}"))
+        .arg(args)
+        .arg(now)
+        .query(con)
+        .unwrap_or_else(|e| panic!("lua {command} {args:?}: {e}"));
+    assert_eq!(native, lua, "{command} {key} {args:?} at {now}");
+    native
+}
+
+fn id_of(reply: &redis::Value) -> i64 {
+    let values: Vec<i64> = redis::from_redis_value(reply).unwrap();
+    values[5]
+}
+
+#[test]
+fn reservations_match_lua_mixed_with_bucket_calls() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let [bucket, cost, reserve, settle, cancel] = [
+        "token_bucket",
+        "token_bucket",
+        "reserve",
+        "settle",
+        "cancel",
+    ]
+    .map(|name| load(&mut con, name));
+    let mut rng = Rng::new(0x5eed_0004);
+    for sequence in 0..20 {
+        let key = format!("r{sequence}");
+        let mut now: i64 = 1_700_000_000_000 + rng.range(0, 1_000_000);
+        let mut params = vec![rng.range(1, 100), rng.range(0, 20), rng.range(1, 2000)];
+        let mut ids: Vec<i64> = Vec::new();
+        for _ in 0..150 {
+            if rng.chance(5) {
+                params = vec![rng.range(1, 100), rng.range(0, 20), rng.range(1, 2000)];
+            }
+            step(&mut rng, &mut now, 300);
+            match rng.range(0, 5) {
+                0 | 1 => {
+                    let mut args = params.clone();
+                    args.extend([rng.range(1, params[0] + 2), rng.range(1, 3000)]);
+                    let reply = both(&mut con, &reserve, "RL.RESERVE", &key, &args, now);
+                    if id_of(&reply) > 0 {
+                        ids.push(id_of(&reply));
+                    }
+                }
+                2 | 3 if !ids.is_empty() => {
+                    let id = ids[rng.range(0, ids.len() as i64 - 1) as usize];
+                    if rng.chance(50) {
+                        both(
+                            &mut con,
+                            &settle,
+                            "RL.SETTLE",
+                            &key,
+                            &[id, rng.range(0, params[0] * 2)],
+                            now,
+                        );
+                    } else {
+                        both(&mut con, &cancel, "RL.CANCEL", &key, &[id], now);
+                    }
+                }
+                4 => {
+                    let mut args = params.clone();
+                    args.push(rng.range(0, 5));
+                    both(&mut con, &cost, "RL.COST", &key, &args, now);
+                }
+                _ => {
+                    let mut args = params.clone();
+                    args.push(rng.range(0, 3));
+                    let native: Vec<i64> = redis::cmd("RL.TOKENBUCKET")
+                        .arg(format!("native:{key}"))
+                        .arg(&params)
+                        .arg("COST")
+                        .arg(args[3])
+                        .arg("AT")
+                        .arg(now)
+                        .query(&mut con)
+                        .unwrap();
+                    let lua: Vec<i64> = redis::cmd("EVALSHA")
+                        .arg(&bucket)
+                        .arg(1)
+                        .arg(format!("lua:{key}"))
+                        .arg(&args)
+                        .arg(now)
+                        .query(&mut con)
+                        .unwrap();
+                    assert_eq!(native, lua);
+                }
+            }
+        }
+        assert!(!ids.is_empty());
+    }
+}
+
+#[test]
+fn leases_match_lua() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let [acquire, release, extend] =
+        ["acquire", "release", "extend"].map(|name| load(&mut con, name));
+    let mut rng = Rng::new(0x5eed_0005);
+    for sequence in 0..20 {
+        let key = format!("l{sequence}");
+        let mut now: i64 = 1_700_000_000_000 + rng.range(0, 1_000_000);
+        let mut limit = rng.range(1, 6);
+        let mut ids: Vec<i64> = Vec::new();
+        for _ in 0..150 {
+            if rng.chance(5) {
+                limit = rng.range(1, 6);
+            }
+            step(&mut rng, &mut now, 300);
+            match rng.range(0, 3) {
+                0 | 1 => {
+                    let reply = both(
+                        &mut con,
+                        &acquire,
+                        "RL.ACQUIRE",
+                        &key,
+                        &[limit, rng.range(1, 3000)],
+                        now,
+                    );
+                    if id_of(&reply) > 0 {
+                        ids.push(id_of(&reply));
+                    }
+                }
+                _ if !ids.is_empty() => {
+                    let id = ids[rng.range(0, ids.len() as i64 - 1) as usize];
+                    if rng.chance(50) {
+                        both(&mut con, &release, "RL.RELEASE", &key, &[id], now);
+                    } else {
+                        both(
+                            &mut con,
+                            &extend,
+                            "RL.EXTEND",
+                            &key,
+                            &[id, rng.range(1, 3000)],
+                            now,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(ids.len() > 5);
+    }
+}
+
+#[test]
+fn all_with_every_kind_matches_lua() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let all_sha = load(&mut con, "all");
+    let [settle, release] = ["settle", "release"].map(|name| load(&mut con, name));
+    let mut rng = Rng::new(0x5eed_0006);
+    let kinds = ["TOKENBUCKET", "SLIDELOG", "RESERVE", "ACQUIRE"];
+    for sequence in 0..20 {
+        let mut now: i64 = 1_700_000_000_000 + rng.range(0, 1_000_000);
+        let mut opened: Vec<(usize, i64)> = Vec::new();
+        for _ in 0..100 {
+            step(&mut rng, &mut now, 300);
+            if rng.chance(25) && !opened.is_empty() {
+                let (k, id) = opened[rng.range(0, opened.len() as i64 - 1) as usize];
+                let key = format!("a{sequence}:{k}");
+                if kinds[k] == "RESERVE" {
+                    both(
+                        &mut con,
+                        &settle,
+                        "RL.SETTLE",
+                        &key,
+                        &[id, rng.range(0, 8)],
+                        now,
+                    );
+                } else {
+                    both(&mut con, &release, "RL.RELEASE", &key, &[id], now);
+                }
+                continue;
+            }
+            let chosen: Vec<usize> = (0..4).filter(|_| rng.chance(70)).collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let mut native = redis::cmd("RL.ALL");
+            let mut lua = redis::cmd("EVALSHA");
+            native.arg(chosen.len());
+            lua.arg(&all_sha).arg(chosen.len());
+            for &k in &chosen {
+                native.arg(format!("native:a{sequence}:{k}"));
+                lua.arg(format!("lua:a{sequence}:{k}"));
+            }
+            let mut costs = Vec::new();
+            for &k in &chosen {
+                let spec: Vec<i64> = match kinds[k] {
+                    "TOKENBUCKET" => vec![8, 2, 1000],
+                    "SLIDELOG" => vec![6, 2000],
+                    "RESERVE" => vec![12, 3, 1000, rng.range(100, 2000)],
+                    _ => vec![3, rng.range(100, 2000)],
+                };
+                native.arg(kinds[k]).arg(&spec);
+                lua.arg(kinds[k]).arg(&spec);
+                costs.push(if kinds[k] == "ACQUIRE" {
+                    rng.range(0, 1)
+                } else {
+                    rng.range(0, 4)
+                });
+            }
+            native.arg("COSTS").arg(&costs).arg("AT").arg(now);
+            lua.arg(&costs).arg(now);
+            let n: redis::Value = native.query(&mut con).unwrap();
+            let l: redis::Value = lua.query(&mut con).unwrap();
+            assert_eq!(n, l, "sequence {sequence}");
+            let replies: Vec<redis::Value> = redis::from_redis_value(&n).unwrap();
+            for (position, &k) in chosen.iter().enumerate() {
+                let reply: Vec<i64> = redis::from_redis_value(&replies[position + 2]).unwrap();
+                if reply.len() == 6 && reply[5] > 0 {
+                    opened.push((k, reply[5]));
+                }
+            }
+        }
+        assert!(!opened.is_empty());
+    }
+}
+
+#[test]
+fn large_values_match_lua_within_the_exact_range() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let [bucket, log] = ["token_bucket", "sliding_log"].map(|name| load(&mut con, name));
+    let mut rng = Rng::new(0x5eed_0007);
+    for sequence in 0..10 {
+        let key = format!("big{sequence}");
+        // Times past 1e14 and capacities near 2^52 (period 1: no conversion).
+        let mut now: i64 = 100_000_000_000_000 + rng.range(0, 1 << 40);
+        let capacity = (1 << 52) - rng.range(0, 1 << 20);
+        let amount = rng.range(1, 1 << 30);
+        for _ in 0..100 {
+            step(&mut rng, &mut now, 1_000_000);
+            let cost = match rng.range(0, 4) {
+                0 => 0,
+                1 => capacity,
+                _ => rng.range(1, capacity / 4),
+            };
+            both(
+                &mut con,
+                &bucket,
+                "RL.COST",
+                &key,
+                &[capacity, amount, 1, cost],
+                now,
+            );
+            let (limit, window, log_cost) = (
+                rng.range(1, 1_000_000),
+                rng.range(1, 1 << 40),
+                rng.range(0, 3),
+            );
+            let native: Vec<i64> = redis::cmd("RL.SLIDELOG")
+                .arg(format!("native:{key}:log"))
+                .arg(limit)
+                .arg(window)
+                .arg("COST")
+                .arg(log_cost)
+                .arg("AT")
+                .arg(now)
+                .query(&mut con)
+                .unwrap();
+            let lua: Vec<i64> = redis::cmd("EVALSHA")
+                .arg(&log)
+                .arg(1)
+                .arg(format!("lua:{key}:log"))
+                .arg(limit)
+                .arg(window)
+                .arg(log_cost)
+                .arg(now)
+                .query(&mut con)
+                .unwrap();
+            assert_eq!(native, lua, "log {key} at {now}");
+        }
+    }
+}

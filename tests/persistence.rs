@@ -45,6 +45,54 @@ fn fill(con: &mut Connection, count: usize, seed: u64) -> Vec<String> {
         keys.push(log);
     }
     pipe.query::<()>(con).expect("fill");
+    // Reservations (some settled) and leases (some released).
+    for index in 0..count / 5 {
+        let reserved = format!("reserved:{index}");
+        let leases = format!("leases:{index}");
+        for round in 0..4 {
+            let now = T + round * 10;
+            let reply: Vec<i64> = redis::cmd("RL.RESERVE")
+                .arg(&reserved)
+                .arg(1000)
+                .arg(1)
+                .arg(3_600_000)
+                .arg(rng.range(1, 50))
+                .arg(3_600_000)
+                .arg("AT")
+                .arg(now)
+                .query(con)
+                .expect("reserve");
+            if round % 2 == 0 {
+                redis::cmd("RL.SETTLE")
+                    .arg(&reserved)
+                    .arg(reply[5])
+                    .arg(rng.range(0, 80))
+                    .arg("AT")
+                    .arg(now)
+                    .query::<()>(con)
+                    .expect("settle");
+            }
+            let lease: Vec<i64> = redis::cmd("RL.ACQUIRE")
+                .arg(&leases)
+                .arg(10)
+                .arg(3_600_000)
+                .arg("AT")
+                .arg(now)
+                .query(con)
+                .expect("acquire");
+            if round == 1 {
+                redis::cmd("RL.RELEASE")
+                    .arg(&leases)
+                    .arg(lease[5])
+                    .arg("AT")
+                    .arg(now)
+                    .query::<()>(con)
+                    .expect("release");
+            }
+        }
+        keys.push(reserved);
+        keys.push(leases);
+    }
     keys
 }
 

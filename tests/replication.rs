@@ -111,10 +111,48 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
         }
         pipe.query::<()>(&mut con).unwrap();
     }
+    // Reservations and leases on the server clock: ids must match too.
+    for round in 0..200 {
+        let reply: Vec<i64> = redis::cmd("RL.RESERVE")
+            .arg("reserved")
+            .arg(1000)
+            .arg(5)
+            .arg(1000)
+            .arg(rng.range(1, 9))
+            .arg(60_000)
+            .query(&mut con)
+            .unwrap();
+        if round % 3 == 0 && reply[5] > 0 {
+            redis::cmd("RL.SETTLE")
+                .arg("reserved")
+                .arg(reply[5])
+                .arg(rng.range(0, 9))
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+        let lease: Vec<i64> = redis::cmd("RL.ACQUIRE")
+            .arg("leases")
+            .arg(50)
+            .arg(60_000)
+            .query(&mut con)
+            .unwrap();
+        if round % 2 == 0 && lease[5] > 0 {
+            redis::cmd("RL.RELEASE")
+                .arg("leases")
+                .arg(lease[5])
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+    }
     stalled.join().unwrap();
     wait_for_replica(&mut con);
     let mut replica_con = replica.connect();
     let mut compared = 0;
+    let keys: Vec<String> = keys
+        .iter()
+        .cloned()
+        .chain(["reserved".to_owned(), "leases".to_owned()])
+        .collect();
     for key in &keys {
         let on_master = dump(&mut con, key.as_bytes());
         assert_eq!(dump(&mut replica_con, key.as_bytes()), on_master, "{key}");
