@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisResult, Value};
 
+pub mod cluster;
+
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The module under test: `RL_MODULE`, or the library built next to this
@@ -34,9 +36,16 @@ pub fn server_binary() -> String {
     std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
 }
 
+/// A free loopback port below 55535, whose cluster bus port (+10000) is
+/// free too.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local addr").port();
+        if port < 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn fresh_dir() -> PathBuf {
@@ -139,7 +148,7 @@ impl Server {
         }
     }
 
-    fn try_connect(&self) -> RedisResult<Connection> {
+    pub fn try_connect(&self) -> RedisResult<Connection> {
         let client = redis::Client::open(self.url())?;
         client.get_connection_with_timeout(Duration::from_secs(5))
     }
