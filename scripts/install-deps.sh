@@ -13,6 +13,11 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' &&
   missing+=(libclang-dev)
 fi
 
+# Python with venv, for the Valkey test server (make test-valkey).
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "Installing: $packages"

@@ -37,8 +37,9 @@ type Allocator = std::alloc::System;
 const ALLOCATOR: Allocator = std::alloc::System;
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    let with_category = registry::add_acl_category(ctx.ctx);
     for spec in commands::all() {
-        if let Err(message) = registry::register(ctx.ctx, spec) {
+        if let Err(message) = registry::register(ctx.ctx, spec, with_category) {
             ctx.log_warning(&format!("rl: {message}"));
             return Status::Err;
         }

@@ -108,8 +108,26 @@ macro_rules! callback {
     }};
 }
 
-/// Creates the command and sets its metadata.
-pub fn register(ctx: *mut raw::RedisModuleCtx, spec: &CommandSpec) -> Result<(), String> {
+/// The module's own ACL category, on servers that let modules add one
+/// (Redis 7.4+, Valkey).
+pub const ACL_CATEGORY: &CStr = c"ratelimit";
+
+/// Adds [`ACL_CATEGORY`]; false on servers without the API (Redis 7.0, 7.2).
+pub fn add_acl_category(ctx: *mut raw::RedisModuleCtx) -> bool {
+    match unsafe { raw::RedisModule_AddACLCategory } {
+        // SAFETY: ctx is the module's load context; the name is static.
+        Some(add) => (unsafe { add(ctx, ACL_CATEGORY.as_ptr()) }) == raw::Status::Ok as c_int,
+        None => false,
+    }
+}
+
+/// Creates the command and sets its metadata. `with_category`: the module's
+/// ACL category exists, so the command joins it.
+pub fn register(
+    ctx: *mut raw::RedisModuleCtx,
+    spec: &CommandSpec,
+    with_category: bool,
+) -> Result<(), String> {
     let name = spec.name.to_string_lossy();
     let (Some(create), Some(get), Some(set_info)) = (
         unsafe { raw::RedisModule_CreateCommand },
@@ -186,6 +204,33 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, spec: &CommandSpec) -> Result<(),
     // SAFETY: every pointer in info lives until the call returns; Redis copies.
     if unsafe { set_info(command, &info) } != raw::Status::Ok as c_int {
         return Err(format!("could not set the metadata of {name}"));
+    }
+    set_acl_categories(command, spec, with_category)
+}
+
+/// Places the command in `read` or `write`, and in the module's category,
+/// where the server lets modules set categories (Redis 7.2+, Valkey); on
+/// Redis 7.0 module commands belong to no category but `@all`.
+fn set_acl_categories(
+    command: *mut raw::RedisModuleCommand,
+    spec: &CommandSpec,
+    with_category: bool,
+) -> Result<(), String> {
+    let Some(set_categories) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
+        return Ok(());
+    };
+    let categories = match (spec.keys, with_category) {
+        (KeyLayout::Read, true) => c"ratelimit read",
+        (KeyLayout::Read, false) => c"read",
+        (_, true) => c"ratelimit write",
+        (_, false) => c"write",
+    };
+    // SAFETY: command was just created; the string is static.
+    if unsafe { set_categories(command, categories.as_ptr()) } != raw::Status::Ok as c_int {
+        return Err(format!(
+            "could not set the ACL categories of {}",
+            spec.name.to_string_lossy()
+        ));
     }
     Ok(())
 }

@@ -15,13 +15,22 @@ impl Cluster {
     /// `masters` masters with `replicas` replicas each.
     pub fn start(masters: usize, replicas: usize) -> Cluster {
         let config = [
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "1000",
-            "--appendonly", "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "1000",
+            "--appendonly",
+            "no",
         ];
-        let nodes: Vec<Server> = (0..masters * (1 + replicas)).map(|_| Server::start_with(&config)).collect();
-        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let nodes: Vec<Server> = (0..masters * (1 + replicas))
+            .map(|_| Server::start_with(&config))
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let output = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -48,10 +57,20 @@ impl Cluster {
         for node in &self.nodes {
             loop {
                 if let Ok(mut con) = node.try_connect() {
-                    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap_or_default();
-                    let replication: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap_or_default();
-                    let synced = !replication.contains("role:slave") || replication.contains("master_link_status:up");
-                    if info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384") && synced {
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query(&mut con)
+                        .unwrap_or_default();
+                    let replication: String = redis::cmd("INFO")
+                        .arg("replication")
+                        .query(&mut con)
+                        .unwrap_or_default();
+                    let synced = !replication.contains("role:slave")
+                        || replication.contains("master_link_status:up");
+                    if info.contains("cluster_state:ok")
+                        && info.contains("cluster_slots_ok:16384")
+                        && synced
+                    {
                         break;
                     }
                 }
@@ -73,8 +92,12 @@ impl Cluster {
             .filter(|node| {
                 node.try_connect()
                     .ok()
-                    .and_then(|mut con| redis::cmd("ROLE").query::<Vec<redis::Value>>(&mut con).ok())
-                    .is_some_and(|role| role.first() == Some(&redis::Value::BulkString(b"master".to_vec())))
+                    .and_then(|mut con| {
+                        redis::cmd("ROLE").query::<Vec<redis::Value>>(&mut con).ok()
+                    })
+                    .is_some_and(|role| {
+                        role.first() == Some(&redis::Value::BulkString(b"master".to_vec()))
+                    })
             })
             .collect()
     }
