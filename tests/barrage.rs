@@ -1,0 +1,237 @@
+//! Hostile input: tens of thousands of random calls of every RL.* command
+//! with malformed numbers, unknown options, extreme values and keys of every
+//! other type. Every call is answered, the server stays up, and a limiter the
+//! barrage does not name is unchanged.
+
+mod common;
+
+use common::{dump, Rng, Server};
+use redis::Value;
+
+const COMMANDS: [(&str, usize); 12] = [
+    ("RL.TOKENBUCKET", 4),
+    ("RL.COST", 5),
+    ("RL.SLIDELOG", 3),
+    ("RL.ALL", 6),
+    ("RL.INSPECT", 1),
+    ("RL.RESERVE", 6),
+    ("RL.SETTLE", 3),
+    ("RL.CANCEL", 2),
+    ("RL.ACQUIRE", 3),
+    ("RL.RELEASE", 2),
+    ("RL.EXTEND", 3),
+    ("RL.RESTORESTATE", 3),
+];
+
+/// A random argument: mostly hostile numbers, sometimes words.
+fn word(rng: &mut Rng) -> Vec<u8> {
+    let pick: &[&[u8]] = &[
+        b"0",
+        b"1",
+        b"-1",
+        b"2",
+        b"7",
+        b"1000",
+        b"60000",
+        b"9223372036854775807",
+        b"-9223372036854775808",
+        b"9223372036854775808",
+        b"18446744073709551616",
+        b"99999999999999999999999",
+        b"1.5",
+        b"1e3",
+        b"+1",
+        b"01",
+        b" 1",
+        b"1 ",
+        b"",
+        b"\x00",
+        b"1\x00",
+        b"\xff\xfe",
+        b"0x10",
+        b"NaN",
+        b"inf",
+        b"-0",
+        b"COST",
+        b"COSTS",
+        b"AT",
+        b"cost",
+        b"at",
+        b"LIMIT",
+        b"TOKENBUCKET",
+        b"SLIDELOG",
+        b"RESERVE",
+        b"ACQUIRE",
+        b"tokenbucket",
+        b"slidelog",
+        b"leases",
+        b"9007199254740991",
+        b"9007199254740992",
+        b"1000000",
+        b"100001",
+    ];
+    match rng.range(0, 9) {
+        0 => (0..rng.range(0, 12)).map(|_| rng.next() as u8).collect(),
+        1 => rng.range(-5, 100_000).to_string().into_bytes(),
+        _ => pick[rng.range(0, pick.len() as i64 - 1) as usize].to_vec(),
+    }
+}
+
+/// A key: one of a few limiters, keys of other types, or a binary name.
+fn key(rng: &mut Rng) -> Vec<u8> {
+    let keys: &[&[u8]] = &[
+        b"bucket",
+        b"log",
+        b"leases",
+        b"string",
+        b"list",
+        b"hash",
+        b"set",
+        b"zset",
+        b"stream",
+        b"missing",
+        b"\xff\x00binary",
+    ];
+    keys[rng.range(0, keys.len() as i64 - 1) as usize].to_vec()
+}
+
+#[test]
+fn every_hostile_call_is_answered_and_the_server_survives() {
+    let server = Server::start();
+    let mut con = server.connect();
+    // Keys of every type, and a limiter of each kind that the barrage never names.
+    redis::pipe()
+        .cmd("SET")
+        .arg("string")
+        .arg("v")
+        .ignore()
+        .cmd("RPUSH")
+        .arg("list")
+        .arg("a")
+        .ignore()
+        .cmd("HSET")
+        .arg("hash")
+        .arg("level")
+        .arg("1")
+        .ignore()
+        .cmd("SADD")
+        .arg("set")
+        .arg("a")
+        .ignore()
+        .cmd("ZADD")
+        .arg("zset")
+        .arg(1)
+        .arg("a")
+        .ignore()
+        .cmd("XADD")
+        .arg("stream")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .ignore()
+        .cmd("RL.TOKENBUCKET")
+        .arg("bucket")
+        .arg(100)
+        .arg(1)
+        .arg(1000)
+        .ignore()
+        .cmd("RL.SLIDELOG")
+        .arg("log")
+        .arg(100)
+        .arg(60_000)
+        .ignore()
+        .cmd("RL.ACQUIRE")
+        .arg("leases")
+        .arg(100)
+        .arg(60_000)
+        .ignore()
+        .cmd("RL.TOKENBUCKET")
+        .arg("untouched:bucket")
+        .arg(10)
+        .arg(1)
+        .arg(3_600_000)
+        .arg("COST")
+        .arg(3)
+        .ignore()
+        .cmd("RL.SLIDELOG")
+        .arg("untouched:log")
+        .arg(10)
+        .arg(3_600_000)
+        .arg("COST")
+        .arg(3)
+        .ignore()
+        .cmd("RL.RESERVE")
+        .arg("untouched:reserved")
+        .arg(10)
+        .arg(1)
+        .arg(3_600_000)
+        .arg(3)
+        .arg(3_600_000)
+        .ignore()
+        .cmd("RL.ACQUIRE")
+        .arg("untouched:leases")
+        .arg(10)
+        .arg(3_600_000)
+        .ignore()
+        .query::<()>(&mut con)
+        .unwrap();
+    let untouched = [
+        "untouched:bucket",
+        "untouched:log",
+        "untouched:reserved",
+        "untouched:leases",
+        "string",
+        "list",
+    ];
+    let before: Vec<_> = untouched
+        .iter()
+        .map(|k| dump(&mut con, k.as_bytes()))
+        .collect();
+
+    let mut rng = Rng::new(0xbad);
+    let mut answered = 0;
+    let mut errors = 0;
+    for _ in 0..40 {
+        let mut pipe = redis::pipe();
+        for _ in 0..1000 {
+            let (name, usual) = COMMANDS[rng.range(0, COMMANDS.len() as i64 - 1) as usize];
+            let cmd = pipe.cmd(name);
+            let count = (usual as i64 + rng.range(-2, 3)).max(0);
+            for position in 0..count {
+                if position == 0 && name != "RL.ALL" || name == "RL.ALL" && position == 1 {
+                    cmd.arg(key(&mut rng));
+                } else {
+                    cmd.arg(word(&mut rng));
+                }
+            }
+        }
+        // Sent raw, so that errors come back as values, one per call.
+        let replies: Vec<Value> = redis::ConnectionLike::req_packed_commands(
+            &mut con,
+            &pipe.get_packed_pipeline(),
+            0,
+            1000,
+        )
+        .expect("every call is answered");
+        answered += replies.len();
+        for reply in &replies {
+            if let Value::ServerError(error) = reply {
+                errors += 1;
+                let text = format!("{error:?}");
+                assert!(
+                    !text.contains("internal error"),
+                    "a panic was caught: {text}"
+                );
+            }
+        }
+    }
+    assert_eq!(answered, 40_000);
+    assert!(errors > 10_000 && errors < answered, "{errors} errors");
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+    let after: Vec<_> = untouched
+        .iter()
+        .map(|k| dump(&mut con, k.as_bytes()))
+        .collect();
+    assert_eq!(before, after);
+}
