@@ -32,7 +32,10 @@ fn clock_jumps_never_grant_more_than_the_rate() {
     for _ in 0..5000 {
         jump(&mut rng, &mut now);
         let at = now.to_string();
-        let bucket = ints(&mut con, &["RL.TOKENBUCKET", "b", "20", "3", "1000", "AT", &at]);
+        let bucket = ints(
+            &mut con,
+            &["RL.TOKENBUCKET", "b", "20", "3", "1000", "AT", &at],
+        );
         bucket_admitted += bucket[0];
         let log = ints(&mut con, &["RL.SLIDELOG", "l", "15", "10000", "AT", &at]);
         latest = latest.max(now);
@@ -49,12 +52,27 @@ fn clock_jumps_never_grant_more_than_the_rate() {
     assert!(bucket_admitted <= most, "{bucket_admitted} > {most}");
     // No window of the log's length ever admitted more than the limit.
     for (i, &start) in log_admitted.iter().enumerate() {
-        let in_window = log_admitted[i..].iter().take_while(|&&t| t < start + window).count() as i64;
-        assert!(in_window <= limit, "{in_window} calls in the window from {start}");
+        let in_window = log_admitted[i..]
+            .iter()
+            .take_while(|&&t| t < start + window)
+            .count() as i64;
+        assert!(
+            in_window <= limit,
+            "{in_window} calls in the window from {start}"
+        );
     }
     // State stays valid: it survives a reload exactly.
-    let before: Vec<_> = ["b", "l"].iter().map(|k| common::dump(&mut con, k.as_bytes())).collect();
-    redis::cmd("DEBUG").arg("RELOAD").query::<()>(&mut con).unwrap();
-    let after: Vec<_> = ["b", "l"].iter().map(|k| common::dump(&mut con, k.as_bytes())).collect();
+    let before: Vec<_> = ["b", "l"]
+        .iter()
+        .map(|k| common::dump(&mut con, k.as_bytes()))
+        .collect();
+    redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .query::<()>(&mut con)
+        .unwrap();
+    let after: Vec<_> = ["b", "l"]
+        .iter()
+        .map(|k| common::dump(&mut con, k.as_bytes()))
+        .collect();
     assert_eq!(before, after);
 }

@@ -11,54 +11,56 @@ use redis::Value;
 const T: i64 = 1_700_000_000_000;
 
 /// A random call of any RL.* command on `key` (an RL.ALL over `key` and a
-/// companion in its slot), at a pinned time.
-fn random_call(rng: &mut Rng, key: &str, now: i64) -> redis::Cmd {
+/// companion in its slot), at a pinned time, with periods, windows and
+/// leases of `period` ms.
+fn random_call(rng: &mut Rng, key: &str, now: i64, period: i64) -> redis::Cmd {
+    let (bucket, log, slots) = (
+        format!("{{{key}}}:b"),
+        format!("{{{key}}}:l"),
+        format!("{{{key}}}:s"),
+    );
     let mut cmd;
     match rng.range(0, 4) {
         0 => {
             cmd = redis::cmd("RL.TOKENBUCKET");
-            cmd.arg(format!("{{{key}}}:b"))
+            cmd.arg(bucket)
                 .arg(5)
                 .arg(1)
-                .arg(1000)
+                .arg(period)
                 .arg("COST")
                 .arg(rng.range(0, 2));
         }
         1 => {
             cmd = redis::cmd("RL.SLIDELOG");
-            cmd.arg(format!("{{{key}}}:l"))
+            cmd.arg(log)
                 .arg(3)
-                .arg(1000)
+                .arg(period)
                 .arg("COST")
                 .arg(rng.range(0, 2));
         }
         2 => {
             cmd = redis::cmd("RL.ALL");
-            cmd.arg(2)
-                .arg(format!("{{{key}}}:b"))
-                .arg(format!("{{{key}}}:l"))
-                .arg("TOKENBUCKET")
+            cmd.arg(2).arg(bucket).arg(log);
+            cmd.arg("TOKENBUCKET")
                 .arg(5)
                 .arg(1)
-                .arg(1000)
+                .arg(period)
                 .arg("SLIDELOG")
                 .arg(3)
-                .arg(1000);
+                .arg(period);
         }
         3 => {
             cmd = redis::cmd("RL.RESERVE");
-            cmd.arg(format!("{{{key}}}:b"))
+            cmd.arg(bucket)
                 .arg(5)
                 .arg(1)
-                .arg(1000)
+                .arg(period)
                 .arg(rng.range(1, 3))
-                .arg(60_000);
+                .arg(period);
         }
         _ => {
             cmd = redis::cmd("RL.ACQUIRE");
-            cmd.arg(format!("{{{key}}}:s"))
-                .arg(2)
-                .arg(rng.range(100, 2000));
+            cmd.arg(slots).arg(2).arg(rng.range(period / 10, period));
         }
     }
     cmd.arg("AT").arg(now);
@@ -78,7 +80,7 @@ fn a_stock_cluster_client_routes_every_command_like_one_server() {
     for round in 0..6000 {
         now += rng.range(0, 30);
         let key = &keys[rng.range(0, keys.len() as i64 - 1) as usize];
-        let call = random_call(&mut rng, key, now);
+        let call = random_call(&mut rng, key, now, 1000);
         let on_cluster: Value = call
             .query(&mut clustered)
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
@@ -202,4 +204,237 @@ fn redis_cli_follows_redirects() {
             "cli{i}"
         );
     }
+}
+
+/// Writes a mix of limiters, reservations and leases at pinned times, with
+/// periods long enough that nothing expires during the test; returns the keys.
+fn populate(con: &mut impl redis::ConnectionLike, prefix: &str, count: usize) -> Vec<String> {
+    let mut rng = Rng::new(21);
+    let mut keys = Vec::new();
+    for i in 0..count {
+        let key = format!("{prefix}{i}");
+        let now = T + rng.range(0, 1000);
+        let mut calls = Vec::new();
+        match i % 4 {
+            0 => calls.push(
+                redis::cmd("RL.TOKENBUCKET")
+                    .arg(&key)
+                    .arg(100)
+                    .arg(1)
+                    .arg(3_600_000)
+                    .arg("COST")
+                    .arg(rng.range(1, 50))
+                    .arg("AT")
+                    .arg(now)
+                    .clone(),
+            ),
+            1 => calls.push(
+                redis::cmd("RL.SLIDELOG")
+                    .arg(&key)
+                    .arg(100)
+                    .arg(3_600_000)
+                    .arg("COST")
+                    .arg(rng.range(1, 5))
+                    .arg("AT")
+                    .arg(now)
+                    .clone(),
+            ),
+            2 => calls.push(
+                redis::cmd("RL.RESERVE")
+                    .arg(&key)
+                    .arg(100)
+                    .arg(1)
+                    .arg(3_600_000)
+                    .arg(rng.range(1, 50))
+                    .arg(3_600_000)
+                    .arg("AT")
+                    .arg(now)
+                    .clone(),
+            ),
+            _ => calls.push(
+                redis::cmd("RL.ACQUIRE")
+                    .arg(&key)
+                    .arg(5)
+                    .arg(3_600_000)
+                    .arg("AT")
+                    .arg(now)
+                    .clone(),
+            ),
+        }
+        for call in calls {
+            call.query::<Value>(con)
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+        keys.push(key);
+    }
+    keys
+}
+
+fn dumps(con: &mut impl redis::ConnectionLike, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+    keys.iter()
+        .map(|k| redis::cmd("DUMP").arg(k).query(con).expect("DUMP"))
+        .collect()
+}
+
+#[test]
+fn resharding_under_traffic_keeps_every_limiter_exact() {
+    let cluster = Cluster::start(3, 1);
+    let client = ClusterClient::new(cluster.urls()).expect("cluster client");
+    let mut con = client.get_connection().expect("cluster connection");
+    let keys = populate(&mut con, "state", 4000);
+    let before = dumps(&mut con, &keys);
+    assert!(before.iter().all(Option::is_some));
+
+    // Traffic on other keys at pinned times while slots move; replayed on a
+    // standalone server afterwards, it must end in the same states.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let client = client.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut con = client.get_connection().expect("traffic connection");
+            let mut rng = Rng::new(5);
+            let mut sent = Vec::new();
+            let mut now = T;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || sent.len() < 2000 {
+                now += rng.range(0, 20);
+                let key = format!("traffic{}", rng.range(0, 500));
+                let call = random_call(&mut rng, &key, now, 3_600_000);
+                let reply: Value = call
+                    .query(&mut con)
+                    .expect("traffic call during resharding");
+                sent.push((call, reply));
+            }
+            sent
+        })
+    };
+    let masters = cluster.masters();
+    let (from, to) = (Cluster::id_of(masters[0]), Cluster::id_of(masters[1]));
+    let output = std::process::Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", masters[0].port),
+        ])
+        .args([
+            "--cluster-from",
+            &from,
+            "--cluster-to",
+            &to,
+            "--cluster-slots",
+            "3000",
+            "--cluster-yes",
+        ])
+        .output()
+        .expect("redis-cli --cluster reshard");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = traffic.join().expect("traffic thread");
+    cluster.wait_until_ok();
+
+    assert_eq!(
+        dumps(&mut con, &keys),
+        before,
+        "every limiter kept its exact state"
+    );
+    let moved_keys: i64 = redis::cmd("DBSIZE")
+        .query(&mut masters[1].connect())
+        .unwrap();
+    assert!(
+        moved_keys > 2000,
+        "the destination took over many keys: {moved_keys}"
+    );
+
+    let standalone = Server::start();
+    let mut single = standalone.connect();
+    for (call, reply) in &sent {
+        let replayed: Value = call.query(&mut single).unwrap();
+        assert_eq!(&replayed, reply, "the same reply as on one server");
+    }
+    for i in 0..500 {
+        for suffix in ["b", "l", "s"] {
+            let key = format!("{{traffic{i}}}:{suffix}");
+            let on_cluster: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query(&mut con).unwrap();
+            assert_eq!(
+                on_cluster,
+                common::dump(&mut single, key.as_bytes()),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn failover_keeps_what_was_acknowledged() {
+    let cluster = Cluster::start(3, 1);
+    let victim = cluster.masters()[0].port;
+    let mut direct = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port == victim)
+        .unwrap()
+        .connect();
+    // Keys the victim owns (others answer MOVED), written and acknowledged.
+    let mut keys = Vec::new();
+    for i in 0..3000 {
+        let key = format!("acked{i}");
+        let reply: redis::RedisResult<Value> = redis::cmd("RL.RESERVE")
+            .arg(&key)
+            .arg(100)
+            .arg(1)
+            .arg(3_600_000)
+            .arg(7)
+            .arg(3_600_000)
+            .arg("AT")
+            .arg(T + i)
+            .query(&mut direct);
+        if reply.is_ok() {
+            keys.push(key);
+        }
+    }
+    assert!(keys.len() > 500);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut direct)
+        .unwrap();
+    assert_eq!(acked, 1, "the replica acknowledged every write");
+    let before = dumps(&mut direct, &keys);
+
+    let mut cluster = cluster;
+    let victim_node = cluster.nodes.iter_mut().find(|n| n.port == victim).unwrap();
+    victim_node.kill();
+    cluster.wait_until_ok();
+    cluster.wait_until_no_slot_is_served_by(victim);
+    assert_eq!(cluster.masters().len(), 3, "a replica took over");
+    let seeds: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.is_running())
+        .map(Server::url)
+        .collect();
+    let client = ClusterClient::new(seeds).expect("cluster client");
+    let mut con = client.get_connection().expect("cluster connection");
+    assert_eq!(
+        dumps(&mut con, &keys),
+        before,
+        "the new master holds every acknowledged state"
+    );
+    // And it keeps serving them: ids continue above the old ones.
+    let reply: Vec<i64> = redis::cmd("RL.RESERVE")
+        .arg(&keys[0])
+        .arg(100)
+        .arg(1)
+        .arg(3_600_000)
+        .arg(1)
+        .arg(3_600_000)
+        .arg("AT")
+        .arg(T + 5000)
+        .query(&mut con)
+        .unwrap();
+    assert!(reply[5] > (T + 5000) * 1024);
 }

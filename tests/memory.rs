@@ -23,10 +23,26 @@ fn a_million_idle_limiters_expire_by_themselves() {
         for i in 0..10_000 {
             let n = chunk * 10_000 + i;
             match n % 4 {
-                0 => pipe.cmd("RL.TOKENBUCKET").arg(format!("b{n}")).arg(5).arg(5).arg(2000),
-                1 => pipe.cmd("RL.SLIDELOG").arg(format!("l{n}")).arg(5).arg(2000),
+                0 => pipe
+                    .cmd("RL.TOKENBUCKET")
+                    .arg(format!("b{n}"))
+                    .arg(5)
+                    .arg(5)
+                    .arg(2000),
+                1 => pipe
+                    .cmd("RL.SLIDELOG")
+                    .arg(format!("l{n}"))
+                    .arg(5)
+                    .arg(2000),
                 2 => pipe.cmd("RL.ACQUIRE").arg(format!("s{n}")).arg(5).arg(2000),
-                _ => pipe.cmd("RL.RESERVE").arg(format!("r{n}")).arg(5).arg(5).arg(2000).arg(1).arg(2000),
+                _ => pipe
+                    .cmd("RL.RESERVE")
+                    .arg(format!("r{n}"))
+                    .arg(5)
+                    .arg(5)
+                    .arg(2000)
+                    .arg(1)
+                    .arg(2000),
             };
             pipe.ignore();
         }
@@ -35,9 +51,15 @@ fn a_million_idle_limiters_expire_by_themselves() {
     }
     // Quotas that never refill live until deleted.
     for i in 0..100 {
-        ints(&mut con, &["RL.TOKENBUCKET", &format!("quota{i}"), "5", "0", "1000"]);
+        ints(
+            &mut con,
+            &["RL.TOKENBUCKET", &format!("quota{i}"), "5", "0", "1000"],
+        );
     }
-    assert!(peak > 300_000, "hundreds of thousands of limiters lived at once: {peak}");
+    assert!(
+        peak > 300_000,
+        "hundreds of thousands of limiters lived at once: {peak}"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while dbsize(&mut con) > 100 {
         assert!(Instant::now() < deadline, "{} keys left", dbsize(&mut con));
@@ -48,7 +70,13 @@ fn a_million_idle_limiters_expire_by_themselves() {
 
 /// MEMORY USAGE of a key.
 fn usage(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(con).unwrap()
+    redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query(con)
+        .unwrap()
 }
 
 #[test]
@@ -58,45 +86,95 @@ fn a_log_stays_within_its_bound() {
     // Worst case for the encoding: records far apart in time, huge costs.
     let mut pipe = redis::pipe();
     for i in 0..10_000i64 {
-        pipe.cmd("RL.SLIDELOG").arg("sparse").arg(1_000_000).arg(i64::MAX / 2)
-            .arg("COST").arg(if i < 9_000 { 1 } else { 100 }).arg("AT").arg(i * 1_000_000_000).ignore();
+        pipe.cmd("RL.SLIDELOG")
+            .arg("sparse")
+            .arg(1_000_000)
+            .arg(i64::MAX / 2)
+            .arg("COST")
+            .arg(if i < 9_000 { 1 } else { 100 })
+            .arg("AT")
+            .arg(i * 1_000_000_000)
+            .ignore();
     }
     pipe.query::<()>(&mut con).unwrap();
     let bound = 80 * 10_000 + 1000;
-    assert!(usage(&mut con, "sparse") <= bound, "{} > {bound}", usage(&mut con, "sparse"));
+    assert!(
+        usage(&mut con, "sparse") <= bound,
+        "{} > {bound}",
+        usage(&mut con, "sparse")
+    );
     // Steady traffic for a long time: the log is compacted, never grows.
     let mut peak = 0;
     for round in 0..50i64 {
         let mut pipe = redis::pipe();
         for i in 0..2_000i64 {
-            pipe.cmd("RL.SLIDELOG").arg("steady").arg(1000).arg(1000)
-                .arg("AT").arg(1_700_000_000_000 + round * 2000 + i).ignore();
+            pipe.cmd("RL.SLIDELOG")
+                .arg("steady")
+                .arg(1000)
+                .arg(1000)
+                .arg("AT")
+                .arg(1_700_000_000_000 + round * 2000 + i)
+                .ignore();
         }
         pipe.query::<()>(&mut con).unwrap();
         peak = peak.max(usage(&mut con, "steady"));
     }
-    assert!(peak <= 80 * 1000 + 1000, "steady log peaked at {peak} bytes");
+    assert!(
+        peak <= 80 * 1000 + 1000,
+        "steady log peaked at {peak} bytes"
+    );
     let last = 1_700_000_000_000i64 + 49 * 2000 + 1999;
-    let inspect: Vec<redis::Value> = redis::cmd("RL.INSPECT").arg("steady").arg("AT").arg(last).query(&mut con).unwrap();
-    assert_eq!(inspect[7], redis::Value::Int(1000), "a full window: {inspect:?}");
+    let inspect: Vec<redis::Value> = redis::cmd("RL.INSPECT")
+        .arg("steady")
+        .arg("AT")
+        .arg(last)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        inspect[7],
+        redis::Value::Int(1000),
+        "a full window: {inspect:?}"
+    );
 }
 
 #[test]
 fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
     let server = Server::start();
     let mut con = server.connect();
-    let reserved = ints(&mut con, &["RL.RESERVE", "held", "100", "1", "3600000", "10", "3600000"]);
+    let reserved = ints(
+        &mut con,
+        &["RL.RESERVE", "held", "100", "1", "3600000", "10", "3600000"],
+    );
     let lease = ints(&mut con, &["RL.ACQUIRE", "slots", "5", "3600000"]);
     let used: i64 = {
         let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
-        info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap()
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     };
-    redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction").query::<()>(&mut con).unwrap();
-    redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(used + 2_000_000).query::<()>(&mut con).unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used + 2_000_000)
+        .query::<()>(&mut con)
+        .unwrap();
     let mut refused = None;
     for i in 0..200_000 {
-        let result: redis::RedisResult<Vec<i64>> =
-            redis::cmd("RL.TOKENBUCKET").arg(format!("new{i}")).arg(5).arg(1).arg(3_600_000).query(&mut con);
+        let result: redis::RedisResult<Vec<i64>> = redis::cmd("RL.TOKENBUCKET")
+            .arg(format!("new{i}"))
+            .arg(5)
+            .arg(1)
+            .arg(3_600_000)
+            .query(&mut con);
         if let Err(e) = result {
             refused = Some(common::error_text(&e));
             break;
@@ -113,8 +191,18 @@ fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
     ] {
         assert!(error(&mut con, &command).starts_with("OOM"), "{command:?}");
     }
-    assert_eq!(dump(&mut con, b"held"), before, "nothing was evicted or changed");
+    assert_eq!(
+        dump(&mut con, b"held"),
+        before,
+        "nothing was evicted or changed"
+    );
     // Giving back never grows memory, so it works on a full server.
-    assert_eq!(ints(&mut con, &["RL.CANCEL", "held", &reserved[5].to_string()])[0], 1);
-    assert_eq!(int(&mut con, &["RL.RELEASE", "slots", &lease[5].to_string()]), 1);
+    assert_eq!(
+        ints(&mut con, &["RL.CANCEL", "held", &reserved[5].to_string()])[0],
+        1
+    );
+    assert_eq!(
+        int(&mut con, &["RL.RELEASE", "slots", &lease[5].to_string()]),
+        1
+    );
 }

@@ -51,10 +51,11 @@ impl Cluster {
         cluster
     }
 
-    /// Waits until every node sees all slots served and every replica is in sync.
+    /// Waits until every running node sees all slots served and every
+    /// replica is in sync.
     pub fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        for node in &self.nodes {
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
             loop {
                 if let Ok(mut con) = node.try_connect() {
                     let info: String = redis::cmd("CLUSTER")
@@ -80,15 +81,51 @@ impl Cluster {
         }
     }
 
+    /// Waits until no running node routes a slot to the node on `port`.
+    pub fn wait_until_no_slot_is_served_by(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            loop {
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query(&mut node.connect())
+                    .unwrap_or_default();
+                let still_master = nodes.lines().any(|line| {
+                    line.contains(&format!("127.0.0.1:{port}@"))
+                        && line.contains("master")
+                        && !line.contains("fail")
+                });
+                if !still_master {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} still routes to {port}",
+                    node.port
+                );
+                sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
     /// Seed addresses for a cluster client.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(Server::url).collect()
+    }
+
+    /// A node's cluster id.
+    pub fn id_of(node: &Server) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut node.connect())
+            .expect("CLUSTER MYID")
     }
 
     /// The nodes that are masters now.
     pub fn masters(&self) -> Vec<&Server> {
         self.nodes
             .iter()
+            .filter(|node| node.is_running())
             .filter(|node| {
                 node.try_connect()
                     .ok()

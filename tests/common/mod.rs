@@ -169,6 +169,10 @@ impl Server {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Stops the server at once (SIGKILL), like a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
