@@ -18,6 +18,8 @@ mod args;
 mod commands;
 mod error;
 mod ffi;
+#[cfg(test)]
+mod fuzz;
 mod registry;
 mod reply;
 mod types;
