@@ -143,9 +143,10 @@ fn parse_outcome(words: &[Vec<u8>]) -> String {
     for word in words {
         // The parser agrees with Rust's on every string written as Redis writes numbers.
         let text = std::str::from_utf8(word).unwrap_or("");
-        let canonical = !text.starts_with('+')
-            && !text.starts_with("-0")
-            && !(text.starts_with('0') && text.len() > 1);
+        let noncanonical = text.starts_with('+')
+            || text.starts_with("-0")
+            || (text.starts_with('0') && text.len() > 1);
+        let canonical = !noncanonical;
         if canonical {
             assert_eq!(parse_i64(word), text.parse::<i64>().ok(), "{text:?}");
         }
