@@ -6,7 +6,6 @@
 //! requests per run at pipeline 16 (400,000; a quarter at pipeline 1).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeMap;
