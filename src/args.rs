@@ -86,6 +86,8 @@ pub struct Options {
     pub cost: Option<i64>,
     pub costs: Option<Vec<i64>>,
     pub at: Option<i64>,
+    /// Where the `AT` keyword stands among the option words.
+    pub at_offset: Option<usize>,
 }
 
 /// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
@@ -94,8 +96,8 @@ pub fn parse_options<'a>(
     accepted: &[OptionName],
 ) -> CommandResult<Options> {
     let mut options = Options::default();
-    let mut args = args.into_iter();
-    while let Some(word) = args.next() {
+    let mut args = args.into_iter().enumerate();
+    while let Some((offset, word)) = args.next() {
         let Some(&name) = accepted
             .iter()
             .find(|name| word.eq_ignore_ascii_case(name.keyword().as_bytes()))
@@ -107,11 +109,15 @@ pub fn parse_options<'a>(
         };
         let count = match name {
             OptionName::Costs(count) => count,
-            OptionName::Cost | OptionName::At => 1,
+            OptionName::Cost => 1,
+            OptionName::At => {
+                options.at_offset = Some(offset);
+                1
+            }
         };
         let mut values = Vec::with_capacity(count);
         for _ in 0..count {
-            let raw = args.next().ok_or_else(|| {
+            let (_, raw) = args.next().ok_or_else(|| {
                 let wanted = if count == 1 {
                     "a value".to_owned()
                 } else {
@@ -212,7 +218,8 @@ mod tests {
             Ok(Options {
                 cost: Some(3),
                 costs: None,
-                at: Some(5)
+                at: Some(5),
+                at_offset: Some(0),
             })
         );
         let costs = parse_options(
@@ -224,7 +231,8 @@ mod tests {
             Ok(Options {
                 cost: None,
                 costs: Some(vec![1, 0]),
-                at: Some(9)
+                at: Some(9),
+                at_offset: Some(3),
             })
         );
         assert_eq!(parse_options(words(&[]), &all), Ok(Options::default()));

@@ -145,39 +145,38 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Propagates `command` with the given arguments: argument indexes of
-    /// this call, reused as they are, and new words.
-    pub fn replicate_words(&self, command: &'static CStr, words: &[Word]) -> CommandResult<()> {
-        let (Some(create), Some(from_integer)) =
-            (unsafe { raw::RedisModule_CreateString }, unsafe {
-                raw::RedisModule_CreateStringFromLongLong
-            })
-        else {
-            return Err(CommandError::Server("string API missing"));
-        };
-        let mut created = OwnedStrings {
-            ctx: self.ctx,
-            strings: Vec::new(),
-        };
-        let mut argv = Vec::with_capacity(words.len());
-        for word in words {
-            let string = match *word {
-                Word::Arg(index) => self.raw(index)?,
-                // SAFETY: ctx is live; Redis copies the bytes.
-                Word::Text(text) => unsafe {
-                    create(self.ctx, text.as_ptr(), text.to_bytes().len())
-                },
-                // SAFETY: as above.
-                Word::Int(value) => unsafe { from_integer(self.ctx, value) },
-            };
-            if !matches!(word, Word::Arg(_)) {
-                created.strings.push(string);
-            }
-            argv.push(string);
+    /// Propagates this call with its time pinned, so that replicas and the
+    /// AOF compute exactly what the master did: the call's own arguments,
+    /// less its `AT` option (the keyword at index `at_index`), then
+    /// `AT at_ms`. A call that already carried exactly that time is
+    /// propagated verbatim.
+    pub fn replicate_pinned(
+        &self,
+        command: &'static CStr,
+        at_index: Option<usize>,
+        given_at: Option<i64>,
+        at_ms: i64,
+    ) -> CommandResult<()> {
+        if given_at == Some(at_ms) {
+            self.replicate_verbatim();
+            return Ok(());
         }
+        let skipped = |index: usize| at_index.is_some_and(|at| index == at || index == at + 1);
+        let mut argv: Vec<RawString> = Vec::with_capacity(self.argv.len() + 2);
+        argv.extend(
+            self.argv
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(i, _)| !skipped(*i))
+                .map(|(_, &arg)| arg),
+        );
+        argv.push(pinned_words::at_keyword()?);
+        argv.push(pinned_words::time(at_ms)?);
         let replicate = unsafe { raw::RedisModule_Replicate }
             .ok_or(CommandError::Server("replication API missing"))?;
-        // SAFETY: "v" takes a RedisModuleString array and its length.
+        // SAFETY: "v" takes a RedisModuleString array and its length; Redis
+        // takes its own reference to each string.
         let status = unsafe {
             replicate(
                 self.ctx,
@@ -194,29 +193,58 @@ impl<'a> Call<'a> {
     }
 }
 
-/// One argument of a replicated command, for [`Call::replicate_words`].
-#[derive(Clone, Copy)]
-pub enum Word {
-    /// Argument `index` of the current call, as received.
-    Arg(usize),
-    Text(&'static CStr),
-    Int(i64),
-}
+/// The words every pinned replication appends, kept between calls: the
+/// `AT` keyword for the module's life, and the time's string while calls
+/// keep landing in the same millisecond (hundreds do under load), so that
+/// replicating a call creates no string at all most of the time. Strings
+/// made with no context are the module's own; Redis only ever touches them
+/// on its main thread, where commands run.
+mod pinned_words {
+    use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
 
-/// Strings created for one replication, freed on drop.
-struct OwnedStrings {
-    ctx: Ctx,
-    strings: Vec<RawString>,
-}
+    use redis_module::raw;
 
-impl Drop for OwnedStrings {
-    fn drop(&mut self) {
-        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
-            for &string in &self.strings {
-                // SAFETY: each string was created by us in this context, once.
-                unsafe { free(self.ctx, string) };
-            }
+    use super::RawString;
+    use crate::error::{CommandError, CommandResult};
+
+    static AT: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+    static TIME: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+    static TIME_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+
+    const MISSING: CommandError = CommandError::Server("string API missing");
+
+    pub fn at_keyword() -> CommandResult<RawString> {
+        let cached = AT.load(Ordering::Relaxed);
+        if !cached.is_null() {
+            return Ok(cached);
         }
+        let create = unsafe { raw::RedisModule_CreateString }.ok_or(MISSING)?;
+        // SAFETY: a string owned by the module (no context), kept for good.
+        let created = unsafe { create(std::ptr::null_mut(), c"AT".as_ptr(), 2) };
+        AT.store(created, Ordering::Relaxed);
+        Ok(created)
+    }
+
+    pub fn time(ms: i64) -> CommandResult<RawString> {
+        let cached = TIME.load(Ordering::Relaxed);
+        if !cached.is_null() && TIME_MS.load(Ordering::Relaxed) == ms {
+            return Ok(cached);
+        }
+        let (Some(create), Some(free)) = (
+            unsafe { raw::RedisModule_CreateStringFromLongLong },
+            unsafe { raw::RedisModule_FreeString },
+        ) else {
+            return Err(MISSING);
+        };
+        // SAFETY: a string owned by the module (no context); the previous
+        // one is released, Redis holding its own references where needed.
+        let created = unsafe { create(std::ptr::null_mut(), ms) };
+        if !cached.is_null() {
+            unsafe { free(std::ptr::null_mut(), cached) };
+        }
+        TIME.store(created, Ordering::Relaxed);
+        TIME_MS.store(ms, Ordering::Relaxed);
+        Ok(created)
     }
 }
 

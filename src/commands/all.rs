@@ -5,9 +5,9 @@ use crate::algo::reservations::ReserveOutcome;
 use crate::algo::sliding_log::{LogOutcome, LogParams};
 use crate::algo::token_bucket::{BucketOutcome, BucketParams};
 use crate::algo::{Evaluation, NEVER};
-use crate::args::{parse_options, printable, IntArg, OptionName};
+use crate::args::{parse_options, printable, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::{Call, Word};
+use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::{callback, commands};
@@ -90,8 +90,8 @@ impl Checked<'_> {
 struct Request {
     specs: Vec<Spec>,
     costs: Vec<i64>,
-    at: Option<i64>,
-    /// Index of the first argument after the specs.
+    options: Options,
+    /// Index of the first argument after the specs: the first option.
     specs_end: usize,
 }
 
@@ -117,7 +117,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         return Ok(Reply::KeysReported);
     }
     let request = parse(call)?;
-    let now = request.at.unwrap_or_else(|| call.now_ms());
+    let now = request.options.at.unwrap_or_else(|| call.now_ms());
     let mut checked = Vec::with_capacity(request.specs.len());
     for (n, (spec, &cost)) in request.specs.iter().zip(&request.costs).enumerate() {
         let outcome = match spec {
@@ -145,7 +145,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
             wrote |= check.apply(call, key_index(n))?;
         }
         if wrote {
-            replicate(call, &request, now)?;
+            super::replicate_pinned(call, c"RL.ALL", request.specs_end, &request.options, now)?;
         }
     }
     let evaluations: Vec<&Evaluation> = checked.iter().map(Checked::evaluation).collect();
@@ -170,16 +170,6 @@ fn overall_retry_after(evaluations: &[&Evaluation]) -> i64 {
             longest.max(e.retry_after_ms)
         }
     })
-}
-
-/// Propagates the call with its time and every cost pinned.
-fn replicate(call: &Call, request: &Request, now: i64) -> CommandResult<()> {
-    let mut words: Vec<Word> = (1..request.specs_end).map(Word::Arg).collect();
-    words.push(Word::Text(c"COSTS"));
-    words.extend(request.costs.iter().map(|&cost| Word::Int(cost)));
-    words.push(Word::Text(c"AT"));
-    words.push(Word::Int(now));
-    call.replicate_words(c"RL.ALL", &words)
 }
 
 fn parse(call: &Call) -> CommandResult<Request> {
@@ -210,7 +200,7 @@ fn parse(call: &Call) -> CommandResult<Request> {
         call.args_from(next),
         &[OptionName::Cost, OptionName::Costs(count), OptionName::At],
     )?;
-    let costs = match (options.cost, options.costs) {
+    let costs = match (options.cost, options.costs.clone()) {
         (Some(_), Some(_)) => {
             return Err(CommandError::invalid("COST and COSTS cannot be combined"))
         }
@@ -228,7 +218,7 @@ fn parse(call: &Call) -> CommandResult<Request> {
     Ok(Request {
         specs,
         costs,
-        at: options.at,
+        options,
         specs_end: next,
     })
 }

@@ -7,7 +7,7 @@ use crate::algo::leases::{
 };
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::{Call, Word};
+use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::{callback, commands, types};
@@ -86,14 +86,7 @@ fn acquire_command(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &params, &outcome)? {
-        let words = [
-            Word::Arg(1),
-            Word::Arg(2),
-            Word::Arg(3),
-            Word::Text(c"AT"),
-            Word::Int(outcome.at_ms),
-        ];
-        call.replicate_words(c"RL.ACQUIRE", &words)?;
+        super::replicate_pinned(call, c"RL.ACQUIRE", 4, &options, outcome.at_ms)?;
     }
     Ok(Reply::DecisionWithId(
         outcome.evaluation.own_decision(),
@@ -159,15 +152,7 @@ fn release_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let changed = change_live_lease(call, id, now, |state| leases::release(state, id, now))?;
     if let Some(at_ms) = changed {
-        call.replicate_words(
-            c"RL.RELEASE",
-            &[
-                Word::Arg(1),
-                Word::Arg(2),
-                Word::Text(c"AT"),
-                Word::Int(at_ms),
-            ],
-        )?;
+        super::replicate_pinned(call, c"RL.RELEASE", 3, &options, at_ms)?;
     }
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }
@@ -183,14 +168,7 @@ fn extend_command(call: &Call) -> CommandResult<Reply> {
         leases::extend(state, id, lease_ms, now)
     })?;
     if let Some(at_ms) = changed {
-        let words = [
-            Word::Arg(1),
-            Word::Arg(2),
-            Word::Arg(3),
-            Word::Text(c"AT"),
-            Word::Int(at_ms),
-        ];
-        call.replicate_words(c"RL.EXTEND", &words)?;
+        super::replicate_pinned(call, c"RL.EXTEND", 4, &options, at_ms)?;
     }
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }

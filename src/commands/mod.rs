@@ -34,3 +34,17 @@ pub fn all() -> [&'static CommandSpec; 12] {
 fn ttl_for(reset_after_ms: i64) -> Option<i64> {
     (reset_after_ms != crate::algo::NEVER).then_some(reset_after_ms.max(0))
 }
+
+/// Propagates an allowed write with its time pinned (see
+/// [`crate::ffi::Call::replicate_pinned`]); `first_option` is the index of
+/// the call's first option word.
+fn replicate_pinned(
+    call: &crate::ffi::Call,
+    command: &'static std::ffi::CStr,
+    first_option: usize,
+    options: &crate::args::Options,
+    at_ms: i64,
+) -> crate::error::CommandResult<()> {
+    let at_index = options.at_offset.map(|offset| first_option + offset);
+    call.replicate_pinned(command, at_index, options.at, at_ms)
+}

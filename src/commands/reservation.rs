@@ -5,9 +5,9 @@ use crate::algo::ids::MAX_ID;
 use crate::algo::reservations::{self, Reservations, ReserveError, ReserveOutcome};
 use crate::algo::token_bucket::BucketParams;
 use crate::algo::Decision;
-use crate::args::{parse_options, IntArg, OptionName};
+use crate::args::{parse_options, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::{Call, Word};
+use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::types::bucket::Bucket;
@@ -82,9 +82,7 @@ fn reserve_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(call, 1, &params, estimate, lease_ms, now)?;
     if apply(call, 1, &outcome)? {
-        let mut words: Vec<Word> = (1..=6).map(Word::Arg).collect();
-        words.extend([Word::Text(c"AT"), Word::Int(outcome.bucket.at_ms)]);
-        call.replicate_words(c"RL.RESERVE", &words)?;
+        super::replicate_pinned(call, c"RL.RESERVE", 7, &options, outcome.bucket.at_ms)?;
     }
     Ok(Reply::DecisionWithId(
         outcome.bucket.evaluation.own_decision(),
@@ -149,14 +147,7 @@ fn settle_command(call: &Call) -> CommandResult<Reply> {
     let id = RESERVATION_ID.parse(call.arg(2)?)?;
     let actual = ACTUAL_COST.parse(call.arg(3)?)?;
     let options = parse_options(call.args_from(4), &[OptionName::At])?;
-    settle(
-        call,
-        id,
-        actual,
-        options.at,
-        c"RL.SETTLE",
-        &[Word::Arg(1), Word::Arg(2), Word::Arg(3)],
-    )
+    settle(call, id, actual, (c"RL.SETTLE", 4, &options))
 }
 
 /// `RL.CANCEL key reservation_id [AT unix_ms]`: RL.SETTLE with cost 0.
@@ -164,25 +155,15 @@ fn cancel_command(call: &Call) -> CommandResult<Reply> {
     call.require(3)?;
     let id = RESERVATION_ID.parse(call.arg(2)?)?;
     let options = parse_options(call.args_from(3), &[OptionName::At])?;
-    settle(
-        call,
-        id,
-        0,
-        options.at,
-        c"RL.CANCEL",
-        &[Word::Arg(1), Word::Arg(2)],
-    )
+    settle(call, id, 0, (c"RL.CANCEL", 3, &options))
 }
 
-fn settle(
-    call: &Call,
-    id: i64,
-    actual: i64,
-    at: Option<i64>,
-    command: &'static std::ffi::CStr,
-    replicated: &[Word],
-) -> CommandResult<Reply> {
-    let now = at.unwrap_or_else(|| call.now_ms());
+/// The command's name, the index of its first option and its options.
+type Invocation<'a> = (&'static std::ffi::CStr, usize, &'a Options);
+
+fn settle(call: &Call, id: i64, actual: i64, invocation: Invocation) -> CommandResult<Reply> {
+    let (command, first_option, options) = invocation;
+    let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = {
         let mut key = call.read_key(1)?;
         match types::get::<Bucket>(&mut key)? {
@@ -208,9 +189,7 @@ fn settle(
             outcome.at_ms,
         );
         key.extend_ttl(ttl);
-        let mut words = replicated.to_vec();
-        words.extend([Word::Text(c"AT"), Word::Int(outcome.at_ms)]);
-        call.replicate_words(command, &words)?;
+        super::replicate_pinned(call, command, first_option, options, outcome.at_ms)?;
     }
     Ok(Reply::Decision(outcome.decision))
 }

@@ -5,7 +5,7 @@ use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogOutcome, LogParams, LogState};
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::CommandResult;
-use crate::ffi::{Call, Word};
+use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::{callback, types};
@@ -48,18 +48,7 @@ fn slide_log(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &params, cost, &outcome)? {
-        call.replicate_words(
-            c"RL.SLIDELOG",
-            &[
-                Word::Arg(1),
-                Word::Arg(2),
-                Word::Arg(3),
-                Word::Text(c"COST"),
-                Word::Int(cost),
-                Word::Text(c"AT"),
-                Word::Int(outcome.at_ms),
-            ],
-        )?;
+        super::replicate_pinned(call, c"RL.SLIDELOG", 4, &options, outcome.at_ms)?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }

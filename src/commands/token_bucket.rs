@@ -5,7 +5,7 @@ use crate::algo::token_bucket::BucketState;
 use crate::algo::token_bucket::{self, BucketOutcome, BucketParams};
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::{Call, Key, Word};
+use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::types::bucket::Bucket;
@@ -69,19 +69,7 @@ fn token_bucket(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &outcome)? {
-        call.replicate_words(
-            c"RL.TOKENBUCKET",
-            &[
-                Word::Arg(1),
-                Word::Arg(2),
-                Word::Arg(3),
-                Word::Arg(4),
-                Word::Text(c"COST"),
-                Word::Int(cost),
-                Word::Text(c"AT"),
-                Word::Int(outcome.at_ms),
-            ],
-        )?;
+        super::replicate_pinned(call, c"RL.TOKENBUCKET", 5, &options, outcome.at_ms)?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
@@ -100,18 +88,7 @@ fn cost(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &outcome)? {
-        call.replicate_words(
-            c"RL.COST",
-            &[
-                Word::Arg(1),
-                Word::Arg(2),
-                Word::Arg(3),
-                Word::Arg(4),
-                Word::Arg(5),
-                Word::Text(c"AT"),
-                Word::Int(outcome.at_ms),
-            ],
-        )?;
+        super::replicate_pinned(call, c"RL.COST", 6, &options, outcome.at_ms)?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
