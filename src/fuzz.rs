@@ -193,10 +193,8 @@ fn check_bucket(rng: &mut Rng) -> String {
             );
         }
         if let Some(written) = outcome.write {
-            let bucket = Bucket {
-                state: written,
-                reservations: None,
-            };
+            let bucket = Bucket::new(written);
+            assert_eq!(bucket.state(), written);
             let mut bytes = Vec::new();
             bucket.encode(&mut bytes);
             assert_eq!(Bucket::decode(&bytes), Some(bucket));

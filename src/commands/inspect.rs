@@ -53,8 +53,8 @@ fn held<T: Stored>(key: &mut Key) -> CommandResult<Option<&T>> {
 }
 
 fn bucket_reply(bucket: &Bucket, now: i64) -> Reply {
-    let state = &bucket.state;
-    let view = token_bucket::inspect(state, now);
+    let state = bucket.state();
+    let view = token_bucket::inspect(&state, now);
     Reply::Map(vec![
         (c"type", Value::Text(c"tokenbucket")),
         (c"capacity", Value::Int(state.params.capacity)),

@@ -2,7 +2,7 @@
 //! bucket of RL.TOKENBUCKET. `check` and `apply` are shared with RL.ALL.
 
 use crate::algo::ids::MAX_ID;
-use crate::algo::reservations::{self, Reservations, ReserveError, ReserveOutcome};
+use crate::algo::reservations::{self, ReserveError, ReserveOutcome};
 use crate::algo::token_bucket::BucketParams;
 use crate::algo::Decision;
 use crate::args::{parse_options, IntArg, OptionName, Options};
@@ -107,11 +107,11 @@ pub fn check(
     let mut key = call.read_key(key)?;
     let bucket = types::get::<Bucket>(&mut key)?;
     let (state, open) = match bucket {
-        Some(b) => (Some(&b.state), b.reservations.as_deref()),
+        Some(b) => (Some(b.state()), b.reservations()),
         None => (None, None),
     };
-    reservations::reserve(state, open, params, now_ms, estimate, lease_ms).map_err(|error| {
-        match error {
+    reservations::reserve(state.as_ref(), open, params, now_ms, estimate, lease_ms).map_err(
+        |error| match error {
             ReserveError::TooManyOpen => CommandError::invalid(format!(
                 "too many open reservations on this key (at most {})",
                 reservations::MAX_OPEN
@@ -119,8 +119,8 @@ pub fn check(
             ReserveError::IdsExhausted => {
                 CommandError::invalid("AT is too far in the future to issue an id")
             }
-        }
-    })
+        },
+    )
 }
 
 /// Takes the estimate and opens the reservation; false when denied.
@@ -130,9 +130,7 @@ pub fn apply(call: &Call, key: usize, outcome: &ReserveOutcome) -> CommandResult
     };
     let mut key = call.write_key(key)?;
     let bucket = commands::token_bucket::store(&mut key, written)?;
-    let open = bucket
-        .reservations
-        .get_or_insert_with(|| Box::new(Reservations::default()));
+    let open = bucket.reservations_mut();
     open.last_id = opened.id;
     open.open.push(opened);
     let reset = outcome.bucket.evaluation.after.reset_after_ms;
@@ -167,22 +165,16 @@ fn settle(call: &Call, id: i64, actual: i64, invocation: Invocation) -> CommandR
     let outcome = {
         let mut key = call.read_key(1)?;
         match types::get::<Bucket>(&mut key)? {
-            Some(bucket) => reservations::settle(
-                &bucket.state,
-                bucket.reservations.as_deref(),
-                id,
-                actual,
-                now,
-            ),
+            Some(bucket) => {
+                reservations::settle(&bucket.state(), bucket.reservations(), id, actual, now)
+            }
             None => return Ok(Reply::Decision(Decision::default())),
         }
     };
     if let Some(written) = outcome.write {
         let mut key = call.write_key(1)?;
         let bucket = commands::token_bucket::store(&mut key, written)?;
-        if let Some(open) = bucket.reservations.as_mut() {
-            open.open.retain(|r| r.id != id);
-        }
+        bucket.reservations_mut().open.retain(|r| r.id != id);
         let ttl = commands::token_bucket::bucket_ttl(
             bucket,
             outcome.decision.reset_after_ms,

@@ -114,7 +114,7 @@ pub fn check(
     let mut key = call.read_key(key)?;
     let bucket = types::get::<Bucket>(&mut key)?;
     Ok(token_bucket::take(
-        bucket.map(|b| &b.state),
+        bucket.map(|b| b.state()).as_ref(),
         params,
         now_ms,
         cost,
@@ -140,18 +140,12 @@ pub fn apply(call: &Call, key: usize, outcome: &BucketOutcome) -> CommandResult<
 /// have ended); returns the stored bucket.
 pub fn store(key: &mut Key, written: BucketState) -> CommandResult<&mut Bucket> {
     if types::get::<Bucket>(key)?.is_none() {
-        types::put(
-            key,
-            Bucket {
-                state: written,
-                reservations: None,
-            },
-        )?;
+        types::put(key, Bucket::new(written))?;
     }
     let bucket = types::get::<Bucket>(key)?.ok_or(CommandError::Server("the bucket vanished"))?;
-    bucket.state = written;
-    if let Some(reservations) = bucket.reservations.as_mut() {
-        reservations.prune(written.updated_ms);
+    bucket.set_state(written);
+    if bucket.reservations().is_some() {
+        bucket.reservations_mut().prune(written.updated_ms);
     }
     Ok(bucket)
 }
@@ -160,7 +154,7 @@ pub fn store(key: &mut Key, written: BucketState) -> CommandResult<&mut Bucket> 
 /// and its last open reservation has ended; none for a quota that never
 /// refills.
 pub fn bucket_ttl(bucket: &Bucket, reset_after_ms: i64, at_ms: i64) -> Option<i64> {
-    let last_end = bucket.reservations.as_ref().and_then(|r| r.last_end_ms());
+    let last_end = bucket.reservations().and_then(|r| r.last_end_ms());
     let until_last_end = last_end.map_or(0, |end| end.saturating_sub(at_ms));
     super::ttl_for(reset_after_ms).map(|ttl| ttl.max(until_last_end))
 }

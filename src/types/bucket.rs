@@ -19,12 +19,81 @@ use crate::algo::token_bucket::{BucketParams, BucketState};
 pub static BUCKET_TYPE: RedisType =
     RedisType::new("rl-bucket", ENCODING_VERSION, type_methods::<Bucket>());
 
-/// What a bucket key holds. Reservations are boxed so that buckets which
-/// never reserve pay one pointer for them.
+/// What a bucket key holds, packed into 48 bytes: the level is kept as an
+/// i64, and what few keys need (a level beyond i64, reservations) lives
+/// behind one optional box, so that other buckets pay one pointer for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
-    pub state: BucketState,
-    pub reservations: Option<Box<Reservations>>,
+    params: BucketParams,
+    /// The level when it fits in an i64 (see [`Extra::wide_level`]).
+    level: i64,
+    updated_ms: i64,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Extra {
+    /// The level, when it does not fit in an i64.
+    wide_level: Option<i128>,
+    reservations: Option<Reservations>,
+}
+
+impl Bucket {
+    pub fn new(state: BucketState) -> Self {
+        let mut bucket = Bucket {
+            params: state.params,
+            level: 0,
+            updated_ms: state.updated_ms,
+            extra: None,
+        };
+        bucket.set_state(state);
+        bucket
+    }
+
+    pub fn state(&self) -> BucketState {
+        BucketState {
+            params: self.params,
+            level: self
+                .extra
+                .as_ref()
+                .and_then(|e| e.wide_level)
+                .unwrap_or(i128::from(self.level)),
+            updated_ms: self.updated_ms,
+        }
+    }
+
+    /// Stores new tokens and parameters, keeping the reservations.
+    pub fn set_state(&mut self, state: BucketState) {
+        self.params = state.params;
+        self.updated_ms = state.updated_ms;
+        match i64::try_from(state.level) {
+            Ok(level) => {
+                self.level = level;
+                if let Some(extra) = self.extra.as_mut() {
+                    extra.wide_level = None;
+                }
+            }
+            Err(_) => self.extra_mut().wide_level = Some(state.level),
+        }
+        if self.extra.as_deref() == Some(&Extra::default()) {
+            self.extra = None;
+        }
+    }
+
+    pub fn reservations(&self) -> Option<&Reservations> {
+        self.extra.as_ref().and_then(|e| e.reservations.as_ref())
+    }
+
+    /// The reservations, created empty for a bucket that never reserved.
+    pub fn reservations_mut(&mut self) -> &mut Reservations {
+        self.extra_mut()
+            .reservations
+            .get_or_insert_with(Reservations::default)
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
 }
 
 impl Stored for Bucket {
@@ -35,13 +104,13 @@ impl Stored for Bucket {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        let state = &self.state;
+        let state = self.state();
         put_i64(out, state.params.capacity);
         put_i64(out, state.params.refill_amount);
         put_i64(out, state.params.refill_period_ms);
         put_i128(out, state.level);
         put_i64(out, state.updated_ms);
-        if let Some(reservations) = &self.reservations {
+        if let Some(reservations) = self.reservations() {
             put_i64(out, reservations.last_id);
             put_i64(out, i64::try_from(reservations.open.len()).unwrap_or(0));
             for reservation in &reservations.open {
@@ -69,11 +138,9 @@ impl Stored for Bucket {
             level,
             updated_ms,
         };
+        let mut bucket = Bucket::new(state);
         if reader.is_empty() {
-            return Some(Bucket {
-                state,
-                reservations: None,
-            });
+            return Some(bucket);
         }
         let last_id = reader.i64().filter(|id| (0..=MAX_ID).contains(id))?;
         let count = reader
@@ -93,16 +160,14 @@ impl Stored for Bucket {
             previous_id = reservation.id;
             open.push(reservation);
         }
-        reader.is_empty().then_some(Bucket {
-            state,
-            reservations: Some(Box::new(Reservations { last_id, open })),
-        })
+        *bucket.reservations_mut() = Reservations { last_id, open };
+        reader.is_empty().then_some(bucket)
     }
 
     fn heap_size(&self) -> usize {
-        self.reservations.as_ref().map_or(0, |r| {
-            std::mem::size_of::<Reservations>()
-                + r.open.capacity() * std::mem::size_of::<Reservation>()
+        self.extra.as_ref().map_or(0, |extra| {
+            let open = extra.reservations.as_ref().map_or(0, |r| r.open.capacity());
+            std::mem::size_of::<Extra>() + open * std::mem::size_of::<Reservation>()
         })
     }
 }
@@ -111,19 +176,20 @@ impl Stored for Bucket {
 mod tests {
     use super::*;
 
-    fn sample() -> Bucket {
-        Bucket {
-            state: BucketState {
-                params: BucketParams {
-                    capacity: 10,
-                    refill_amount: 3,
-                    refill_period_ms: 1000,
-                },
-                level: 7_333,
-                updated_ms: 1_700_000_000_000,
+    fn sample_state() -> BucketState {
+        BucketState {
+            params: BucketParams {
+                capacity: 10,
+                refill_amount: 3,
+                refill_period_ms: 1000,
             },
-            reservations: None,
+            level: 7_333,
+            updated_ms: 1_700_000_000_000,
         }
+    }
+
+    fn sample() -> Bucket {
+        Bucket::new(sample_state())
     }
 
     fn encoded(bucket: &Bucket) -> Vec<u8> {
@@ -132,29 +198,46 @@ mod tests {
         bytes
     }
 
+    fn with_reservations(ids: &[i64]) -> Bucket {
+        let mut bucket = sample();
+        *bucket.reservations_mut() = Reservations {
+            last_id: 9,
+            open: ids
+                .iter()
+                .map(|&id| Reservation {
+                    id,
+                    estimate: 2,
+                    ends_ms: 5,
+                })
+                .collect(),
+        };
+        bucket
+    }
+
+    #[test]
+    fn packs_into_48_bytes() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 48);
+        let wide = BucketState {
+            params: BucketParams {
+                capacity: i64::MAX,
+                refill_amount: 1,
+                refill_period_ms: i64::MAX,
+            },
+            level: i128::from(i64::MAX) * 3,
+            updated_ms: 5,
+        };
+        let mut bucket = Bucket::new(wide);
+        assert_eq!(bucket.state(), wide);
+        bucket.set_state(sample_state());
+        assert_eq!(bucket, sample(), "a level back within i64 drops the box");
+    }
+
     #[test]
     fn round_trips() {
         let bytes = encoded(&sample());
         assert_eq!(bytes.len(), 48);
         assert_eq!(Bucket::decode(&bytes), Some(sample()));
-        let reserved = Bucket {
-            reservations: Some(Box::new(Reservations {
-                last_id: 9,
-                open: vec![
-                    Reservation {
-                        id: 4,
-                        estimate: 2,
-                        ends_ms: 5,
-                    },
-                    Reservation {
-                        id: 9,
-                        estimate: 1,
-                        ends_ms: 7,
-                    },
-                ],
-            })),
-            ..sample()
-        };
+        let reserved = with_reservations(&[4, 9]);
         assert_eq!(Bucket::decode(&encoded(&reserved)), Some(reserved));
     }
 
@@ -168,27 +251,12 @@ mod tests {
         let mut zero_capacity = bytes.clone();
         zero_capacity[..8].copy_from_slice(&0i64.to_le_bytes());
         assert_eq!(Bucket::decode(&zero_capacity), None);
-        let mut overfull = sample();
-        overfull.state.level = 10_001;
+        let overfull = Bucket::new(BucketState {
+            level: 10_001,
+            ..sample_state()
+        });
         assert_eq!(Bucket::decode(&encoded(&overfull)), None);
-        let unordered = Bucket {
-            reservations: Some(Box::new(Reservations {
-                last_id: 9,
-                open: vec![
-                    Reservation {
-                        id: 9,
-                        estimate: 2,
-                        ends_ms: 5,
-                    },
-                    Reservation {
-                        id: 4,
-                        estimate: 1,
-                        ends_ms: 7,
-                    },
-                ],
-            })),
-            ..sample()
-        };
+        let unordered = with_reservations(&[9, 4]);
         assert_eq!(Bucket::decode(&encoded(&unordered)), None);
     }
 }
