@@ -81,21 +81,39 @@ impl Cluster {
         }
     }
 
-    /// Waits until no running node routes a slot to the node on `port`.
+    /// Waits until every running node routes all 16384 slots to masters
+    /// other than the node on `port` (after it failed and a replica took over).
     pub fn wait_until_no_slot_is_served_by(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
         for node in self.nodes.iter().filter(|n| n.is_running()) {
             loop {
-                let nodes: String = redis::cmd("CLUSTER")
-                    .arg("NODES")
-                    .query(&mut node.connect())
+                let slots: Vec<redis::Value> = node
+                    .try_connect()
+                    .ok()
+                    .and_then(|mut con| redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).ok())
                     .unwrap_or_default();
-                let still_master = nodes.lines().any(|line| {
-                    line.contains(&format!("127.0.0.1:{port}@"))
-                        && line.contains("master")
-                        && !line.contains("fail")
-                });
-                if !still_master {
+                let mut covered = 0;
+                let mut moved_away = true;
+                for range in &slots {
+                    // [start, end, [ip, port, id, ...], replicas...]
+                    let redis::Value::Array(items) = range else {
+                        moved_away = false;
+                        continue;
+                    };
+                    match (items.first(), items.get(1), items.get(2)) {
+                        (
+                            Some(redis::Value::Int(start)),
+                            Some(redis::Value::Int(end)),
+                            Some(redis::Value::Array(master)),
+                        ) => {
+                            covered += end - start + 1;
+                            moved_away &=
+                                master.get(1) != Some(&redis::Value::Int(i64::from(port)));
+                        }
+                        _ => moved_away = false,
+                    }
+                }
+                if covered == 16384 && moved_away {
                     break;
                 }
                 assert!(
