@@ -28,21 +28,21 @@ fn a_million_idle_limiters_expire_by_themselves() {
                     .arg(format!("b{n}"))
                     .arg(5)
                     .arg(5)
-                    .arg(2000),
+                    .arg(5000),
                 1 => pipe
                     .cmd("RL.SLIDELOG")
                     .arg(format!("l{n}"))
                     .arg(5)
-                    .arg(2000),
-                2 => pipe.cmd("RL.ACQUIRE").arg(format!("s{n}")).arg(5).arg(2000),
+                    .arg(5000),
+                2 => pipe.cmd("RL.ACQUIRE").arg(format!("s{n}")).arg(5).arg(5000),
                 _ => pipe
                     .cmd("RL.RESERVE")
                     .arg(format!("r{n}"))
                     .arg(5)
                     .arg(5)
-                    .arg(2000)
+                    .arg(5000)
                     .arg(1)
-                    .arg(2000),
+                    .arg(5000),
             };
             pipe.ignore();
         }
@@ -57,10 +57,10 @@ fn a_million_idle_limiters_expire_by_themselves() {
         );
     }
     assert!(
-        peak > 300_000,
+        peak > 150_000,
         "hundreds of thousands of limiters lived at once: {peak}"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while dbsize(&mut con) > 100 {
         assert!(Instant::now() < deadline, "{} keys left", dbsize(&mut con));
         std::thread::sleep(Duration::from_millis(200));
