@@ -126,6 +126,33 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Sends a keyspace event in the module class (`d` in
+    /// notify-keyspace-events) for the key at argument `index`, named after
+    /// `command` in lower case.
+    pub fn notify_module_event(&self, command: &CStr, index: usize) {
+        let (Some(notify), Ok(key)) = (
+            unsafe { raw::RedisModule_NotifyKeyspaceEvent },
+            self.raw(index),
+        ) else {
+            return;
+        };
+        let mut event = [0u8; 32];
+        for (slot, byte) in event.iter_mut().zip(command.to_bytes().iter().take(31)) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        if let Ok(event) = CStr::from_bytes_until_nul(&event) {
+            // SAFETY: ctx and key are live; Redis copies the event name.
+            unsafe {
+                notify(
+                    self.ctx,
+                    raw::REDISMODULE_NOTIFY_MODULE,
+                    event.as_ptr(),
+                    key,
+                )
+            };
+        }
+    }
+
     /// Whether Redis asks only for the positions of the keys (getkeys-api).
     pub fn is_keys_position_request(&self) -> bool {
         match unsafe { raw::RedisModule_IsKeysPositionRequest } {

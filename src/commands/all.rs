@@ -140,12 +140,15 @@ fn all(call: &Call) -> CommandResult<Reply> {
     }
     let allowed = checked.iter().all(|c| c.evaluation().allowed);
     if allowed {
-        let mut wrote = false;
+        let mut written = Vec::with_capacity(checked.len());
         for (n, check) in checked.iter().enumerate() {
-            wrote |= check.apply(call, key_index(n))?;
+            if check.apply(call, key_index(n))? {
+                written.push(key_index(n));
+            }
         }
-        if wrote {
-            super::replicate_pinned(call, c"RL.ALL", request.specs_end, &request.options, now)?;
+        if !written.is_empty() {
+            let options = &request.options;
+            super::publish_write(call, c"RL.ALL", request.specs_end, options, now, &written)?;
         }
     }
     let evaluations: Vec<&Evaluation> = checked.iter().map(Checked::evaluation).collect();

@@ -86,7 +86,7 @@ fn acquire_command(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &params, &outcome)? {
-        super::replicate_pinned(call, c"RL.ACQUIRE", 4, &options, outcome.at_ms)?;
+        super::publish_write(call, c"RL.ACQUIRE", 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::DecisionWithId(
         outcome.evaluation.own_decision(),
@@ -152,7 +152,7 @@ fn release_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let changed = change_live_lease(call, id, now, |state| leases::release(state, id, now))?;
     if let Some(at_ms) = changed {
-        super::replicate_pinned(call, c"RL.RELEASE", 3, &options, at_ms)?;
+        super::publish_write(call, c"RL.RELEASE", 3, &options, at_ms, &[1])?;
     }
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }
@@ -168,7 +168,7 @@ fn extend_command(call: &Call) -> CommandResult<Reply> {
         leases::extend(state, id, lease_ms, now)
     })?;
     if let Some(at_ms) = changed {
-        super::replicate_pinned(call, c"RL.EXTEND", 4, &options, at_ms)?;
+        super::publish_write(call, c"RL.EXTEND", 4, &options, at_ms, &[1])?;
     }
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }

@@ -35,16 +35,23 @@ fn ttl_for(reset_after_ms: i64) -> Option<i64> {
     (reset_after_ms != crate::algo::NEVER).then_some(reset_after_ms.max(0))
 }
 
-/// Propagates an allowed write with its time pinned (see
-/// [`crate::ffi::Call::replicate_pinned`]); `first_option` is the index of
-/// the call's first option word.
-fn replicate_pinned(
+/// What every write does besides storing: propagate the call with its time
+/// pinned (see [`crate::ffi::Call::replicate_pinned`]; `first_option` is
+/// the index of the call's first option word) and send a keyspace event in
+/// the module class, named after the command (`rl.tokenbucket`, ...), for
+/// each key written (argument indexes in `written`).
+fn publish_write(
     call: &crate::ffi::Call,
     command: &'static std::ffi::CStr,
     first_option: usize,
     options: &crate::args::Options,
     at_ms: i64,
+    written: &[usize],
 ) -> crate::error::CommandResult<()> {
     let at_index = options.at_offset.map(|offset| first_option + offset);
-    call.replicate_pinned(command, at_index, options.at, at_ms)
+    call.replicate_pinned(command, at_index, options.at, at_ms)?;
+    for &key in written {
+        call.notify_module_event(command, key);
+    }
+    Ok(())
 }

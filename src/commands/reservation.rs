@@ -82,7 +82,7 @@ fn reserve_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(call, 1, &params, estimate, lease_ms, now)?;
     if apply(call, 1, &outcome)? {
-        super::replicate_pinned(call, c"RL.RESERVE", 7, &options, outcome.bucket.at_ms)?;
+        super::publish_write(call, c"RL.RESERVE", 7, &options, outcome.bucket.at_ms, &[1])?;
     }
     Ok(Reply::DecisionWithId(
         outcome.bucket.evaluation.own_decision(),
@@ -181,7 +181,7 @@ fn settle(call: &Call, id: i64, actual: i64, invocation: Invocation) -> CommandR
             outcome.at_ms,
         );
         key.extend_ttl(ttl);
-        super::replicate_pinned(call, command, first_option, options, outcome.at_ms)?;
+        super::publish_write(call, command, first_option, options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.decision))
 }

@@ -44,6 +44,7 @@ fn restore_state(call: &Call) -> CommandResult<Reply> {
         ));
     }
     call.replicate_verbatim();
+    call.notify_module_event(c"RL.RESTORESTATE", 1);
     Ok(Reply::Ok)
 }
 

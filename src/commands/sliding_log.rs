@@ -48,7 +48,7 @@ fn slide_log(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &params, cost, &outcome)? {
-        super::replicate_pinned(call, c"RL.SLIDELOG", 4, &options, outcome.at_ms)?;
+        super::publish_write(call, c"RL.SLIDELOG", 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }

@@ -69,7 +69,7 @@ fn token_bucket(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &outcome)? {
-        super::replicate_pinned(call, c"RL.TOKENBUCKET", 5, &options, outcome.at_ms)?;
+        super::publish_write(call, c"RL.TOKENBUCKET", 5, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
@@ -88,7 +88,7 @@ fn cost(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &outcome)? {
-        super::replicate_pinned(call, c"RL.COST", 6, &options, outcome.at_ms)?;
+        super::publish_write(call, c"RL.COST", 6, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
