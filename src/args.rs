@@ -107,31 +107,32 @@ pub fn parse_options<'a>(
                 printable(word)
             )));
         };
-        let count = match name {
-            OptionName::Costs(count) => count,
-            OptionName::Cost => 1,
+        let value_missing = |count: usize| {
+            let wanted = if count == 1 {
+                "a value".to_owned()
+            } else {
+                format!("{count} values")
+            };
+            CommandError::invalid(format!("option {} needs {wanted}", name.keyword()))
+        };
+        let mut next_value = || -> CommandResult<i64> {
+            let (_, raw) = args.next().ok_or_else(|| value_missing(1))?;
+            name.value_arg().parse(raw)
+        };
+        let repeated = match name {
+            OptionName::Costs(count) => {
+                let mut values = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let (_, raw) = args.next().ok_or_else(|| value_missing(count))?;
+                    values.push(name.value_arg().parse(raw)?);
+                }
+                options.costs.replace(values).is_some()
+            }
+            OptionName::Cost => options.cost.replace(next_value()?).is_some(),
             OptionName::At => {
                 options.at_offset = Some(offset);
-                1
+                options.at.replace(next_value()?).is_some()
             }
-        };
-        let mut values = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (_, raw) = args.next().ok_or_else(|| {
-                let wanted = if count == 1 {
-                    "a value".to_owned()
-                } else {
-                    format!("{count} values")
-                };
-                CommandError::invalid(format!("option {} needs {wanted}", name.keyword()))
-            })?;
-            values.push(name.value_arg().parse(raw)?);
-        }
-        let repeated = match (name, values.first()) {
-            (OptionName::Costs(_), _) => options.costs.replace(values).is_some(),
-            (OptionName::Cost, Some(&value)) => options.cost.replace(value).is_some(),
-            (OptionName::At, Some(&value)) => options.at.replace(value).is_some(),
-            _ => false,
         };
         if repeated {
             return Err(CommandError::invalid(format!(

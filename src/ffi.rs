@@ -106,16 +106,21 @@ impl<'a> Call<'a> {
 
     /// Opens the key named by argument `index` for reading.
     pub fn read_key(&self, index: usize) -> CommandResult<Key> {
-        Key::open(self.ctx, self.raw(index)?, raw::REDISMODULE_READ as c_int)
+        Key::open(self.ctx, self.raw(index)?, KeyMode::Read)
     }
 
-    /// Opens the key named by argument `index` for writing.
+    /// Opens the key named by argument `index` for writing; closing it
+    /// signals the key as modified (WATCH, client-side caching).
     pub fn write_key(&self, index: usize) -> CommandResult<Key> {
-        Key::open(
-            self.ctx,
-            self.raw(index)?,
-            (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int,
-        )
+        Key::open(self.ctx, self.raw(index)?, KeyMode::Write)
+    }
+
+    /// Opens the key named by argument `index` for a call that may write
+    /// it: one lookup serves both the decision and the write, and the key is
+    /// signalled as modified only once [`Key::mark_written`] says so, so a
+    /// denied call or a peek leaves WATCH untouched.
+    pub fn update_key(&self, index: usize) -> CommandResult<Key> {
+        Key::open(self.ctx, self.raw(index)?, KeyMode::Update)
     }
 
     /// Propagates the call as it was received.
@@ -136,21 +141,20 @@ impl<'a> Call<'a> {
         ) else {
             return;
         };
+        // Zeroed, and at most 31 bytes are copied: always nul-terminated.
         let mut event = [0u8; 32];
         for (slot, byte) in event.iter_mut().zip(command.to_bytes().iter().take(31)) {
             *slot = byte.to_ascii_lowercase();
         }
-        if let Ok(event) = CStr::from_bytes_until_nul(&event) {
-            // SAFETY: ctx and key are live; Redis copies the event name.
-            unsafe {
-                notify(
-                    self.ctx,
-                    raw::REDISMODULE_NOTIFY_MODULE,
-                    event.as_ptr(),
-                    key,
-                )
-            };
-        }
+        // SAFETY: ctx and key are live; Redis copies the event name.
+        unsafe {
+            notify(
+                self.ctx,
+                raw::REDISMODULE_NOTIFY_MODULE,
+                event.as_ptr().cast(),
+                key,
+            )
+        };
     }
 
     /// Whether Redis asks only for the positions of the keys (getkeys-api).
@@ -189,17 +193,28 @@ impl<'a> Call<'a> {
             return Ok(());
         }
         let skipped = |index: usize| at_index.is_some_and(|at| index == at || index == at + 1);
-        let mut argv: Vec<RawString> = Vec::with_capacity(self.argv.len() + 2);
-        argv.extend(
-            self.argv
-                .iter()
-                .enumerate()
-                .skip(1)
-                .filter(|(i, _)| !skipped(*i))
-                .map(|(_, &arg)| arg),
-        );
-        argv.push(pinned_words::at_keyword()?);
-        argv.push(pinned_words::time(at_ms)?);
+        let kept = self
+            .argv
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(i, _)| !skipped(*i))
+            .map(|(_, &arg)| arg);
+        let pinned = [pinned_words::at_keyword()?, pinned_words::time(at_ms)?];
+        // Most calls fit on the stack; RL.ALL with many keys may not.
+        let mut on_stack = [std::ptr::null_mut(); 16];
+        let mut on_heap = Vec::new();
+        let argv: &mut [RawString] = if self.argv.len() < on_stack.len() {
+            let mut len = 0;
+            for (slot, arg) in on_stack.iter_mut().zip(kept.chain(pinned)) {
+                *slot = arg;
+                len += 1;
+            }
+            &mut on_stack[..len]
+        } else {
+            on_heap.extend(kept.chain(pinned));
+            &mut on_heap
+        };
         let replicate = unsafe { raw::RedisModule_Replicate }
             .ok_or(CommandError::Server("replication API missing"))?;
         // SAFETY: "v" takes a RedisModuleString array and its length; Redis
@@ -290,18 +305,57 @@ pub fn string_bytes<'a>(string: RawString) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
 }
 
-/// An open key, closed on drop.
+/// Turns off Redis's implicit "key modified" signal on closing a key opened
+/// for writing: [`Key`] signals by itself, only for keys actually written.
+pub fn take_over_modified_signals(ctx: Ctx) {
+    if let Some(set_options) = unsafe { raw::RedisModule_SetModuleOptions } {
+        // SAFETY: ctx is the context of the module's OnLoad.
+        unsafe {
+            set_options(
+                ctx,
+                raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED as c_int,
+            )
+        };
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyMode {
+    Read,
+    Write,
+    Update,
+}
+
+/// An open key, closed on drop; a key written is signalled as modified.
 pub struct Key {
     inner: *mut raw::RedisModuleKey,
+    ctx: Ctx,
+    name: RawString,
+    written: bool,
 }
 
 impl Key {
-    fn open(ctx: Ctx, name: RawString, mode: c_int) -> CommandResult<Key> {
+    fn open(ctx: Ctx, name: RawString, mode: KeyMode) -> CommandResult<Key> {
         let open =
             unsafe { raw::RedisModule_OpenKey }.ok_or(CommandError::Server("key API missing"))?;
+        let flags = match mode {
+            KeyMode::Read => raw::REDISMODULE_READ,
+            KeyMode::Write | KeyMode::Update => raw::REDISMODULE_READ | raw::REDISMODULE_WRITE,
+        };
         // SAFETY: ctx and name are live for the call.
-        let inner = unsafe { open(ctx, name, mode) };
-        Ok(Key { inner })
+        let inner = unsafe { open(ctx, name, flags as c_int) };
+        Ok(Key {
+            inner,
+            ctx,
+            name,
+            written: mode == KeyMode::Write,
+        })
+    }
+
+    /// Records that the call wrote this key (opened with
+    /// [`Call::update_key`]), so that closing it signals the change.
+    pub fn mark_written(&mut self) {
+        self.written = true;
     }
 
     fn is_empty(&self) -> bool {
@@ -396,6 +450,12 @@ impl Key {
 
 impl Drop for Key {
     fn drop(&mut self) {
+        if self.written {
+            if let Some(signal) = unsafe { raw::RedisModule_SignalModifiedKey } {
+                // SAFETY: ctx and the key's name are live for the call.
+                unsafe { signal(self.ctx, self.name) };
+            }
+        }
         if let (false, Some(close)) = (self.inner.is_null(), unsafe { raw::RedisModule_CloseKey }) {
             // SAFETY: inner was opened by RedisModule_OpenKey and is closed once.
             unsafe { close(self.inner) };

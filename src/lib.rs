@@ -39,6 +39,7 @@ type Allocator = std::alloc::System;
 const ALLOCATOR: Allocator = std::alloc::System;
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    ffi::take_over_modified_signals(ctx.ctx);
     let with_category = registry::add_acl_category(ctx.ctx);
     for spec in commands::all() {
         if let Err(message) = registry::register(ctx.ctx, spec, with_category) {

@@ -275,6 +275,28 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         result.is_none(),
         "a write must abort the watching transaction"
     );
+    // So do an allowed log call and a call that creates its key.
+    for (watched, call) in [
+        (
+            "l",
+            ["RL.SLIDELOG", "l", "1", "60000", "AT", &at(T + 60_000)],
+        ),
+        ("new", ["RL.COST", "new", "1", "1", "60000", "1"]),
+    ] {
+        redis::cmd("WATCH")
+            .arg(watched)
+            .query::<()>(&mut con)
+            .unwrap();
+        assert_eq!(ints(&mut other, &call)[0], 1);
+        let result: Option<Vec<String>> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("x")
+            .arg("3")
+            .query(&mut con)
+            .unwrap();
+        assert!(result.is_none(), "{call:?} must abort the transaction");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogOutcome, LogParams, LogState};
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::CommandResult;
-use crate::ffi::Call;
+use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::{callback, types};
@@ -40,14 +40,10 @@ fn slide_log(call: &Call) -> CommandResult<Reply> {
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(4), &[OptionName::Cost, OptionName::At])?;
     let cost = options.cost.unwrap_or(1);
-    let outcome = check(
-        call,
-        1,
-        &params,
-        cost,
-        options.at.unwrap_or_else(|| call.now_ms()),
-    )?;
-    if apply(call, 1, &params, cost, &outcome)? {
+    let mut key = call.update_key(1)?;
+    let at_ms = options.at.unwrap_or_else(|| call.now_ms());
+    let outcome = check_key(&mut key, &params, cost, at_ms)?;
+    if apply_key(&mut key, &params, cost, &outcome)? {
         super::publish_write(call, c"RL.SLIDELOG", 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -69,8 +65,17 @@ pub fn check(
     cost: i64,
     now_ms: i64,
 ) -> CommandResult<LogOutcome> {
-    let mut key = call.read_key(key)?;
-    let state = types::get::<LogState>(&mut key)?;
+    check_key(&mut call.read_key(key)?, params, cost, now_ms)
+}
+
+/// [`check`] on a key already open.
+pub fn check_key(
+    key: &mut Key,
+    params: &LogParams,
+    cost: i64,
+    now_ms: i64,
+) -> CommandResult<LogOutcome> {
+    let state = types::get::<LogState>(key)?;
     Ok(sliding_log::check(state.as_deref(), params, now_ms, cost))
 }
 
@@ -85,8 +90,21 @@ pub fn apply(
     if !outcome.writes {
         return Ok(false);
     }
-    let mut key = call.write_key(key)?;
-    match types::get::<LogState>(&mut key)? {
+    apply_key(&mut call.write_key(key)?, params, cost, outcome)
+}
+
+/// [`apply`] on a key already open for writing.
+pub fn apply_key(
+    key: &mut Key,
+    params: &LogParams,
+    cost: i64,
+    outcome: &LogOutcome,
+) -> CommandResult<bool> {
+    if !outcome.writes {
+        return Ok(false);
+    }
+    key.mark_written();
+    match types::get::<LogState>(key)? {
         Some(state) => sliding_log::record(state, params, outcome.at_ms, cost),
         None => {
             let mut state = LogState {
@@ -94,7 +112,7 @@ pub fn apply(
                 records: RecordLog::default(),
             };
             sliding_log::record(&mut state, params, outcome.at_ms, cost);
-            types::put(&mut key, state)?;
+            types::put(key, state)?;
         }
     }
     key.set_ttl(super::ttl_for(outcome.evaluation.after.reset_after_ms));

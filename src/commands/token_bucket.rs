@@ -61,14 +61,10 @@ fn token_bucket(call: &Call) -> CommandResult<Reply> {
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(5), &[OptionName::Cost, OptionName::At])?;
     let cost = options.cost.unwrap_or(1);
-    let outcome = check(
-        call,
-        1,
-        &params,
-        cost,
-        options.at.unwrap_or_else(|| call.now_ms()),
-    )?;
-    if apply(call, 1, &outcome)? {
+    let mut key = call.update_key(1)?;
+    let at_ms = options.at.unwrap_or_else(|| call.now_ms());
+    let outcome = check_key(&mut key, &params, cost, at_ms)?;
+    if apply_key(&mut key, &outcome)? {
         super::publish_write(call, c"RL.TOKENBUCKET", 5, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -80,14 +76,10 @@ fn cost(call: &Call) -> CommandResult<Reply> {
     let params = parse_params(call, 2)?;
     let cost = POSITIONAL_COST.parse(call.arg(5)?)?;
     let options = parse_options(call.args_from(6), &[OptionName::At])?;
-    let outcome = check(
-        call,
-        1,
-        &params,
-        cost,
-        options.at.unwrap_or_else(|| call.now_ms()),
-    )?;
-    if apply(call, 1, &outcome)? {
+    let mut key = call.update_key(1)?;
+    let at_ms = options.at.unwrap_or_else(|| call.now_ms());
+    let outcome = check_key(&mut key, &params, cost, at_ms)?;
+    if apply_key(&mut key, &outcome)? {
         super::publish_write(call, c"RL.COST", 6, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -111,8 +103,17 @@ pub fn check(
     cost: i64,
     now_ms: i64,
 ) -> CommandResult<BucketOutcome> {
-    let mut key = call.read_key(key)?;
-    let bucket = types::get::<Bucket>(&mut key)?;
+    check_key(&mut call.read_key(key)?, params, cost, now_ms)
+}
+
+/// [`check`] on a key already open.
+pub fn check_key(
+    key: &mut Key,
+    params: &BucketParams,
+    cost: i64,
+    now_ms: i64,
+) -> CommandResult<BucketOutcome> {
+    let bucket = types::get::<Bucket>(key)?;
     Ok(token_bucket::take(
         bucket.map(|b| b.state()).as_ref(),
         params,
@@ -123,12 +124,20 @@ pub fn check(
 
 /// Stores what an allowed call wrote, with its TTL; false when it wrote nothing.
 pub fn apply(call: &Call, key: usize, outcome: &BucketOutcome) -> CommandResult<bool> {
+    if outcome.write.is_none() {
+        return Ok(false);
+    }
+    apply_key(&mut call.write_key(key)?, outcome)
+}
+
+/// [`apply`] on a key already open for writing.
+pub fn apply_key(key: &mut Key, outcome: &BucketOutcome) -> CommandResult<bool> {
     let Some(written) = outcome.write else {
         return Ok(false);
     };
-    let mut key = call.write_key(key)?;
+    key.mark_written();
     let ttl = bucket_ttl(
-        store(&mut key, written)?,
+        store(key, written)?,
         outcome.evaluation.after.reset_after_ms,
         outcome.at_ms,
     );
