@@ -32,7 +32,11 @@ pub fn dispatch(ctx: Ctx, argv: *mut RawString, argc: c_int, handler: Handler) -
         Ok(len) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, len) },
         _ => &[],
     };
-    let call = Call { ctx, argv };
+    let call = Call {
+        ctx,
+        argv,
+        replay: None,
+    };
     match catch_unwind(AssertUnwindSafe(|| handler(&call))) {
         Ok(Ok(reply)) => reply.send(ctx),
         Ok(Err(CommandError::WrongArity)) => {
@@ -59,40 +63,78 @@ pub fn reply_error(ctx: Ctx, text: &str) {
 pub struct Call<'a> {
     ctx: Ctx,
     argv: &'a [RawString],
+    replay: Option<&'a Replay<'a>>,
+}
+
+/// The arguments of a command rebuilt from its replication form
+/// (`RL.REPLAY`): its words, with the keys at their places.
+pub struct Replay<'a> {
+    pub words: Vec<&'a [u8]>,
+    /// Each key's argument index in `words`, and its string.
+    pub keys: Vec<(usize, RawString)>,
 }
 
 impl<'a> Call<'a> {
+    /// The same context running the command that `replay` rebuilt.
+    pub fn replaying(&self, replay: &'a Replay<'a>) -> Call<'a> {
+        Call {
+            ctx: self.ctx,
+            argv: self.argv,
+            replay: Some(replay),
+        }
+    }
+
     /// Number of arguments, the command name included.
     pub fn arg_count(&self) -> usize {
-        self.argv.len()
+        match self.replay {
+            Some(replay) => replay.words.len(),
+            None => self.argv.len(),
+        }
     }
 
     /// Fails with Redis's arity error unless there are at least `count`
     /// arguments, the command name included.
     pub fn require(&self, count: usize) -> CommandResult<()> {
-        if self.argv.len() < count {
+        if self.arg_count() < count {
             Err(CommandError::WrongArity)
         } else {
             Ok(())
         }
     }
 
-    /// The raw RedisModuleString of argument `index`.
+    /// The raw RedisModuleString of argument `index` (when replaying, only
+    /// keys have one).
     pub fn raw(&self, index: usize) -> CommandResult<RawString> {
-        self.argv
-            .get(index)
-            .copied()
-            .ok_or(CommandError::WrongArity)
+        match self.replay {
+            Some(replay) => replay
+                .keys
+                .iter()
+                .find(|(at, _)| *at == index)
+                .map(|&(_, key)| key)
+                .ok_or(CommandError::Server("a replayed argument is not a key")),
+            None => self
+                .argv
+                .get(index)
+                .copied()
+                .ok_or(CommandError::WrongArity),
+        }
     }
 
     /// The bytes of argument `index`.
     pub fn arg(&self, index: usize) -> CommandResult<&'a [u8]> {
-        Ok(string_bytes(self.raw(index)?))
+        match self.replay {
+            Some(replay) => replay
+                .words
+                .get(index)
+                .copied()
+                .ok_or(CommandError::WrongArity),
+            None => Ok(string_bytes(self.raw(index)?)),
+        }
     }
 
     /// The bytes of every argument from `index` on.
-    pub fn args_from(&self, index: usize) -> impl Iterator<Item = &'a [u8]> {
-        self.argv.iter().skip(index).map(|&s| string_bytes(s))
+    pub fn args_from(&self, index: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (index..self.arg_count()).filter_map(|i| self.arg(i).ok())
     }
 
     /// The server's clock in unix ms.
@@ -177,42 +219,55 @@ impl<'a> Call<'a> {
     }
 
     /// Propagates this call with its time pinned, so that replicas and the
-    /// AOF compute exactly what the master did: the call's own arguments,
-    /// less its `AT` option (the keyword at index `at_index`), then
-    /// `AT at_ms`. A call that already carried exactly that time is
-    /// propagated verbatim.
+    /// AOF compute exactly what the master did. A call that already carried
+    /// exactly that time goes verbatim (as does a replayed one); any other
+    /// goes in its replication form, `RL.REPLAY key [key ...] text`, where
+    /// the text is the call's words less its keys (at `keys`) and less its
+    /// `AT` option (the keyword at index `at_index`), then `AT at_ms`:
+    /// every such word is an integer or a keyword, so spaces separate them
+    /// unambiguously. Few arguments keep replication cheap.
     pub fn replicate_pinned(
         &self,
         command: &'static CStr,
+        keys: std::ops::Range<usize>,
         at_index: Option<usize>,
         given_at: Option<i64>,
         at_ms: i64,
     ) -> CommandResult<()> {
-        if given_at == Some(at_ms) {
+        if self.replay.is_some() || given_at == Some(at_ms) {
             self.replicate_verbatim();
             return Ok(());
         }
-        let skipped = |index: usize| at_index.is_some_and(|at| index == at || index == at + 1);
-        let kept = self
-            .argv
-            .iter()
-            .enumerate()
-            .skip(1)
-            .filter(|(i, _)| !skipped(*i))
-            .map(|(_, &arg)| arg);
-        let pinned = [pinned_words::at_keyword()?, pinned_words::time(at_ms)?];
-        // Most calls fit on the stack; RL.ALL with many keys may not.
-        let mut on_stack = [std::ptr::null_mut(); 16];
+        let skipped = |index: usize| {
+            keys.contains(&index) || at_index.is_some_and(|at| index == at || index == at + 1)
+        };
+        let mut text = PinnedText::new();
+        text.push(command.to_bytes());
+        for (_, word) in (1..self.argv.len())
+            .filter(|&i| !skipped(i))
+            .filter_map(|i| self.arg(i).ok().map(|word| (i, word)))
+        {
+            text.push(word);
+        }
+        text.push(b"AT");
+        text.push(itoa_i64(at_ms, &mut [0u8; 20]));
+        let text = text.into_string()?;
+        let keys_len = keys.len();
+        let words = keys
+            .filter_map(|i| self.argv.get(i).copied())
+            .chain([text.0]);
+        // A single key and the text fit on the stack; RL.ALL may not.
+        let mut on_stack = [std::ptr::null_mut(); 4];
         let mut on_heap = Vec::new();
-        let argv: &mut [RawString] = if self.argv.len() < on_stack.len() {
+        let argv: &mut [RawString] = if keys_len < on_stack.len() {
             let mut len = 0;
-            for (slot, arg) in on_stack.iter_mut().zip(kept.chain(pinned)) {
-                *slot = arg;
+            for (slot, word) in on_stack.iter_mut().zip(words) {
+                *slot = word;
                 len += 1;
             }
             &mut on_stack[..len]
         } else {
-            on_heap.extend(kept.chain(pinned));
+            on_heap.extend(words);
             &mut on_heap
         };
         let replicate = unsafe { raw::RedisModule_Replicate }
@@ -222,7 +277,7 @@ impl<'a> Call<'a> {
         let status = unsafe {
             replicate(
                 self.ctx,
-                command.as_ptr(),
+                c"RL.REPLAY".as_ptr(),
                 c"v".as_ptr(),
                 argv.as_mut_ptr(),
                 argv.len(),
@@ -235,59 +290,95 @@ impl<'a> Call<'a> {
     }
 }
 
-/// The words every pinned replication appends, kept between calls: the
-/// `AT` keyword for the module's life, and the time's string while calls
-/// keep landing in the same millisecond (hundreds do under load), so that
-/// replicating a call creates no string at all most of the time. Strings
-/// made with no context are the module's own; Redis only ever touches them
-/// on its main thread, where commands run.
-mod pinned_words {
-    use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
+/// The text of a replication form, on the stack unless it is long.
+struct PinnedText {
+    short: [u8; 128],
+    len: usize,
+    long: Vec<u8>,
+}
 
-    use redis_module::raw;
-
-    use super::RawString;
-    use crate::error::{CommandError, CommandResult};
-
-    static AT: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
-    static TIME: AtomicPtr<raw::RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
-    static TIME_MS: AtomicI64 = AtomicI64::new(i64::MIN);
-
-    const MISSING: CommandError = CommandError::Server("string API missing");
-
-    pub fn at_keyword() -> CommandResult<RawString> {
-        let cached = AT.load(Ordering::Relaxed);
-        if !cached.is_null() {
-            return Ok(cached);
+impl PinnedText {
+    fn new() -> PinnedText {
+        PinnedText {
+            short: [0; 128],
+            len: 0,
+            long: Vec::new(),
         }
-        let create = unsafe { raw::RedisModule_CreateString }.ok_or(MISSING)?;
-        // SAFETY: a string owned by the module (no context), kept for good.
-        let created = unsafe { create(std::ptr::null_mut(), c"AT".as_ptr(), 2) };
-        AT.store(created, Ordering::Relaxed);
-        Ok(created)
     }
 
-    pub fn time(ms: i64) -> CommandResult<RawString> {
-        let cached = TIME.load(Ordering::Relaxed);
-        if !cached.is_null() && TIME_MS.load(Ordering::Relaxed) == ms {
-            return Ok(cached);
-        }
-        let (Some(create), Some(free)) = (
-            unsafe { raw::RedisModule_CreateStringFromLongLong },
-            unsafe { raw::RedisModule_FreeString },
-        ) else {
-            return Err(MISSING);
+    fn push(&mut self, word: &[u8]) {
+        let separator: &[u8] = if self.len == 0 && self.long.is_empty() {
+            b""
+        } else {
+            b" "
         };
-        // SAFETY: a string owned by the module (no context); the previous
-        // one is released, Redis holding its own references where needed.
-        let created = unsafe { create(std::ptr::null_mut(), ms) };
-        if !cached.is_null() {
-            unsafe { free(std::ptr::null_mut(), cached) };
+        let end = self.len + separator.len() + word.len();
+        if self.long.is_empty() && end <= self.short.len() {
+            self.short[self.len..self.len + separator.len()].copy_from_slice(separator);
+            self.short[self.len + separator.len()..end].copy_from_slice(word);
+            self.len = end;
+        } else {
+            if self.long.is_empty() {
+                self.long.extend_from_slice(&self.short[..self.len]);
+            }
+            self.long.extend_from_slice(separator);
+            self.long.extend_from_slice(word);
         }
-        TIME.store(created, Ordering::Relaxed);
-        TIME_MS.store(ms, Ordering::Relaxed);
-        Ok(created)
     }
+
+    fn into_string(self) -> CommandResult<OwnedString> {
+        let bytes = if self.long.is_empty() {
+            &self.short[..self.len]
+        } else {
+            &self.long[..]
+        };
+        OwnedString::new(bytes)
+    }
+}
+
+/// A RedisModuleString the module made, freed on drop.
+struct OwnedString(RawString);
+
+impl OwnedString {
+    fn new(bytes: &[u8]) -> CommandResult<OwnedString> {
+        let create = unsafe { raw::RedisModule_CreateString }
+            .ok_or(CommandError::Server("string API missing"))?;
+        // SAFETY: a string owned by the module (no context), freed on drop.
+        let created = unsafe { create(std::ptr::null_mut(), bytes.as_ptr().cast(), bytes.len()) };
+        if created.is_null() {
+            return Err(CommandError::Server("could not create a string"));
+        }
+        Ok(OwnedString(created))
+    }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
+            // SAFETY: made by OwnedString::new with no context; Redis keeps
+            // its own references to what it propagates.
+            unsafe { free(std::ptr::null_mut(), self.0) };
+        }
+    }
+}
+
+/// `value` in base 10, written into `buffer`.
+fn itoa_i64(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut magnitude = value.unsigned_abs();
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    &buffer[start..]
 }
 
 /// The bytes of a RedisModuleString.

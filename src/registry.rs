@@ -38,6 +38,18 @@ pub enum KeyLayout {
     /// command answers keys position requests (flag `getkeys-api`), which
     /// Redis 7.0 cluster routing needs besides the key spec.
     NumKeys,
+    /// Every argument but the last is a key, read and written.
+    AllButLast,
+}
+
+impl KeyLayout {
+    /// The legacy (first, last, step) key range given to CreateCommand.
+    fn legacy_range(self) -> (c_int, c_int, c_int) {
+        match self {
+            KeyLayout::AllButLast => (1, -2, 1),
+            KeyLayout::Written | KeyLayout::Read | KeyLayout::NumKeys => (1, 1, 1),
+        }
+    }
 }
 
 pub struct ArgSpec {
@@ -136,6 +148,7 @@ pub fn register(
     ) else {
         return Err("this server lacks the Redis 7.0 command API".to_owned());
     };
+    let (first_key, last_key, key_step) = spec.keys.legacy_range();
     // SAFETY: ctx is the module's load context; strings are static.
     let created = unsafe {
         create(
@@ -143,9 +156,9 @@ pub fn register(
             spec.name.as_ptr(),
             spec.callback,
             spec.flags.as_ptr(),
-            1,
-            1,
-            1,
+            first_key,
+            last_key,
+            key_step,
         )
     };
     if created != raw::Status::Ok as c_int {
@@ -176,6 +189,12 @@ pub fn register(
             written,
             BeginSearch::new_index(1),
             FindKeys::new_keys_num(0, 1, 1),
+        ),
+        KeyLayout::AllButLast => KeySpec::new(
+            None,
+            written,
+            BeginSearch::new_index(1),
+            FindKeys::new_range(-2, 1, 0),
         ),
     };
     let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> = vec![(&key_spec).into()];

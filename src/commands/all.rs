@@ -101,7 +101,7 @@ fn key_index(n: usize) -> usize {
 }
 
 /// `RL.ALL numkeys key [key ...] spec [spec ...] [COST n | COSTS c1 ... cn] [AT unix_ms]`
-fn all(call: &Call) -> CommandResult<Reply> {
+pub(super) fn all(call: &Call) -> CommandResult<Reply> {
     if call.is_keys_position_request() {
         let count = call
             .arg(1)
@@ -148,7 +148,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         }
         if !written.is_empty() {
             let options = &request.options;
-            super::publish_write(call, c"RL.ALL", request.specs_end, options, now, &written)?;
+            super::publish_write(call, &ALL, request.specs_end, options, now, &written)?;
         }
     }
     let evaluations: Vec<&Evaluation> = checked.iter().map(Checked::evaluation).collect();
@@ -235,7 +235,7 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Spec, usize)> {
         move |_| CommandError::invalid(format!("missing numbers, expected {usage}"))
     };
     let (spec, words) = if name.eq_ignore_ascii_case(b"TOKENBUCKET") {
-        call.raw(at + 3).map_err(missing(
+        call.arg(at + 3).map_err(missing(
             "TOKENBUCKET capacity refill_amount refill_period_ms",
         ))?;
         (
@@ -243,21 +243,21 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Spec, usize)> {
             4,
         )
     } else if name.eq_ignore_ascii_case(b"SLIDELOG") {
-        call.raw(at + 2)
+        call.arg(at + 2)
             .map_err(missing("SLIDELOG limit window_ms"))?;
         (
             Spec::Log(commands::sliding_log::parse_params(call, at + 1)?),
             3,
         )
     } else if name.eq_ignore_ascii_case(b"RESERVE") {
-        call.raw(at + 4).map_err(missing(
+        call.arg(at + 4).map_err(missing(
             "RESERVE capacity refill_amount refill_period_ms lease_ms",
         ))?;
         let params = commands::token_bucket::parse_params(call, at + 1)?;
         let lease_ms = commands::reservation::LEASE.parse(call.arg(at + 4)?)?;
         (Spec::Reserve(params, lease_ms), 5)
     } else if name.eq_ignore_ascii_case(b"ACQUIRE") {
-        call.raw(at + 2)
+        call.arg(at + 2)
             .map_err(missing("ACQUIRE limit lease_ms"))?;
         (
             Spec::Acquire(commands::lease::parse_params(call, at + 1)?),

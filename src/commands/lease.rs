@@ -74,7 +74,7 @@ pub fn parse_params(call: &Call, first: usize) -> CommandResult<LeaseParams> {
 }
 
 /// `RL.ACQUIRE key limit lease_ms [AT unix_ms]`
-fn acquire_command(call: &Call) -> CommandResult<Reply> {
+pub(super) fn acquire_command(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(4), &[OptionName::At])?;
@@ -86,7 +86,7 @@ fn acquire_command(call: &Call) -> CommandResult<Reply> {
         options.at.unwrap_or_else(|| call.now_ms()),
     )?;
     if apply(call, 1, &params, &outcome)? {
-        super::publish_write(call, c"RL.ACQUIRE", 4, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &ACQUIRE, 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::DecisionWithId(
         outcome.evaluation.own_decision(),
@@ -145,20 +145,20 @@ pub fn apply(
 }
 
 /// `RL.RELEASE key lease_id [AT unix_ms]`
-fn release_command(call: &Call) -> CommandResult<Reply> {
+pub(super) fn release_command(call: &Call) -> CommandResult<Reply> {
     call.require(3)?;
     let id = LEASE_ID.parse(call.arg(2)?)?;
     let options = parse_options(call.args_from(3), &[OptionName::At])?;
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let changed = change_live_lease(call, id, now, |state| leases::release(state, id, now))?;
     if let Some(at_ms) = changed {
-        super::publish_write(call, c"RL.RELEASE", 3, &options, at_ms, &[1])?;
+        super::publish_write(call, &RELEASE, 3, &options, at_ms, &[1])?;
     }
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }
 
 /// `RL.EXTEND key lease_id lease_ms [AT unix_ms]`
-fn extend_command(call: &Call) -> CommandResult<Reply> {
+pub(super) fn extend_command(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
     let id = LEASE_ID.parse(call.arg(2)?)?;
     let lease_ms = commands::reservation::LEASE.parse(call.arg(3)?)?;
@@ -168,7 +168,7 @@ fn extend_command(call: &Call) -> CommandResult<Reply> {
         leases::extend(state, id, lease_ms, now)
     })?;
     if let Some(at_ms) = changed {
-        super::publish_write(call, c"RL.EXTEND", 4, &options, at_ms, &[1])?;
+        super::publish_write(call, &EXTEND, 4, &options, at_ms, &[1])?;
     }
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }

@@ -4,15 +4,16 @@
 pub mod all;
 pub mod inspect;
 pub mod lease;
+pub mod replay;
 pub mod reservation;
 pub mod restore_state;
 pub mod sliding_log;
 pub mod token_bucket;
 
-use crate::registry::CommandSpec;
+use crate::registry::{CommandSpec, KeyLayout};
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 12] {
+pub fn all() -> [&'static CommandSpec; 13] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
@@ -26,6 +27,7 @@ pub fn all() -> [&'static CommandSpec; 12] {
         &lease::EXTEND,
         &inspect::INSPECT,
         &restore_state::RESTORESTATE,
+        &replay::REPLAY,
     ]
 }
 
@@ -42,16 +44,34 @@ fn ttl_for(reset_after_ms: i64) -> Option<i64> {
 /// each key written (argument indexes in `written`).
 fn publish_write(
     call: &crate::ffi::Call,
-    command: &'static std::ffi::CStr,
+    spec: &'static CommandSpec,
     first_option: usize,
     options: &crate::args::Options,
     at_ms: i64,
     written: &[usize],
 ) -> crate::error::CommandResult<()> {
     let at_index = options.at_offset.map(|offset| first_option + offset);
-    call.replicate_pinned(command, at_index, options.at, at_ms)?;
+    let keys = key_positions(call, spec.keys);
+    call.replicate_pinned(spec.name, keys, at_index, options.at, at_ms)?;
     for &key in written {
-        call.notify_module_event(command, key);
+        call.notify_module_event(spec.name, key);
     }
     Ok(())
+}
+
+/// Where a call's keys are: the argument indexes of `layout`.
+fn key_positions(call: &crate::ffi::Call, layout: KeyLayout) -> std::ops::Range<usize> {
+    match layout {
+        KeyLayout::Written | KeyLayout::Read => 1..2,
+        KeyLayout::NumKeys => {
+            let count = call
+                .arg(1)
+                .ok()
+                .and_then(crate::args::parse_i64)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0);
+            2..2 + count
+        }
+        KeyLayout::AllButLast => 1..call.arg_count().saturating_sub(1),
+    }
 }

@@ -73,7 +73,7 @@ const RESERVATION_ID: IntArg = IntArg::new("reservation_id", 1, MAX_ID);
 const ACTUAL_COST: IntArg = IntArg::new("actual_cost", 0, i64::MAX);
 
 /// `RL.RESERVE key capacity refill_amount refill_period_ms estimate lease_ms [AT unix_ms]`
-fn reserve_command(call: &Call) -> CommandResult<Reply> {
+pub(super) fn reserve_command(call: &Call) -> CommandResult<Reply> {
     call.require(7)?;
     let params = commands::token_bucket::parse_params(call, 2)?;
     let estimate = ESTIMATE.parse(call.arg(5)?)?;
@@ -82,7 +82,7 @@ fn reserve_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(call, 1, &params, estimate, lease_ms, now)?;
     if apply(call, 1, &outcome)? {
-        super::publish_write(call, c"RL.RESERVE", 7, &options, outcome.bucket.at_ms, &[1])?;
+        super::publish_write(call, &RESERVE, 7, &options, outcome.bucket.at_ms, &[1])?;
     }
     Ok(Reply::DecisionWithId(
         outcome.bucket.evaluation.own_decision(),
@@ -140,24 +140,24 @@ pub fn apply(call: &Call, key: usize, outcome: &ReserveOutcome) -> CommandResult
 }
 
 /// `RL.SETTLE key reservation_id actual_cost [AT unix_ms]`
-fn settle_command(call: &Call) -> CommandResult<Reply> {
+pub(super) fn settle_command(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
     let id = RESERVATION_ID.parse(call.arg(2)?)?;
     let actual = ACTUAL_COST.parse(call.arg(3)?)?;
     let options = parse_options(call.args_from(4), &[OptionName::At])?;
-    settle(call, id, actual, (c"RL.SETTLE", 4, &options))
+    settle(call, id, actual, (&SETTLE, 4, &options))
 }
 
 /// `RL.CANCEL key reservation_id [AT unix_ms]`: RL.SETTLE with cost 0.
-fn cancel_command(call: &Call) -> CommandResult<Reply> {
+pub(super) fn cancel_command(call: &Call) -> CommandResult<Reply> {
     call.require(3)?;
     let id = RESERVATION_ID.parse(call.arg(2)?)?;
     let options = parse_options(call.args_from(3), &[OptionName::At])?;
-    settle(call, id, 0, (c"RL.CANCEL", 3, &options))
+    settle(call, id, 0, (&CANCEL, 3, &options))
 }
 
-/// The command's name, the index of its first option and its options.
-type Invocation<'a> = (&'static std::ffi::CStr, usize, &'a Options);
+/// The command, the index of its first option and its options.
+type Invocation<'a> = (&'static CommandSpec, usize, &'a Options);
 
 fn settle(call: &Call, id: i64, actual: i64, invocation: Invocation) -> CommandResult<Reply> {
     let (command, first_option, options) = invocation;

@@ -35,7 +35,7 @@ const LIMIT: IntArg = IntArg::new("limit", 1, MAX_LOG_LIMIT);
 const WINDOW: IntArg = IntArg::new("window_ms", 1, i64::MAX);
 
 /// `RL.SLIDELOG key limit window_ms [COST n] [AT unix_ms]`
-fn slide_log(call: &Call) -> CommandResult<Reply> {
+pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(4), &[OptionName::Cost, OptionName::At])?;
@@ -44,7 +44,7 @@ fn slide_log(call: &Call) -> CommandResult<Reply> {
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check_key(&mut key, &params, cost, at_ms)?;
     if apply_key(&mut key, &params, cost, &outcome)? {
-        super::publish_write(call, c"RL.SLIDELOG", 4, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &SLIDELOG, 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }

@@ -56,7 +56,7 @@ const REFILL_PERIOD: IntArg = IntArg::new("refill_period_ms", 1, i64::MAX);
 const POSITIONAL_COST: IntArg = IntArg::new("cost", 0, i64::MAX);
 
 /// `RL.TOKENBUCKET key capacity refill_amount refill_period_ms [COST n] [AT unix_ms]`
-fn token_bucket(call: &Call) -> CommandResult<Reply> {
+pub(super) fn token_bucket(call: &Call) -> CommandResult<Reply> {
     call.require(5)?;
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(5), &[OptionName::Cost, OptionName::At])?;
@@ -65,13 +65,13 @@ fn token_bucket(call: &Call) -> CommandResult<Reply> {
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check_key(&mut key, &params, cost, at_ms)?;
     if apply_key(&mut key, &outcome)? {
-        super::publish_write(call, c"RL.TOKENBUCKET", 5, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &TOKENBUCKET, 5, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
 
 /// `RL.COST key capacity refill_amount refill_period_ms cost [AT unix_ms]`
-fn cost(call: &Call) -> CommandResult<Reply> {
+pub(super) fn cost(call: &Call) -> CommandResult<Reply> {
     call.require(6)?;
     let params = parse_params(call, 2)?;
     let cost = POSITIONAL_COST.parse(call.arg(5)?)?;
@@ -80,7 +80,7 @@ fn cost(call: &Call) -> CommandResult<Reply> {
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check_key(&mut key, &params, cost, at_ms)?;
     if apply_key(&mut key, &outcome)? {
-        super::publish_write(call, c"RL.COST", 6, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &COST, 6, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
