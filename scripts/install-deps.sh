@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing the module needs, only when missing:
-# redis-server and redis-cli/redis-benchmark (redis-server, redis-tools) and
-# libclang (libclang-dev, for the redis-module crate's bindgen).
+# redis-server and redis-cli/redis-benchmark (redis-server, redis-tools),
+# libclang (libclang-dev, for the redis-module crate's bindgen), and what the
+# example tests run: python3 with venv, node and npm.
 set -euo pipefail
 
 missing=()
@@ -13,10 +14,15 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' &&
   missing+=(libclang-dev)
 fi
 
-# Python with venv, for the Valkey test server (make test-valkey).
+# Python with venv, for the Valkey test server (make test-valkey) and the
+# Python examples' venv (tests/examples.rs).
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
+
+# Node.js and npm, for the Node example (tests/examples.rs runs npm ci).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

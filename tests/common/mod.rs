@@ -64,6 +64,7 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     extra: Vec<String>,
+    module: bool,
     child: Option<Child>,
 }
 
@@ -75,6 +76,15 @@ impl Server {
 
     /// A server with extra `--name value` configuration.
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::launch(extra, true)
+    }
+
+    /// A server without the module, like a managed Redis that forbids modules.
+    pub fn start_without_module() -> Server {
+        Server::launch(&[], false)
+    }
+
+    fn launch(extra: &[&str], module: bool) -> Server {
         let dir = fresh_dir();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for attempt in 0.. {
@@ -82,6 +92,7 @@ impl Server {
                 port: free_port(),
                 dir: dir.clone(),
                 extra: extra.clone(),
+                module,
                 child: None,
             };
             match server.spawn() {
@@ -109,9 +120,10 @@ impl Server {
             "local".into(),
             "--enable-module-command".into(),
             "local".into(),
-            "--loadmodule".into(),
-            module_path().display().to_string(),
         ];
+        if self.module {
+            args.extend(["--loadmodule".into(), module_path().display().to_string()]);
+        }
         args.extend(self.extra.iter().cloned());
         let child = Command::new(server_binary())
             .args(&args)
