@@ -2,6 +2,7 @@
 //! pure algorithm, store, expire, replicate, reply.
 
 pub mod all;
+pub mod cell;
 pub mod inspect;
 pub mod lease;
 pub mod reservation;
@@ -12,7 +13,7 @@ pub mod token_bucket;
 use crate::registry::CommandSpec;
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 12] {
+pub fn all() -> [&'static CommandSpec; 13] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
@@ -26,6 +27,7 @@ pub fn all() -> [&'static CommandSpec; 12] {
         &lease::EXTEND,
         &inspect::INSPECT,
         &restore_state::RESTORESTATE,
+        &cell::THROTTLE,
     ]
 }
 
