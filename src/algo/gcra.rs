@@ -544,4 +544,53 @@ mod tests {
             None
         );
     }
+
+    /// Random rules and calls: the reply stays within its bounds, retry
+    /// times are exact, and over any run no more is admitted than the burst
+    /// plus one unit per emission interval.
+    #[test]
+    fn random_calls_keep_the_invariants() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |below: i64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as i64
+        };
+        for _ in 0..300 {
+            let rule = rule(next(20), 1 + next(1000), 1 + next(100));
+            let mut key = Fake::new();
+            let start = START + next(1_000_000);
+            let mut now = start;
+            let mut admitted = 0i128;
+            for _ in 0..200 {
+                now += next(3) * next(rule.emission_interval_ns.min(4 * S));
+                let quantity = next(rule.limit + 2);
+                let outcome = key.call(&rule, now, quantity);
+                assert!((0..=rule.limit).contains(&outcome.remaining), "{outcome:?}");
+                assert!(outcome.reset_after_ns >= 0);
+                assert_eq!(outcome.write.is_some(), !outcome.limited && quantity > 0);
+                if quantity > rule.limit {
+                    assert!(outcome.limited);
+                }
+                if outcome.limited {
+                    if let Some(retry) = outcome.retry_after_ns {
+                        let retry = i64::try_from(retry).expect("small");
+                        assert!(retry > 0);
+                        let later = |t| throttle(key.tat, &rule, t, quantity).expect("ok");
+                        assert!(later(now + retry - 1).limited);
+                        assert!(!later(now + retry).limited);
+                    } else {
+                        assert!(quantity > rule.limit);
+                    }
+                } else {
+                    admitted += i128::from(quantity);
+                }
+                let elapsed = i128::from(now - start);
+                let allowance =
+                    i128::from(rule.limit) + elapsed / i128::from(rule.emission_interval_ns);
+                assert!(admitted <= allowance, "{admitted} > {allowance}");
+            }
+        }
+    }
 }
