@@ -16,8 +16,8 @@
 //!   ns (`Rate::per_period`): reproduced exactly with integers by
 //!   [`trunc_f64_div`]. It differs from the exact floor only when
 //!   `period * 10^9` or `count` exceeds 2^53.
-//! - limited iff `now - (new_tat - tolerance) < 0`, in nanoseconds (the
-//!   current redis-cell; its releases before 0.2.5 compared whole seconds).
+//! - limited iff `now - (new_tat - tolerance) < 0`, in nanoseconds (since
+//!   redis-cell 0.2.2, its PR #13; before, it compared whole seconds).
 //! - `retry_after = new_tat - tolerance - now` when limited, unless the
 //!   quantity's increment exceeds the tolerance (it never fits): then -1.
 //! - `reset_after` (`ttl` there) `= new_tat - now` when allowed, `tat - now`
@@ -28,7 +28,9 @@
 //!   division is reproduced exactly ([`trunc_f64_div`]); the truncation to
 //!   microseconds matters (it can move `remaining` by one), so it is kept.
 //! - Seconds in the reply: whole seconds, plus 1 when the sub-second part
-//!   has at least one whole millisecond (so 2.0009 s replies 2).
+//!   has at least one whole millisecond (so 2.0009 s replies 2), as since
+//!   redis-cell 0.4.0 (its PR #58; 0.3.x and older truncated to whole
+//!   seconds, so a client waiting `retry_after` could come back too early).
 //!
 //! Where redis-cell replies nonsense, this replies sense instead:
 //!
