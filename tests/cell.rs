@@ -668,4 +668,47 @@ fn command_info_and_docs_describe_cl_throttle() {
     assert_eq!(throttle(&mut con, b"tenantA:1", &[1, 1, 1])[0], 0);
     assert!(error(&mut con, &["CL.THROTTLE", "tenantB:1", "1", "1", "1"]).starts_with("NOPERM"));
     assert_eq!(int_reply(&mut admin, "EXISTS", b"tenantB:1"), 0);
+
+    // A read-only user cannot call it (7.0: no category; 7.2+: @write);
+    // where modules may add categories, @ratelimit grants it.
+    let user = |admin: &mut Connection, name: &str, rule: &str| -> Connection {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(name)
+            .arg("on")
+            .arg(">pw")
+            .arg("~*")
+            .arg(rule)
+            .query::<()>(admin)
+            .unwrap();
+        let mut con = server.connect();
+        redis::cmd("AUTH")
+            .arg(name)
+            .arg("pw")
+            .query::<()>(&mut con)
+            .unwrap();
+        con
+    };
+    let mut reader = user(&mut admin, "reader", "+@read");
+    assert!(error(&mut reader, &["CL.THROTTLE", "r", "1", "1", "1"]).starts_with("NOPERM"));
+    let writers: Vec<String> = redis::cmd("ACL")
+        .arg("CAT")
+        .arg("write")
+        .query(&mut admin)
+        .unwrap();
+    let categories: Vec<String> = redis::cmd("ACL").arg("CAT").query(&mut admin).unwrap();
+    let in_write = writers
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("cl.throttle"));
+    let with_rl_write = writers
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("rl.tokenbucket"));
+    assert_eq!(
+        in_write, with_rl_write,
+        "in @write exactly where RL.* writers are"
+    );
+    if categories.iter().any(|c| c == "ratelimit") {
+        let mut limiter = user(&mut admin, "limiter", "+@ratelimit");
+        assert_eq!(throttle(&mut limiter, b"r", &[1, 1, 1])[0], 0);
+    }
 }
