@@ -173,6 +173,37 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Propagates `SET <key at argument index> <value> PXAT <expire_at_ms>`:
+    /// the state a call wrote, with its absolute expiry, so replicas and the
+    /// AOF store exactly what the master stored, whatever their clock.
+    pub fn replicate_string_set(
+        &self,
+        index: usize,
+        value: i64,
+        expire_at_ms: i64,
+    ) -> CommandResult<()> {
+        let key = self.raw(index)?;
+        let replicate = unsafe { raw::RedisModule_Replicate }
+            .ok_or(CommandError::Server("replication API missing"))?;
+        // SAFETY: the format "slcl" matches a RedisModuleString, a long long,
+        // a C string and a long long; Redis copies each.
+        let status = unsafe {
+            replicate(
+                self.ctx,
+                c"SET".as_ptr(),
+                c"slcl".as_ptr(),
+                key,
+                value as std::os::raw::c_longlong,
+                c"PXAT".as_ptr(),
+                expire_at_ms as std::os::raw::c_longlong,
+            )
+        };
+        if status != raw::Status::Ok as c_int {
+            return Err(CommandError::Server("replication failed"));
+        }
+        Ok(())
+    }
+
     /// Sends a keyspace event in the module class (`d` in
     /// notify-keyspace-events) for the key at argument `index`, named after
     /// `command` in lower case.
@@ -515,6 +546,78 @@ impl Key {
             // SAFETY: inner is a key open for writing.
             unsafe { set_expire(self.inner, ttl) };
         }
+    }
+}
+
+/// Plain string values, for commands that keep their state as a string.
+impl Key {
+    /// The bytes of the string the key holds; `None` when the key is
+    /// missing; WRONGTYPE when it holds anything but a string.
+    ///
+    /// Redis converts an integer-encoded or embedded string to a plain one
+    /// for this read (its DMA access): the value and its DUMP stay the same,
+    /// nothing is signalled, so a read-only open stays invisible to WATCH.
+    pub fn string(&mut self) -> CommandResult<Option<&[u8]>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let (Some(key_type), Some(dma)) = (unsafe { raw::RedisModule_KeyType }, unsafe {
+            raw::RedisModule_StringDMA
+        }) else {
+            return Err(CommandError::Server("string API missing"));
+        };
+        // SAFETY: inner is an open, non-empty key.
+        if (unsafe { key_type(self.inner) }) != raw::REDISMODULE_KEYTYPE_STRING as c_int {
+            return Err(CommandError::WrongType);
+        }
+        let mut len = 0usize;
+        // SAFETY: inner is an open string key; the bytes stay valid until
+        // the key is written or closed, which the borrow of self prevents.
+        let ptr = unsafe { dma(self.inner, &mut len, raw::REDISMODULE_READ as c_int) };
+        if ptr.is_null() {
+            return Err(CommandError::WrongType);
+        }
+        // SAFETY: Redis returned len valid bytes.
+        Ok(Some(unsafe {
+            std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+        }))
+    }
+
+    /// Stores `bytes` as the string value of the key (open for writing),
+    /// in place: the string is resized and overwritten, so a key rewritten
+    /// with a value of the same length allocates nothing. An existing TTL
+    /// is kept (set the new one after).
+    pub fn write_string(&mut self, bytes: &[u8]) -> CommandResult<()> {
+        let (Some(truncate), Some(dma)) = (unsafe { raw::RedisModule_StringTruncate }, unsafe {
+            raw::RedisModule_StringDMA
+        }) else {
+            return Err(CommandError::Server("string API missing"));
+        };
+        // SAFETY: inner is a key open for writing.
+        if unsafe { truncate(self.inner, bytes.len()) } != raw::Status::Ok as c_int {
+            return Err(CommandError::Server("could not store the string"));
+        }
+        let mut len = 0usize;
+        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
+        // SAFETY: inner now holds a string of bytes.len() bytes.
+        let ptr = unsafe { dma(self.inner, &mut len, mode) };
+        if ptr.is_null() || len != bytes.len() {
+            return Err(CommandError::Server("could not store the string"));
+        }
+        // SAFETY: ptr points to len writable bytes that bytes cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.cast::<u8>(), len) };
+        Ok(())
+    }
+
+    /// Sets the key's expiry to the absolute unix time `unix_ms`.
+    pub fn set_expire_at(&self, unix_ms: i64) -> CommandResult<()> {
+        let set_abs_expire = unsafe { raw::RedisModule_SetAbsExpire }
+            .ok_or(CommandError::Server("expire API missing"))?;
+        // SAFETY: inner is a non-empty key open for writing.
+        if unsafe { set_abs_expire(self.inner, unix_ms) } != raw::Status::Ok as c_int {
+            return Err(CommandError::Server("could not set the expiry"));
+        }
+        Ok(())
     }
 }
 

@@ -96,6 +96,13 @@ impl ArgSpec {
             ..ArgSpec::new(name, ArgKind::Integer)
         }
     }
+    /// The argument may be left out (a trailing positional argument).
+    pub const fn optional(self) -> Self {
+        ArgSpec {
+            optional: true,
+            ..self
+        }
+    }
     /// The argument repeated one or more times.
     pub const fn repeated(self) -> Self {
         ArgSpec {

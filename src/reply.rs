@@ -21,6 +21,8 @@ pub enum Reply {
         decisions: Vec<(Decision, Option<i64>)>,
     },
     Integer(i64),
+    /// Five integers as they are (CL.THROTTLE's reply).
+    Integers([i64; 5]),
     /// Field-value pairs: a map under RESP3, a flat array under RESP2.
     Map(Vec<(&'static CStr, Value)>),
     Null,
@@ -42,6 +44,7 @@ impl Reply {
             Reply::Decision(decision) => send_integers(ctx, &decision.as_array()),
             Reply::DecisionWithId(decision, id) => send_decision(ctx, decision, Some(*id)),
             Reply::Integer(value) => send_integer(ctx, *value),
+            Reply::Integers(values) => send_integers(ctx, values),
             Reply::All {
                 allowed,
                 retry_after_ms,

@@ -3,6 +3,7 @@
 //! Each limiter is a function of (stored state, parameters, now, cost) that
 //! returns a [`Decision`] and, when the call writes, the state to store.
 
+pub mod gcra;
 pub mod ids;
 pub mod leases;
 pub mod math;

@@ -2,6 +2,7 @@
 //! pure algorithm, store, expire, replicate, reply.
 
 pub mod all;
+pub mod cell;
 pub mod inspect;
 pub mod lease;
 pub mod replay;
@@ -13,7 +14,7 @@ pub mod token_bucket;
 use crate::registry::{CommandSpec, KeyLayout};
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 13] {
+pub fn all() -> [&'static CommandSpec; 14] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
@@ -28,6 +29,7 @@ pub fn all() -> [&'static CommandSpec; 13] {
         &inspect::INSPECT,
         &restore_state::RESTORESTATE,
         &replay::REPLAY,
+        &cell::THROTTLE,
     ]
 }
 
