@@ -1,7 +1,7 @@
 MODULE := target/release/libredis_ratelimit.so
 PORT ?= 6379
 
-.PHONY: all deps build run test test-valkey bench lint lua clean
+.PHONY: all deps build install uninstall run test test-valkey bench lint lua clean
 
 all: build
 
@@ -10,6 +10,18 @@ deps:
 
 build: deps
 	cargo build --release
+
+# Where Debian's Redis packages keep modules; DESTDIR for packaging.
+MODULE_DIR ?= /usr/lib/redis/modules
+
+install: build
+	install -d $(DESTDIR)$(MODULE_DIR)
+	install -m 0755 $(MODULE) $(DESTDIR)$(MODULE_DIR)/libredis_ratelimit.so
+	@echo "Installed. Add to /etc/redis/redis.conf, then restart redis-server:"
+	@echo "  loadmodule $(MODULE_DIR)/libredis_ratelimit.so"
+
+uninstall:
+	rm -f $(DESTDIR)$(MODULE_DIR)/libredis_ratelimit.so
 
 # Starts redis-server in the foreground on 127.0.0.1:$(PORT) with the module.
 run: build

@@ -13,6 +13,7 @@ use redis_module::raw;
 
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 
 pub type Ctx = *mut raw::RedisModuleCtx;
 pub type RawString = *mut raw::RedisModuleString;
@@ -26,7 +27,13 @@ pub type Handler = fn(&Call) -> CommandResult<Reply>;
 
 /// Runs a handler for Redis, turning errors and (as a last defence) panics
 /// into error replies so that Redis never aborts.
-pub fn dispatch(ctx: Ctx, argv: *mut RawString, argc: c_int, handler: Handler) -> c_int {
+pub fn dispatch(
+    ctx: Ctx,
+    argv: *mut RawString,
+    argc: c_int,
+    handler: Handler,
+    stats: &CommandStats,
+) -> c_int {
     let argv: &[RawString] = match usize::try_from(argc) {
         // SAFETY: Redis passes argc valid pointers in argv.
         Ok(len) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, len) },
@@ -37,7 +44,13 @@ pub fn dispatch(ctx: Ctx, argv: *mut RawString, argc: c_int, handler: Handler) -
         argv,
         replay: None,
     };
-    match catch_unwind(AssertUnwindSafe(|| handler(&call))) {
+    let result = catch_unwind(AssertUnwindSafe(|| handler(&call)));
+    match &result {
+        Ok(Ok(Reply::KeysReported)) => {}
+        Ok(Ok(reply)) => stats.record(Ok(reply)),
+        _ => stats.record(Err(())),
+    }
+    match result {
         Ok(Ok(reply)) => reply.send(ctx),
         Ok(Err(CommandError::WrongArity)) => {
             if let Some(wrong_arity) = unsafe { raw::RedisModule_WrongArity } {

@@ -16,12 +16,14 @@
 mod algo;
 mod args;
 mod commands;
+mod config;
 mod error;
 mod ffi;
 #[cfg(test)]
 mod fuzz;
 mod registry;
 mod reply;
+mod stats;
 mod types;
 
 use redis_module::{redis_module, Context, RedisString, Status};
@@ -38,7 +40,7 @@ type Allocator = std::alloc::System;
 #[cfg(test)]
 const ALLOCATOR: Allocator = std::alloc::System;
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     ffi::take_over_modified_signals(ctx.ctx);
     let with_category = registry::add_acl_category(ctx.ctx);
     for spec in commands::all() {
@@ -46,6 +48,15 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             ctx.log_warning(&format!("rl: {message}"));
             return Status::Err;
         }
+    }
+    let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_slice()).collect();
+    if let Err(message) = config::load(ctx.ctx, &args) {
+        ctx.log_warning(&format!("rl: {message}"));
+        return Status::Err;
+    }
+    if !stats::register_info(ctx.ctx) {
+        ctx.log_warning("rl: could not register the INFO sections");
+        return Status::Err;
     }
     Status::Ok
 }

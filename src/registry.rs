@@ -16,6 +16,8 @@ use redis_module::raw;
 pub struct CommandSpec {
     pub name: &'static CStr,
     pub callback: raw::RedisModuleCmdFunc,
+    /// Its counters for `INFO rl`.
+    pub stats: crate::stats::CommandStats,
     pub flags: &'static CStr,
     /// Redis arity: the exact count, or minus the least count.
     pub arity: c_int,
@@ -112,16 +114,17 @@ impl ArgSpec {
     }
 }
 
-/// Wraps a [`crate::ffi::Handler`] in the C callback Redis calls.
+/// Wraps a [`crate::ffi::Handler`] in the C callback Redis calls, counting
+/// its calls in the stats of the command spec named.
 #[macro_export]
 macro_rules! callback {
-    ($handler:path) => {{
+    ($handler:path, $spec:path) => {{
         extern "C" fn callback(
             ctx: *mut ::redis_module::raw::RedisModuleCtx,
             argv: *mut *mut ::redis_module::raw::RedisModuleString,
             argc: ::std::os::raw::c_int,
         ) -> ::std::os::raw::c_int {
-            $crate::ffi::dispatch(ctx, argv, argc, $handler)
+            $crate::ffi::dispatch(ctx, argv, argc, $handler, &$spec.stats)
         }
         Some(callback as _)
     }};

@@ -21,8 +21,8 @@ pub enum Reply {
         decisions: Vec<(Decision, Option<i64>)>,
     },
     Integer(i64),
-    /// Five integers as they are (CL.THROTTLE's reply).
-    Integers([i64; 5]),
+    /// CL.THROTTLE's five integers, `limited` first.
+    Throttle([i64; 5]),
     /// Field-value pairs: a map under RESP3, a flat array under RESP2.
     Map(Vec<(&'static CStr, Value)>),
     Null,
@@ -39,12 +39,27 @@ pub enum Value {
 }
 
 impl Reply {
+    /// Whether the reply allows (true) or denies (false) the call, for the
+    /// replies that decide.
+    pub fn verdict(&self) -> Option<bool> {
+        match self {
+            Reply::Decision(decision) | Reply::DecisionWithId(decision, _) => {
+                Some(decision.allowed)
+            }
+            Reply::All { allowed, .. } => Some(*allowed),
+            Reply::Throttle([limited, ..]) => Some(*limited == 0),
+            Reply::Integer(_) | Reply::Map(_) | Reply::Null | Reply::Ok | Reply::KeysReported => {
+                None
+            }
+        }
+    }
+
     pub fn send(&self, ctx: Ctx) {
         match self {
             Reply::Decision(decision) => send_integers(ctx, &decision.as_array()),
             Reply::DecisionWithId(decision, id) => send_decision(ctx, decision, Some(*id)),
             Reply::Integer(value) => send_integer(ctx, *value),
-            Reply::Integers(values) => send_integers(ctx, values),
+            Reply::Throttle(values) => send_integers(ctx, values),
             Reply::All {
                 allowed,
                 retry_after_ms,

@@ -10,6 +10,7 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 use crate::{callback, commands};
 
 /// The most keys one RL.ALL call takes.
@@ -17,7 +18,8 @@ pub const MAX_KEYS: i64 = 16;
 
 pub static ALL: CommandSpec = CommandSpec {
     name: c"RL.ALL",
-    callback: callback!(all),
+    callback: callback!(all, ALL),
+    stats: CommandStats::new(),
     flags: c"write deny-oom getkeys-api",
     arity: -5,
     summary: c"Checks several limiters at once and takes the cost from all of them only if every one allows it.",

@@ -19,10 +19,12 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 
 pub static THROTTLE: CommandSpec = CommandSpec {
     name: c"CL.THROTTLE",
-    callback: callback!(throttle),
+    callback: callback!(throttle, THROTTLE),
+    stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: -5,
     summary: c"Applies quantity (default 1) to a GCRA limit of count_per_period per period seconds with bursts of max_burst, as redis-cell does.",
@@ -94,7 +96,7 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
         call.replicate_string_set(1, tat, expire_at_ms)?;
         call.notify_module_event(c"CL.THROTTLE", 1);
     }
-    Ok(Reply::Integers(outcome.reply()))
+    Ok(Reply::Throttle(outcome.reply()))
 }
 
 fn rule_error(error: GcraError) -> CommandError {

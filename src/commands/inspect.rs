@@ -9,12 +9,14 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::{Reply, Value};
+use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 use crate::types::{self, Stored};
 
 pub static INSPECT: CommandSpec = CommandSpec {
     name: c"RL.INSPECT",
-    callback: callback!(inspect),
+    callback: callback!(inspect, INSPECT),
+    stats: CommandStats::new(),
     flags: c"readonly fast",
     arity: -2,
     summary: c"Shows a limiter's parameters and state without changing it.",

@@ -10,11 +10,13 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 use crate::{callback, commands, types};
 
 pub static ACQUIRE: CommandSpec = CommandSpec {
     name: c"RL.ACQUIRE",
-    callback: callback!(acquire_command),
+    callback: callback!(acquire_command, ACQUIRE),
+    stats: CommandStats::new(),
     flags: c"write deny-oom fast",
     arity: -4,
     summary: c"Opens a lease on one of limit concurrency slots, if one is free.",
@@ -31,7 +33,8 @@ pub static ACQUIRE: CommandSpec = CommandSpec {
 
 pub static RELEASE: CommandSpec = CommandSpec {
     name: c"RL.RELEASE",
-    callback: callback!(release_command),
+    callback: callback!(release_command, RELEASE),
+    stats: CommandStats::new(),
     flags: c"write fast",
     arity: -3,
     summary: c"Ends a live lease, freeing its slot.",
@@ -47,7 +50,8 @@ pub static RELEASE: CommandSpec = CommandSpec {
 
 pub static EXTEND: CommandSpec = CommandSpec {
     name: c"RL.EXTEND",
-    callback: callback!(extend_command),
+    callback: callback!(extend_command, EXTEND),
+    stats: CommandStats::new(),
     flags: c"write fast",
     arity: -4,
     summary: c"Moves a live lease's end to now + lease_ms (a heartbeat).",

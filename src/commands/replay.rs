@@ -8,12 +8,14 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::{Call, Handler, Replay};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 
 use super::{all, lease, reservation, sliding_log, token_bucket};
 
 pub static REPLAY: CommandSpec = CommandSpec {
     name: c"RL.REPLAY",
-    callback: callback!(replay),
+    callback: callback!(replay, REPLAY),
+    stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: -3,
     summary: c"Internal: runs a write in the form the module replicates it (keys, then the command's other words with AT).",

@@ -10,12 +10,14 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 use crate::{callback, commands, types};
 
 pub static RESERVE: CommandSpec = CommandSpec {
     name: c"RL.RESERVE",
-    callback: callback!(reserve_command),
+    callback: callback!(reserve_command, RESERVE),
+    stats: CommandStats::new(),
     flags: c"write deny-oom fast",
     arity: -7,
     summary:
@@ -36,7 +38,8 @@ pub static RESERVE: CommandSpec = CommandSpec {
 
 pub static SETTLE: CommandSpec = CommandSpec {
     name: c"RL.SETTLE",
-    callback: callback!(settle_command),
+    callback: callback!(settle_command, SETTLE),
+    stats: CommandStats::new(),
     flags: c"write fast",
     arity: -4,
     summary: c"Closes a reservation with the real cost: refunds or debits the difference from the estimate.",
@@ -53,7 +56,8 @@ pub static SETTLE: CommandSpec = CommandSpec {
 
 pub static CANCEL: CommandSpec = CommandSpec {
     name: c"RL.CANCEL",
-    callback: callback!(cancel_command),
+    callback: callback!(cancel_command, CANCEL),
+    stats: CommandStats::new(),
     flags: c"write fast",
     arity: -3,
     summary: c"Closes a reservation with nothing spent: refunds its whole estimate.",

@@ -8,12 +8,14 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 use crate::types::{self, Stored};
 
 pub static RESTORESTATE: CommandSpec = CommandSpec {
     name: c"RL.RESTORESTATE",
-    callback: callback!(restore_state),
+    callback: callback!(restore_state, RESTORESTATE),
+    stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: 4,
     summary: c"Internal: stores a limiter state encoded by the module (emitted by AOF rewrite).",

@@ -8,14 +8,13 @@ use crate::error::CommandResult;
 use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 use crate::{callback, types};
-
-/// The largest accepted limit: a log holds at most `limit` records.
-pub const MAX_LOG_LIMIT: i64 = 1_000_000;
 
 pub static SLIDELOG: CommandSpec = CommandSpec {
     name: c"RL.SLIDELOG",
-    callback: callback!(slide_log),
+    callback: callback!(slide_log, SLIDELOG),
+    stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: -4,
     summary: c"Admits COST units (default 1) if the sliding window of window_ms holds room for them.",
@@ -31,7 +30,6 @@ pub static SLIDELOG: CommandSpec = CommandSpec {
     ],
 };
 
-const LIMIT: IntArg = IntArg::new("limit", 1, MAX_LOG_LIMIT);
 const WINDOW: IntArg = IntArg::new("window_ms", 1, i64::MAX);
 
 /// `RL.SLIDELOG key limit window_ms [COST n] [AT unix_ms]`
@@ -52,7 +50,8 @@ pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
 /// Parses `limit window_ms` from argument `first` on.
 pub fn parse_params(call: &Call, first: usize) -> CommandResult<LogParams> {
     Ok(LogParams {
-        limit: LIMIT.parse(call.arg(first)?)?,
+        limit: IntArg::new("limit", 1, crate::config::MAX_LOG_LIMIT.get())
+            .parse(call.arg(first)?)?,
         window_ms: WINDOW.parse(call.arg(first + 1)?)?,
     })
 }

@@ -8,12 +8,14 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 use crate::{callback, types};
 
 pub static TOKENBUCKET: CommandSpec = CommandSpec {
     name: c"RL.TOKENBUCKET",
-    callback: callback!(token_bucket),
+    callback: callback!(token_bucket, TOKENBUCKET),
+    stats: CommandStats::new(),
     flags: c"write deny-oom fast",
     arity: -5,
     summary: c"Takes COST tokens (default 1) from a token bucket if it holds them.",
@@ -32,7 +34,8 @@ pub static TOKENBUCKET: CommandSpec = CommandSpec {
 
 pub static COST: CommandSpec = CommandSpec {
     name: c"RL.COST",
-    callback: callback!(cost),
+    callback: callback!(cost, COST),
+    stats: CommandStats::new(),
     flags: c"write deny-oom fast",
     arity: -6,
     summary:

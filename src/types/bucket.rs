@@ -6,6 +6,7 @@
 //! for a bucket that has reserved: last_id i64, count i64, and per open
 //! reservation id i64, estimate i64, ends_ms i64.
 
+use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
@@ -169,6 +170,11 @@ impl Stored for Bucket {
             let open = extra.reservations.as_ref().map_or(0, |r| r.open.capacity());
             std::mem::size_of::<Extra>() + open * std::mem::size_of::<Reservation>()
         })
+    }
+
+    fn live_keys() -> &'static LiveKeys {
+        static BUCKET_KEYS: LiveKeys = LiveKeys::new();
+        &BUCKET_KEYS
     }
 }
 

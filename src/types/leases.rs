@@ -3,6 +3,7 @@
 //! Encoding (version 1, little-endian): limit i64, updated_ms i64,
 //! last_id i64, count i64, then per lease id i64 and ends_ms i64.
 
+use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
@@ -64,6 +65,11 @@ impl Stored for LeaseState {
 
     fn heap_size(&self) -> usize {
         self.leases.capacity() * std::mem::size_of::<Lease>()
+    }
+
+    fn live_keys() -> &'static LiveKeys {
+        static LEASES_KEYS: LiveKeys = LiveKeys::new();
+        &LEASES_KEYS
     }
 }
 

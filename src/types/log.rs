@@ -3,6 +3,7 @@
 //! Encoding (version 1, little-endian): limit i64, window_ms i64,
 //! oldest_ms i64, then the records as [`RecordLog`] stores them.
 
+use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
@@ -44,6 +45,11 @@ impl Stored for LogState {
 
     fn heap_size(&self) -> usize {
         self.records.heap_size()
+    }
+
+    fn live_keys() -> &'static LiveKeys {
+        static LOG_KEYS: LiveKeys = LiveKeys::new();
+        &LOG_KEYS
     }
 }
 

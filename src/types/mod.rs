@@ -19,6 +19,7 @@ use redis_module::raw;
 
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::{Key, RawString};
+use crate::stats::LiveKeys;
 
 /// The encoding version every type writes; bump it when an encoding changes.
 pub const ENCODING_VERSION: i32 = 1;
@@ -32,6 +33,20 @@ pub trait Stored: Sized + Clone {
     fn decode(bytes: &[u8]) -> Option<Self>;
     /// Heap bytes owned by the value, beyond its own size.
     fn heap_size(&self) -> usize;
+    /// How many keys hold a value of this type.
+    fn live_keys() -> &'static LiveKeys;
+}
+
+/// Each type's key count, labelled for `INFO rl`.
+pub fn live_keys() -> [(&'static CStr, &'static LiveKeys); 3] {
+    [
+        (c"keys_tokenbucket", bucket::Bucket::live_keys()),
+        (
+            c"keys_slidelog",
+            crate::algo::sliding_log::LogState::live_keys(),
+        ),
+        (c"keys_leases", crate::algo::leases::LeaseState::live_keys()),
+    ]
 }
 
 /// The value in `key`, if it holds a `T`; WRONGTYPE if it holds anything else.
@@ -47,8 +62,12 @@ pub fn put<T: Stored>(key: &mut Key, value: T) -> CommandResult<()> {
             *existing = value;
             Ok(())
         }
-        // SAFETY: the value stored under T::data_type() is a T.
-        None => unsafe { key.set_value(T::data_type(), value) },
+        None => {
+            // SAFETY: the value stored under T::data_type() is a T.
+            unsafe { key.set_value(T::data_type(), value) }?;
+            T::live_keys().created();
+            Ok(())
+        }
     }
 }
 
@@ -106,6 +125,7 @@ extern "C" fn rdb_load<T: Stored>(rdb: *mut raw::RedisModuleIO, encver: c_int) -
     // SAFETY: the buffer was allocated by Redis for us.
     unsafe { free(buffer.cast::<c_void>()) };
     decoded.map_or(std::ptr::null_mut(), |value| {
+        T::live_keys().created();
         Box::into_raw(Box::new(value)).cast::<c_void>()
     })
 }
@@ -165,6 +185,7 @@ extern "C" fn free<T: Stored>(value: *mut c_void) {
     if !value.is_null() {
         // SAFETY: the value was created by Box::into_raw of a T.
         drop(unsafe { Box::from_raw(value.cast::<T>()) });
+        T::live_keys().freed();
     }
 }
 
@@ -175,7 +196,10 @@ extern "C" fn copy<T: Stored>(
 ) -> *mut c_void {
     // SAFETY: Redis hands back the pointer stored under T's type.
     match unsafe { value.cast::<T>().as_ref() } {
-        Some(value) => Box::into_raw(Box::new(value.clone())).cast::<c_void>(),
+        Some(value) => {
+            T::live_keys().created();
+            Box::into_raw(Box::new(value.clone())).cast::<c_void>()
+        }
         None => std::ptr::null_mut(),
     }
 }

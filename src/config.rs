@@ -1,0 +1,139 @@
+//! Module settings, through Redis's module configuration API: `CONFIG GET` /
+//! `CONFIG SET rl.<name>`, `rl.<name> <value>` lines in redis.conf, `MODULE
+//! LOADEX ... CONFIG`, and `loadmodule <path> <name> <value>` arguments.
+
+use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use redis_module::raw;
+
+/// One numeric setting: its name without the `rl.` prefix, its default and
+/// accepted range, and where its value lives.
+pub struct Setting {
+    pub name: &'static CStr,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+    value: &'static AtomicI64,
+}
+
+impl Setting {
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+static MAX_LOG_LIMIT_VALUE: AtomicI64 = AtomicI64::new(1_000_000);
+
+/// The largest `limit` RL.SLIDELOG (and RL.ALL's SLIDELOG) accepts. A log
+/// keeps at most `limit` records, about 2 to 3 bytes each.
+pub static MAX_LOG_LIMIT: Setting = Setting {
+    name: c"max-log-limit",
+    default: 1_000_000,
+    min: 1,
+    max: 1_000_000_000,
+    value: &MAX_LOG_LIMIT_VALUE,
+};
+
+/// Every setting.
+pub const SETTINGS: [&Setting; 1] = [&MAX_LOG_LIMIT];
+
+/// Registers every setting, loads what redis.conf or MODULE LOADEX gave,
+/// then applies the `name value` pairs of the loadmodule arguments.
+pub fn load(ctx: *mut raw::RedisModuleCtx, args: &[&[u8]]) -> Result<(), String> {
+    let (Some(register), Some(load_configs)) =
+        (unsafe { raw::RedisModule_RegisterNumericConfig }, unsafe {
+            raw::RedisModule_LoadConfigs
+        })
+    else {
+        return Err("this server lacks the module configuration API".to_owned());
+    };
+    for setting in SETTINGS {
+        // SAFETY: ctx is the module's load context; the name is static and
+        // the private data is the setting itself, which lives for good.
+        let status = unsafe {
+            register(
+                ctx,
+                setting.name.as_ptr(),
+                setting.default,
+                raw::REDISMODULE_CONFIG_DEFAULT,
+                setting.min,
+                setting.max,
+                Some(get_numeric),
+                Some(set_numeric),
+                None,
+                (setting as *const Setting).cast_mut().cast::<c_void>(),
+            )
+        };
+        if status != raw::Status::Ok as c_int {
+            return Err(format!(
+                "could not register the setting {}",
+                setting.name.to_string_lossy()
+            ));
+        }
+    }
+    // SAFETY: ctx is the module's load context, after every registration.
+    if unsafe { load_configs(ctx) } != raw::Status::Ok as c_int {
+        return Err("could not load the module's settings".to_owned());
+    }
+    apply_arguments(args)
+}
+
+/// `name value` pairs, the name with or without its `rl.` prefix.
+fn apply_arguments(args: &[&[u8]]) -> Result<(), String> {
+    let mut pairs = args.chunks(2);
+    for pair in &mut pairs {
+        let [name, value] = pair else {
+            return Err(format!(
+                "module argument '{}' needs a value (arguments are name value pairs)",
+                String::from_utf8_lossy(pair.first().copied().unwrap_or_default())
+            ));
+        };
+        let bare = name.strip_prefix(b"rl.").unwrap_or(name);
+        let Some(setting) = SETTINGS
+            .iter()
+            .find(|s| bare.eq_ignore_ascii_case(s.name.to_bytes()))
+        else {
+            return Err(format!(
+                "unknown module argument '{}' (settings: {})",
+                String::from_utf8_lossy(name),
+                SETTINGS.map(|s| s.name.to_string_lossy()).join(", ")
+            ));
+        };
+        let parsed = crate::args::parse_i64(value)
+            .filter(|v| (setting.min..=setting.max).contains(v))
+            .ok_or_else(|| {
+                format!(
+                    "{} must be an integer from {} to {}, got '{}'",
+                    setting.name.to_string_lossy(),
+                    setting.min,
+                    setting.max,
+                    String::from_utf8_lossy(value)
+                )
+            })?;
+        setting.value.store(parsed, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+extern "C" fn get_numeric(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
+    // SAFETY: privdata is the &'static Setting given at registration.
+    unsafe { privdata.cast::<Setting>().as_ref() }.map_or(0, Setting::get)
+}
+
+extern "C" fn set_numeric(
+    _name: *const c_char,
+    value: c_longlong,
+    privdata: *mut c_void,
+    _error: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    // SAFETY: privdata is the &'static Setting given at registration; Redis
+    // has checked the range.
+    match unsafe { privdata.cast::<Setting>().as_ref() } {
+        Some(setting) => {
+            setting.value.store(value, Ordering::Relaxed);
+            raw::Status::Ok as c_int
+        }
+        None => raw::Status::Err as c_int,
+    }
+}
