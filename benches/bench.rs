@@ -82,6 +82,7 @@ fn rows(con: &mut Connection) -> Vec<Row> {
             &format!("RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET {big} 1 3600000 SLIDELOG 100 60000"),
         ),
         row("RL.INSPECT", "rl.inspect", "RL.INSPECT b:__rand_int__"),
+        row("CL.THROTTLE allowed", "cl.throttle", &format!("CL.THROTTLE t:__rand_int__ {big} {big} 3600")),
         lua_row("Lua token_bucket.lua", "RL.TOKENBUCKET allowed", &bucket, 1, &format!("lb:__rand_int__ {big} 1 3600000 1")),
         lua_row("Lua token_bucket.lua (cost)", "RL.COST allowed", &bucket, 1, &format!("lc:__rand_int__ {big} 1 3600000 7")),
         lua_row("Lua sliding_log.lua", "RL.SLIDELOG allowed", &log, 1, "ll:__rand_int__ 100 60000 1"),

@@ -2,8 +2,8 @@
 
 /// `ceil(numerator / denominator)` for a positive denominator.
 pub fn ceil_div(numerator: i128, denominator: i128) -> i128 {
-    let quotient = numerator.div_euclid(denominator);
-    if numerator.rem_euclid(denominator) == 0 {
+    let quotient = floor_div(numerator, denominator);
+    if remainder(numerator, denominator) == 0 {
         quotient
     } else {
         quotient + 1
@@ -12,16 +12,29 @@ pub fn ceil_div(numerator: i128, denominator: i128) -> i128 {
 
 /// `floor(numerator / denominator)` for a positive denominator.
 pub fn floor_div(numerator: i128, denominator: i128) -> i128 {
-    numerator.div_euclid(denominator)
+    // 64-bit division is several times cheaper than 128-bit, and the
+    // operands fit in 64 bits almost always.
+    match (i64::try_from(numerator), i64::try_from(denominator)) {
+        (Ok(n), Ok(d)) if d > 0 => i128::from(n.div_euclid(d)),
+        _ => numerator.div_euclid(denominator),
+    }
+}
+
+/// The remainder of [`floor_div`], in `0..denominator`.
+fn remainder(numerator: i128, denominator: i128) -> i128 {
+    match (i64::try_from(numerator), i64::try_from(denominator)) {
+        (Ok(n), Ok(d)) if d > 0 => i128::from(n.rem_euclid(d)),
+        _ => numerator.rem_euclid(denominator),
+    }
 }
 
 /// `floor(value * multiplier / divisor)` for positive `multiplier` and
 /// `divisor` up to `i64::MAX`, without overflowing when `value` is itself a
 /// product of two such numbers.
 pub fn rescale_floor(value: i128, multiplier: i128, divisor: i128) -> i128 {
-    let whole = value.div_euclid(divisor);
-    let fraction = value.rem_euclid(divisor);
-    whole * multiplier + fraction * multiplier / divisor
+    let whole = floor_div(value, divisor);
+    let fraction = remainder(value, divisor);
+    whole * multiplier + floor_div(fraction * multiplier, divisor)
 }
 
 /// Narrows to i64, saturating at its bounds.
@@ -120,6 +133,33 @@ fn rounded_quotient_trunc(x: u128, y: u128) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_64_bit_fast_path_agrees_with_128_bit_division() {
+        let edges = [
+            i128::from(i64::MIN),
+            i128::from(i64::MIN) + 1,
+            -7,
+            -1,
+            0,
+            1,
+            6,
+            7,
+            i128::from(i64::MAX) - 1,
+            i128::from(i64::MAX),
+            i128::from(i64::MAX) + 1,
+            i128::from(i64::MAX) * 3,
+            -i128::from(i64::MAX) * 3,
+        ];
+        for &n in &edges {
+            for d in [1, 2, 7, i128::from(i64::MAX), i128::from(i64::MAX) + 1] {
+                assert_eq!(floor_div(n, d), n.div_euclid(d), "{n} / {d}");
+                assert_eq!(remainder(n, d), n.rem_euclid(d), "{n} % {d}");
+                let ceil = n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0);
+                assert_eq!(ceil_div(n, d), ceil, "{n} / {d}");
+            }
+        }
+    }
 
     #[test]
     fn ceil_and_floor_round_the_right_way() {
