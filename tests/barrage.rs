@@ -1,4 +1,4 @@
-//! Hostile input: tens of thousands of random calls of every RL.* command
+//! Hostile input: tens of thousands of random calls of every command
 //! with malformed numbers, unknown options, extreme values and keys of every
 //! other type. Every call is answered, the server stays up, and a limiter the
 //! barrage does not name is unchanged.
@@ -8,7 +8,7 @@ mod common;
 use common::{dump, Rng, Server};
 use redis::Value;
 
-const COMMANDS: [(&str, usize); 12] = [
+const COMMANDS: [(&str, usize); 14] = [
     ("RL.TOKENBUCKET", 4),
     ("RL.COST", 5),
     ("RL.SLIDELOG", 3),
@@ -21,6 +21,8 @@ const COMMANDS: [(&str, usize); 12] = [
     ("RL.RELEASE", 2),
     ("RL.EXTEND", 3),
     ("RL.RESTORESTATE", 3),
+    ("RL.REPLAY", 2),
+    ("CL.THROTTLE", 4),
 ];
 
 /// A random argument: mostly hostile numbers, sometimes words.
@@ -69,6 +71,13 @@ fn word(rng: &mut Rng) -> Vec<u8> {
         b"9007199254740992",
         b"1000000",
         b"100001",
+        b"RL.TOKENBUCKET 1 1 1",
+        b"RL.TOKENBUCKET 9223372036854775807 1 1 COST 9223372036854775807 AT 9223372036854775807",
+        b"RL.ALL 1 SLIDELOG 1 1 AT 0",
+        b"RL.ALL 2 TOKENBUCKET 1 1 1 SLIDELOG 1 1",
+        b"RL.SETTLE 1 1 AT -1",
+        b"RL.REPLAY RL.COST 1 1 1 1",
+        b"rl.cost 1  1 1 1",
     ];
     match rng.range(0, 9) {
         0 => (0..rng.range(0, 12)).map(|_| rng.next() as u8).collect(),
