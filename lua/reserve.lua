@@ -11,10 +11,19 @@
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 local MAX_ID = 9007199254740991
 
+-- An integer written as Redis writes them (an optional '-', no '+', no
+-- leading zeros, no exponent), within [min, max] and below 2^53, beyond
+-- which Lua numbers are not exact.
 local function int(value, name, min, max)
-  local n = tonumber(value)
-  if n == nil or n ~= math.floor(n) or n < min or (max and n > max) then
+  local n
+  if type(value) == 'string' and (value == '0' or string.match(value, '^%-?[1-9]%d*$')) then
+    n = tonumber(value)
+  end
+  if n == nil or n < min or (max and n > max) then
     error({err = 'ERR ' .. name .. ' must be an integer from ' .. min .. (max and (' to ' .. max) or '')})
+  end
+  if n > 9007199254740991 then
+    error({err = 'ERR ' .. name .. ' is above 2^53 - 1, where the Lua scripts stop being exact'})
   end
   return n
 end

@@ -38,8 +38,10 @@ pub static MAX_LOG_LIMIT: Setting = Setting {
 /// Every setting.
 pub const SETTINGS: [&Setting; 1] = [&MAX_LOG_LIMIT];
 
-/// Registers every setting, loads what redis.conf or MODULE LOADEX gave,
-/// then applies the `name value` pairs of the loadmodule arguments.
+/// Registers every setting, with the `name value` pairs of the loadmodule
+/// arguments as defaults, then loads what redis.conf or MODULE LOADEX gave:
+/// a config line wins over an argument, so that CONFIG SET followed by
+/// CONFIG REWRITE survives a restart.
 pub fn load(ctx: *mut raw::RedisModuleCtx, args: &[&[u8]]) -> Result<(), String> {
     let (Some(register), Some(load_configs)) =
         (unsafe { raw::RedisModule_RegisterNumericConfig }, unsafe {
@@ -48,14 +50,16 @@ pub fn load(ctx: *mut raw::RedisModuleCtx, args: &[&[u8]]) -> Result<(), String>
     else {
         return Err("this server lacks the module configuration API".to_owned());
     };
-    for setting in SETTINGS {
+    let defaults = defaults_from_arguments(args)?;
+    for (setting, default) in SETTINGS.into_iter().zip(defaults) {
+        setting.value.store(default, Ordering::Relaxed);
         // SAFETY: ctx is the module's load context; the name is static and
         // the private data is the setting itself, which lives for good.
         let status = unsafe {
             register(
                 ctx,
                 setting.name.as_ptr(),
-                setting.default,
+                default,
                 raw::REDISMODULE_CONFIG_DEFAULT,
                 setting.min,
                 setting.max,
@@ -76,11 +80,13 @@ pub fn load(ctx: *mut raw::RedisModuleCtx, args: &[&[u8]]) -> Result<(), String>
     if unsafe { load_configs(ctx) } != raw::Status::Ok as c_int {
         return Err("could not load the module's settings".to_owned());
     }
-    apply_arguments(args)
+    Ok(())
 }
 
-/// `name value` pairs, the name with or without its `rl.` prefix.
-fn apply_arguments(args: &[&[u8]]) -> Result<(), String> {
+/// Each setting's default: its own, or the value the `name value` pairs of
+/// the module arguments give it (the name with or without `rl.`).
+fn defaults_from_arguments(args: &[&[u8]]) -> Result<[i64; SETTINGS.len()], String> {
+    let mut defaults = SETTINGS.map(|setting| setting.default);
     let mut pairs = args.chunks(2);
     for pair in &mut pairs {
         let [name, value] = pair else {
@@ -89,10 +95,13 @@ fn apply_arguments(args: &[&[u8]]) -> Result<(), String> {
                 String::from_utf8_lossy(pair.first().copied().unwrap_or_default())
             ));
         };
-        let bare = name.strip_prefix(b"rl.").unwrap_or(name);
-        let Some(setting) = SETTINGS
+        let bare = match name.get(..3) {
+            Some(prefix) if prefix.eq_ignore_ascii_case(b"rl.") => &name[3..],
+            _ => name,
+        };
+        let Some(index) = SETTINGS
             .iter()
-            .find(|s| bare.eq_ignore_ascii_case(s.name.to_bytes()))
+            .position(|s| bare.eq_ignore_ascii_case(s.name.to_bytes()))
         else {
             return Err(format!(
                 "unknown module argument '{}' (settings: {})",
@@ -100,6 +109,7 @@ fn apply_arguments(args: &[&[u8]]) -> Result<(), String> {
                 SETTINGS.map(|s| s.name.to_string_lossy()).join(", ")
             ));
         };
+        let setting = SETTINGS[index];
         let parsed = crate::args::parse_i64(value)
             .filter(|v| (setting.min..=setting.max).contains(v))
             .ok_or_else(|| {
@@ -111,9 +121,9 @@ fn apply_arguments(args: &[&[u8]]) -> Result<(), String> {
                     String::from_utf8_lossy(value)
                 )
             })?;
-        setting.value.store(parsed, Ordering::Relaxed);
+        defaults[index] = parsed;
     }
-    Ok(())
+    Ok(defaults)
 }
 
 extern "C" fn get_numeric(_name: *const c_char, privdata: *mut c_void) -> c_longlong {

@@ -115,6 +115,17 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Whether the call comes from the master or an AOF being loaded: what
+    /// the master accepted must run here whatever this server's settings.
+    pub fn is_replicated_or_loading(&self) -> bool {
+        let Some(flags) = (unsafe { raw::RedisModule_GetContextFlags }) else {
+            return false;
+        };
+        // SAFETY: ctx is the live context of this command.
+        let flags = unsafe { flags(self.ctx) } as u32;
+        flags & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
+    }
+
     /// The raw RedisModuleString of argument `index` (when replaying, only
     /// keys have one).
     pub fn raw(&self, index: usize) -> CommandResult<RawString> {
@@ -522,6 +533,8 @@ impl Key {
             return Err(CommandError::Server("module type API missing"));
         };
         if get_type(self.inner) != *data_type.raw_type.borrow() {
+            // Never written, so never signalled as modified.
+            self.written = false;
             return Err(CommandError::WrongType);
         }
         let value = get_value(self.inner).cast::<T>();

@@ -275,6 +275,23 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         result.is_none(),
         "a write must abort the watching transaction"
     );
+    // A call refused with WRONGTYPE does not either.
+    redis::cmd("WATCH").arg("x").query::<()>(&mut con).unwrap();
+    let empty_log = [1000i64, 5000, 0].map(i64::to_le_bytes).concat();
+    let refused: redis::RedisResult<()> = redis::cmd("RL.RESTORESTATE")
+        .arg("x")
+        .arg("slidelog")
+        .arg(&empty_log)
+        .query(&mut other);
+    assert!(refused.unwrap_err().to_string().contains("WRONGTYPE"));
+    let result: Option<Vec<String>> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("y")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    assert!(result.is_some(), "WRONGTYPE must not abort the transaction");
     // So do an allowed log call and a call that creates its key.
     for (watched, call) in [
         (

@@ -439,6 +439,23 @@ fn check_middleware(start: impl Fn(&Server) -> App) {
         assert_eq!(carol.header("Retry-After"), None);
         assert_eq!(carol.item_int("RateLimit", "default", "r"), CAPACITY);
         assert_eq!(key_type(&mut con, "rl:carol"), "none");
+        // A cost beyond 64 bits, which the limiter refuses, still gets an
+        // answer: a client error, or 503 when the limiter's error comes back.
+        let erin = get("erin", "99999999999999999999");
+        assert!(
+            matches!(erin.status, 400 | 503),
+            "{} {}",
+            erin.status,
+            erin.body
+        );
+        // Redis failing (here: the client's key holds another type) is a 503.
+        redis::cmd("SET")
+            .arg("rl:frank")
+            .arg("x")
+            .query::<()>(&mut con)
+            .unwrap();
+        let frank = get("frank", "1");
+        assert_eq!(frank.status, 503, "{}", frank.body);
         // The state lives where the backend says: the module's type or the script's hash.
         let stored = if module { "rl-bucket" } else { "hash" };
         assert_eq!(key_type(&mut con, "rl:alice"), stored);

@@ -136,10 +136,17 @@ fn the_largest_log_limit_is_a_setting() {
 fn settings_come_from_redis_conf_and_module_arguments() {
     let server = Server::start_with(&["--rl.max-log-limit", "66"]);
     assert_eq!(config_get(&mut server.connect(), "rl.max-log-limit"), "66");
+    let path = module_path().display().to_string();
+    let with_argument = ["--loadmodule", &path, "RL.max-log-limit", "55"];
+    let server = Server::start_bare(&with_argument);
+    assert_eq!(config_get(&mut server.connect(), "rl.max-log-limit"), "55");
+    // A config line wins over a module argument, so that CONFIG SET and
+    // CONFIG REWRITE survive a restart.
+    let server = Server::start_bare(&[&with_argument[..], &["--rl.max-log-limit", "44"]].concat());
+    assert_eq!(config_get(&mut server.connect(), "rl.max-log-limit"), "44");
 
     let server = Server::start_without_module();
     let mut con = server.connect();
-    let path = module_path().display().to_string();
     for bad in [
         &["max-log-limit", "0"][..],
         &["max-log-limit"],

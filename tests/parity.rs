@@ -619,3 +619,51 @@ fn large_values_match_lua_within_the_exact_range() {
         }
     }
 }
+
+#[test]
+fn scripts_refuse_the_numbers_the_commands_refuse() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let sha = load(&mut con, "token_bucket");
+    for bad in [
+        "1e3", "+1", "01", "0x10", "1.0", " 1", "1 ", "-0", "", "inf", "nan",
+    ] {
+        let native: redis::RedisResult<redis::Value> = redis::cmd("RL.COST")
+            .arg("native")
+            .arg(10)
+            .arg(1)
+            .arg(1000)
+            .arg(bad)
+            .query(&mut con);
+        let lua: redis::RedisResult<redis::Value> = redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg("lua")
+            .arg(10)
+            .arg(1)
+            .arg(1000)
+            .arg(bad)
+            .query(&mut con);
+        let native = native.expect_err(bad).to_string();
+        let lua = lua.expect_err(bad).to_string();
+        assert!(
+            native.contains("cost must be an integer"),
+            "{bad:?}: {native}"
+        );
+        assert!(lua.contains("cost must be an integer"), "{bad:?}: {lua}");
+    }
+    // Past 2^53 the scripts refuse what the module still takes exactly.
+    let lua: redis::RedisResult<redis::Value> = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg("lua")
+        .arg(10)
+        .arg(1)
+        .arg(1000)
+        .arg("9007199254740992")
+        .query(&mut con);
+    assert!(lua
+        .expect_err("2^53")
+        .to_string()
+        .contains("above 2^53 - 1"));
+}

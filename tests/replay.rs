@@ -151,6 +151,14 @@ fn replay_refuses_what_it_cannot_replay_and_writes_nothing() {
         (&["RL.REPLAY", "k", "GET"], "cannot replay 'GET'"),
         (&["RL.REPLAY", "k", ""], "cannot replay ''"),
         (
+            &["RL.REPLAY", "a", "RL.TOKENBUCKET 10 1 1000"],
+            "needs the time pinned",
+        ),
+        (
+            &["RL.REPLAY", "a", "RL.TOKENBUCKET 10 1 1000 COST 1"],
+            "needs the time pinned",
+        ),
+        (
             &["RL.REPLAY", "a", "b", "RL.TOKENBUCKET 1 1 1 AT 5"],
             "takes one key",
         ),

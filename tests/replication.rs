@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dump, ints, Rng, Server};
+use common::{call, dump, ints, Rng, Server};
 use redis::Connection;
 
 fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
@@ -226,4 +226,38 @@ fn denied_calls_and_peeks_replicate_nothing() {
     // The replica refuses writes from clients.
     let refused = common::error(&mut replica_con, &["RL.TOKENBUCKET", "d", "1", "1", "1000"]);
     assert!(refused.starts_with("READONLY"), "{refused}");
+}
+
+#[test]
+fn writes_the_master_accepted_run_on_replicas_and_aof_whatever_their_settings() {
+    let (master, replica) = start_pair();
+    let mut con = master.connect();
+    call(&mut con, &["CONFIG", "SET", "appendonly", "yes"]).unwrap();
+    call(&mut con, &["CONFIG", "SET", "rl.max-log-limit", "2000000"]).unwrap();
+    let big = ["RL.SLIDELOG", "big", "1500000", "3600000", "COST", "2"];
+    assert_eq!(ints(&mut con, &big)[0], 1);
+    let all = ["RL.ALL", "1", "big2", "SLIDELOG", "1500000", "3600000"];
+    assert!(call(&mut con, &all).is_ok());
+    wait_for_replica(&mut con);
+    let mut replica_con = replica.connect();
+    assert_eq!(info_field(&mut replica_con, "rl", "rl_keys_slidelog"), "2");
+    for key in ["big", "big2"] {
+        let on_master = dump(&mut con, key.as_bytes());
+        assert!(on_master.is_some());
+        assert_eq!(dump(&mut replica_con, key.as_bytes()), on_master, "{key}");
+    }
+    // An AOF written under a larger setting loads under a smaller one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "persistence", "aof_rewrite_in_progress") != "0"
+        || info_field(&mut con, "persistence", "aof_rewrite_scheduled") != "0"
+    {
+        assert!(Instant::now() < deadline, "AOF rewrite did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ints(&mut con, &big)[0], 1);
+    let before = dump(&mut con, b"big");
+    call(&mut con, &["CONFIG", "SET", "rl.max-log-limit", "1000"]).unwrap();
+    call(&mut con, &["DEBUG", "LOADAOF"]).unwrap();
+    assert_eq!(dump(&mut con, b"big"), before);
+    assert!(common::error(&mut con, &big).contains("from 1 to 1000"));
 }

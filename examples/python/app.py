@@ -29,10 +29,13 @@ def rate_limited(handler):
     def wrapped(self):
         client = self.headers.get("X-User") or self.client_address[0]
         cost = self.headers.get("X-Cost", "1")
-        if not (cost.isascii() and cost.isdigit()):
-            return self.reply(400, {"error": "X-Cost must be a whole number"}, {})
-        allowed, limit, remaining, retry_ms, reset_ms = limiter.call(
-            "RL.COST", [f"rl:{client}"], [CAPACITY, REFILL, PERIOD_MS, int(cost)])
+        if not (cost.isascii() and cost.isdigit() and int(cost) < 2**63):
+            return self.reply(400, {"error": "X-Cost must be a whole number below 2^63"}, {})
+        try:
+            allowed, limit, remaining, retry_ms, reset_ms = limiter.call(
+                "RL.COST", [f"rl:{client}"], [CAPACITY, REFILL, PERIOD_MS, int(cost)])
+        except redis.RedisError as e:  # Redis down, or a key of another type
+            return self.reply(503, {"error": f"rate limiter unavailable: {e}"}, {})
         headers = {"RateLimit-Policy": POLICY,
                    "RateLimit": f'"default";r={remaining}'
                                 + (f";t={ceil_s(reset_ms)}" if reset_ms >= 0 else ""),

@@ -78,14 +78,17 @@ class Gateway(BaseHTTPRequestHandler):
         try:
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             prompt, max_tokens = str(request["prompt"]), int(request["max_tokens"])
-            assert max_tokens >= 1
+            assert 1 <= max_tokens < 2**63
         except (ValueError, KeyError, TypeError, AssertionError):
-            return self.reply(400, {"error": "expected JSON {prompt, max_tokens >= 1}"})
+            return self.reply(400, {"error": "expected JSON {prompt, 1 <= max_tokens < 2^63}"})
         keys = [f"llm:{{{user}}}:{name}" for name in NAMES]  # one hash tag: one cluster slot
         specs = ["TOKENBUCKET", *RATE, "RESERVE", *TOKENS, LEASE_MS, "ACQUIRE", SLOTS, LEASE_MS]
         costs = [1, max_tokens, 1]
-        allowed, retry_ms, rate, tokens, slots = limiter.call(
-            "RL.ALL", keys, [*specs, *costs], native=[*specs, "COSTS", *costs])
+        try:
+            allowed, retry_ms, rate, tokens, slots = limiter.call(
+                "RL.ALL", keys, [*specs, *costs], native=[*specs, "COSTS", *costs])
+        except redis.RedisError as e:  # Redis down, or a key of another type
+            return self.reply(503, {"error": f"rate limiter unavailable: {e}"})
         headers = {"RateLimit-Policy": POLICY, "X-RateLimit-Backend": limiter.backend,
                    "RateLimit": service_limits(rate[2::2], tokens[2::2], slots[2])}
         if not allowed:
@@ -100,11 +103,11 @@ class Gateway(BaseHTTPRequestHandler):
         print(f"admitted user={user} reservation={reservation} lease={lease}", flush=True)
         try:
             answer = model(prompt, max_tokens, request.get("stand_in_delay_ms", 0))
-        except Exception:
+        except Exception as e:
             limiter.call("RL.CANCEL", [keys[1]], [reservation])  # nothing was generated
-            raise
-        finally:
-            released = limiter.call("RL.RELEASE", [keys[2]], [lease])
+            limiter.call("RL.RELEASE", [keys[2]], [lease])
+            return self.reply(502, {"error": f"model failed: {e}"}, headers)
+        released = limiter.call("RL.RELEASE", [keys[2]], [lease])
         settled, _, left, _, reset_ms = limiter.call(
             "RL.SETTLE", [keys[1]], [reservation, answer["usage"]["completion_tokens"]])
         # The budget after the settlement; the slots with our own given back.

@@ -177,8 +177,8 @@ pub(super) fn extend_command(call: &Call) -> CommandResult<Reply> {
     Ok(Reply::Integer(i64::from(changed.is_some())))
 }
 
-/// Applies `change` to lease `id` if it is live, opening the key for
-/// writing only then; the TTL may grow to the last lease's end, never
+/// Applies `change` to lease `id` if it is live, signalling the key as
+/// modified only then; the TTL may grow to the last lease's end, never
 /// shrink. Returns the time the change ran at.
 fn change_live_lease(
     call: &Call,
@@ -186,23 +186,18 @@ fn change_live_lease(
     now: i64,
     change: impl FnOnce(&mut LeaseState) -> bool,
 ) -> CommandResult<Option<i64>> {
-    {
-        let mut key = call.read_key(1)?;
-        match types::get::<LeaseState>(&mut key)? {
-            Some(state) if leases::is_live(state, id, now) => {}
-            _ => return Ok(None),
-        }
-    }
-    let mut key = call.write_key(1)?;
-    let state =
-        types::get::<LeaseState>(&mut key)?.ok_or(CommandError::Server("the leases vanished"))?;
-    if !change(state) {
+    let mut key = call.update_key(1)?;
+    let Some(state) = types::get::<LeaseState>(&mut key)? else {
+        return Ok(None);
+    };
+    if !leases::is_live(state, id, now) || !change(state) {
         return Ok(None);
     }
     let at_ms = state.updated_ms;
     let ttl = state
         .last_end_ms(at_ms)
         .map(|end| end.saturating_sub(at_ms));
+    key.mark_written();
     key.extend_ttl(ttl);
     Ok(Some(at_ms))
 }

@@ -60,6 +60,16 @@ fn replay(call: &Call) -> CommandResult<Reply> {
             crate::args::printable(name)
         )));
     };
+    let pinned = words
+        .clone()
+        .rev()
+        .nth(1)
+        .is_some_and(|at| at.eq_ignore_ascii_case(b"AT"));
+    if !pinned {
+        return Err(CommandError::invalid(
+            "RL.REPLAY needs the time pinned: the text must end with AT unix_ms",
+        ));
+    }
     let keys: Vec<_> = (1..last).map(|i| call.raw(i)).collect::<Result<_, _>>()?;
     let mut rebuilt = Replay {
         words: vec![name],

@@ -49,9 +49,15 @@ pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
 
 /// Parses `limit window_ms` from argument `first` on.
 pub fn parse_params(call: &Call, first: usize) -> CommandResult<LogParams> {
+    let setting = &crate::config::MAX_LOG_LIMIT;
+    let raw_limit = call.arg(first)?;
+    let limit = match IntArg::new("limit", 1, setting.max).parse(raw_limit) {
+        // A write the master accepted runs whatever this server's setting.
+        Ok(limit) if limit <= setting.get() || call.is_replicated_or_loading() => limit,
+        _ => IntArg::new("limit", 1, setting.get()).parse(raw_limit)?,
+    };
     Ok(LogParams {
-        limit: IntArg::new("limit", 1, crate::config::MAX_LOG_LIMIT.get())
-            .parse(call.arg(first)?)?,
+        limit,
         window_ms: WINDOW.parse(call.arg(first + 1)?)?,
     })
 }

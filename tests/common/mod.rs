@@ -84,6 +84,12 @@ impl Server {
         Server::launch(&[], false)
     }
 
+    /// A server with only the given `--name value` configuration (which may
+    /// load the module its own way).
+    pub fn start_bare(extra: &[&str]) -> Server {
+        Server::launch(extra, false)
+    }
+
     fn launch(extra: &[&str], module: bool) -> Server {
         let dir = fresh_dir();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
