@@ -225,6 +225,26 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         )[0],
         0
     );
+    let all = [
+        "RL.ALL",
+        "2",
+        "b",
+        "l",
+        "TOKENBUCKET",
+        "1",
+        "1",
+        "60000",
+        "SLIDELOG",
+        "1",
+        "60000",
+        "AT",
+    ];
+    let denied_all: Vec<redis::Value> = redis::cmd(all[0])
+        .arg(&all[1..])
+        .arg(at(T))
+        .query(&mut other)
+        .unwrap();
+    assert_eq!(denied_all[0], redis::Value::Int(0));
     ints(
         &mut other,
         &[

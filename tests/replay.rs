@@ -166,7 +166,7 @@ fn replay_refuses_what_it_cannot_replay_and_writes_nothing() {
             &[
                 "RL.REPLAY",
                 "a",
-                "RL.ALL 2 TOKENBUCKET 1 1 1 TOKENBUCKET 1 1 1",
+                "RL.ALL 2 TOKENBUCKET 1 1 1 TOKENBUCKET 1 1 1 AT 5",
             ],
             "different number of keys",
         ),

@@ -7,7 +7,7 @@ use crate::algo::token_bucket::{BucketOutcome, BucketParams};
 use crate::algo::{Evaluation, NEVER};
 use crate::args::{parse_options, printable, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::Call;
+use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -77,14 +77,14 @@ impl Checked<'_> {
     }
 
     /// Writes what the limiter consumed; false when it writes nothing.
-    fn apply(&self, call: &Call, key: usize) -> CommandResult<bool> {
+    fn apply(&self, key: &mut Key) -> CommandResult<bool> {
         match self {
-            Checked::Bucket(outcome) => commands::token_bucket::apply(call, key, outcome),
+            Checked::Bucket(outcome) => commands::token_bucket::apply(key, outcome),
             Checked::Log(outcome, params, cost) => {
-                commands::sliding_log::apply(call, key, params, *cost, outcome)
+                commands::sliding_log::apply(key, params, *cost, outcome)
             }
-            Checked::Reserve(outcome) => commands::reservation::apply(call, key, outcome),
-            Checked::Acquire(outcome, params) => commands::lease::apply(call, key, params, outcome),
+            Checked::Reserve(outcome) => commands::reservation::apply(key, outcome),
+            Checked::Acquire(outcome, params) => commands::lease::apply(key, params, outcome),
         }
     }
 }
@@ -120,31 +120,33 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
     }
     let request = parse(call)?;
     let now = request.options.at.unwrap_or_else(|| call.now_ms());
+    // Each key is opened once (the keys are distinct), for writing: only
+    // the keys an allowed call writes are signalled as modified.
+    let mut keys = Vec::with_capacity(request.specs.len());
     let mut checked = Vec::with_capacity(request.specs.len());
     for (n, (spec, &cost)) in request.specs.iter().zip(&request.costs).enumerate() {
+        let mut key = call.update_key(key_index(n))?;
         let outcome = match spec {
             Spec::Bucket(params) => {
-                commands::token_bucket::check(call, key_index(n), params, cost, now)
-                    .map(Checked::Bucket)
+                commands::token_bucket::check(&mut key, params, cost, now).map(Checked::Bucket)
             }
-            Spec::Log(params) => {
-                commands::sliding_log::check(call, key_index(n), params, cost, now)
-                    .map(|outcome| Checked::Log(outcome, params, cost))
-            }
+            Spec::Log(params) => commands::sliding_log::check(&mut key, params, cost, now)
+                .map(|outcome| Checked::Log(outcome, params, cost)),
             Spec::Reserve(params, lease_ms) => {
-                commands::reservation::check(call, key_index(n), params, cost, *lease_ms, now)
+                commands::reservation::check(&mut key, params, cost, *lease_ms, now)
                     .map(Checked::Reserve)
             }
-            Spec::Acquire(params) => commands::lease::check(call, key_index(n), params, cost, now)
+            Spec::Acquire(params) => commands::lease::check(&mut key, params, cost, now)
                 .map(|outcome| Checked::Acquire(outcome, params)),
         };
         checked.push(outcome.map_err(|error| error.at_position(n + 1))?);
+        keys.push(key);
     }
     let allowed = checked.iter().all(|c| c.evaluation().allowed);
     if allowed {
         let mut written = Vec::with_capacity(checked.len());
-        for (n, check) in checked.iter().enumerate() {
-            if check.apply(call, key_index(n))? {
+        for (n, (check, key)) in checked.iter().zip(&mut keys).enumerate() {
+            if check.apply(key)? {
                 written.push(key_index(n));
             }
         }

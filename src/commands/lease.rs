@@ -7,7 +7,7 @@ use crate::algo::leases::{
 };
 use crate::args::{parse_options, IntArg, OptionName};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::Call;
+use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -82,14 +82,10 @@ pub(super) fn acquire_command(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(4), &[OptionName::At])?;
-    let outcome = check(
-        call,
-        1,
-        &params,
-        1,
-        options.at.unwrap_or_else(|| call.now_ms()),
-    )?;
-    if apply(call, 1, &params, &outcome)? {
+    let mut key = call.update_key(1)?;
+    let now = options.at.unwrap_or_else(|| call.now_ms());
+    let outcome = check(&mut key, &params, 1, now)?;
+    if apply(&mut key, &params, &outcome)? {
         super::publish_write(call, &ACQUIRE, 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::DecisionWithId(
@@ -103,43 +99,37 @@ pub fn opened_id(outcome: &AcquireOutcome) -> i64 {
     outcome.opened.map_or(0, |l| l.id)
 }
 
-/// Decides on a read-only view of the key named by argument `key`.
+/// Decides on the leases in `key`; see [`super::token_bucket::check`].
 pub fn check(
-    call: &Call,
-    key: usize,
+    key: &mut Key,
     params: &LeaseParams,
     cost: i64,
     now_ms: i64,
 ) -> CommandResult<AcquireOutcome> {
-    let mut key = call.read_key(key)?;
-    let state = types::get::<LeaseState>(&mut key)?;
+    let state = types::get::<LeaseState>(key)?;
     leases::acquire(state.as_deref(), params, now_ms, cost).map_err(|AcquireError::IdsExhausted| {
         CommandError::invalid("AT is too far in the future to issue an id")
     })
 }
 
-/// Stores the opened lease; false when nothing opened.
-pub fn apply(
-    call: &Call,
-    key: usize,
-    params: &LeaseParams,
-    outcome: &AcquireOutcome,
-) -> CommandResult<bool> {
+/// Stores the opened lease in `key` (open for writing); false when nothing
+/// opened.
+pub fn apply(key: &mut Key, params: &LeaseParams, outcome: &AcquireOutcome) -> CommandResult<bool> {
     if outcome.opened.is_none() {
         return Ok(false);
     }
-    let mut key = call.write_key(key)?;
-    if types::get::<LeaseState>(&mut key)?.is_none() {
+    key.mark_written();
+    if types::get::<LeaseState>(key)?.is_none() {
         let empty = LeaseState {
             limit: params.limit,
             updated_ms: outcome.at_ms,
             last_id: 0,
             leases: Vec::new(),
         };
-        types::put(&mut key, empty)?;
+        types::put(key, empty)?;
     }
     let state =
-        types::get::<LeaseState>(&mut key)?.ok_or(CommandError::Server("the leases vanished"))?;
+        types::get::<LeaseState>(key)?.ok_or(CommandError::Server("the leases vanished"))?;
     leases::record(state, params, outcome);
     let ttl = state
         .last_end_ms(outcome.at_ms)

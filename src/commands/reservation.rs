@@ -7,7 +7,7 @@ use crate::algo::token_bucket::BucketParams;
 use crate::algo::Decision;
 use crate::args::{parse_options, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::Call;
+use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -84,8 +84,9 @@ pub(super) fn reserve_command(call: &Call) -> CommandResult<Reply> {
     let lease_ms = LEASE.parse(call.arg(6)?)?;
     let options = parse_options(call.args_from(7), &[OptionName::At])?;
     let now = options.at.unwrap_or_else(|| call.now_ms());
-    let outcome = check(call, 1, &params, estimate, lease_ms, now)?;
-    if apply(call, 1, &outcome)? {
+    let mut key = call.update_key(1)?;
+    let outcome = check(&mut key, &params, estimate, lease_ms, now)?;
+    if apply(&mut key, &outcome)? {
         super::publish_write(call, &RESERVE, 7, &options, outcome.bucket.at_ms, &[1])?;
     }
     Ok(Reply::DecisionWithId(
@@ -99,17 +100,15 @@ pub fn opened_id(outcome: &ReserveOutcome) -> i64 {
     outcome.opened.map_or(0, |r| r.id)
 }
 
-/// Decides on a read-only view of the key named by argument `key`.
+/// Decides on the bucket in `key`; see [`super::token_bucket::check`].
 pub fn check(
-    call: &Call,
-    key: usize,
+    key: &mut Key,
     params: &BucketParams,
     estimate: i64,
     lease_ms: i64,
     now_ms: i64,
 ) -> CommandResult<ReserveOutcome> {
-    let mut key = call.read_key(key)?;
-    let bucket = types::get::<Bucket>(&mut key)?;
+    let bucket = types::get::<Bucket>(key)?;
     let (state, open) = match bucket {
         Some(b) => (Some(b.state()), b.reservations()),
         None => (None, None),
@@ -127,13 +126,14 @@ pub fn check(
     )
 }
 
-/// Takes the estimate and opens the reservation; false when denied.
-pub fn apply(call: &Call, key: usize, outcome: &ReserveOutcome) -> CommandResult<bool> {
+/// Takes the estimate and opens the reservation in `key` (open for
+/// writing); false when denied.
+pub fn apply(key: &mut Key, outcome: &ReserveOutcome) -> CommandResult<bool> {
     let (Some(written), Some(opened)) = (outcome.bucket.write, outcome.opened) else {
         return Ok(false);
     };
-    let mut key = call.write_key(key)?;
-    let bucket = commands::token_bucket::store(&mut key, written)?;
+    key.mark_written();
+    let bucket = commands::token_bucket::store(key, written)?;
     let open = bucket.reservations_mut();
     open.last_id = opened.id;
     open.open.push(opened);

@@ -40,8 +40,8 @@ pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
     let cost = options.cost.unwrap_or(1);
     let mut key = call.update_key(1)?;
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
-    let outcome = check_key(&mut key, &params, cost, at_ms)?;
-    if apply_key(&mut key, &params, cost, &outcome)? {
+    let outcome = check(&mut key, &params, cost, at_ms)?;
+    if apply(&mut key, &params, cost, &outcome)? {
         super::publish_write(call, &SLIDELOG, 4, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -62,19 +62,8 @@ pub fn parse_params(call: &Call, first: usize) -> CommandResult<LogParams> {
     })
 }
 
-/// Decides on a read-only view of the key named by argument `key`.
+/// Decides on the log in `key`; see [`super::token_bucket::check`].
 pub fn check(
-    call: &Call,
-    key: usize,
-    params: &LogParams,
-    cost: i64,
-    now_ms: i64,
-) -> CommandResult<LogOutcome> {
-    check_key(&mut call.read_key(key)?, params, cost, now_ms)
-}
-
-/// [`check`] on a key already open.
-pub fn check_key(
     key: &mut Key,
     params: &LogParams,
     cost: i64,
@@ -84,22 +73,9 @@ pub fn check_key(
     Ok(sliding_log::check(state.as_deref(), params, now_ms, cost))
 }
 
-/// Records an allowed call, with its TTL; false when it writes nothing.
+/// Records an allowed call in `key` (open for writing), with its TTL;
+/// false when it writes nothing.
 pub fn apply(
-    call: &Call,
-    key: usize,
-    params: &LogParams,
-    cost: i64,
-    outcome: &LogOutcome,
-) -> CommandResult<bool> {
-    if !outcome.writes {
-        return Ok(false);
-    }
-    apply_key(&mut call.write_key(key)?, params, cost, outcome)
-}
-
-/// [`apply`] on a key already open for writing.
-pub fn apply_key(
     key: &mut Key,
     params: &LogParams,
     cost: i64,

@@ -66,8 +66,8 @@ pub(super) fn token_bucket(call: &Call) -> CommandResult<Reply> {
     let cost = options.cost.unwrap_or(1);
     let mut key = call.update_key(1)?;
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
-    let outcome = check_key(&mut key, &params, cost, at_ms)?;
-    if apply_key(&mut key, &outcome)? {
+    let outcome = check(&mut key, &params, cost, at_ms)?;
+    if apply(&mut key, &outcome)? {
         super::publish_write(call, &TOKENBUCKET, 5, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -81,8 +81,8 @@ pub(super) fn cost(call: &Call) -> CommandResult<Reply> {
     let options = parse_options(call.args_from(6), &[OptionName::At])?;
     let mut key = call.update_key(1)?;
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
-    let outcome = check_key(&mut key, &params, cost, at_ms)?;
-    if apply_key(&mut key, &outcome)? {
+    let outcome = check(&mut key, &params, cost, at_ms)?;
+    if apply(&mut key, &outcome)? {
         super::publish_write(call, &COST, 6, &options, outcome.at_ms, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -97,20 +97,10 @@ pub fn parse_params(call: &Call, first: usize) -> CommandResult<BucketParams> {
     })
 }
 
-/// Decides on a read-only view of the key named by argument `key`, so a
-/// denied call or a peek leaves the key untouched (WATCH included).
+/// Decides on the bucket in `key`. Opened for writing too, the key is
+/// signalled as modified only if [`apply`] writes, so a denied call or a
+/// peek leaves it untouched (WATCH included).
 pub fn check(
-    call: &Call,
-    key: usize,
-    params: &BucketParams,
-    cost: i64,
-    now_ms: i64,
-) -> CommandResult<BucketOutcome> {
-    check_key(&mut call.read_key(key)?, params, cost, now_ms)
-}
-
-/// [`check`] on a key already open.
-pub fn check_key(
     key: &mut Key,
     params: &BucketParams,
     cost: i64,
@@ -125,16 +115,9 @@ pub fn check_key(
     ))
 }
 
-/// Stores what an allowed call wrote, with its TTL; false when it wrote nothing.
-pub fn apply(call: &Call, key: usize, outcome: &BucketOutcome) -> CommandResult<bool> {
-    if outcome.write.is_none() {
-        return Ok(false);
-    }
-    apply_key(&mut call.write_key(key)?, outcome)
-}
-
-/// [`apply`] on a key already open for writing.
-pub fn apply_key(key: &mut Key, outcome: &BucketOutcome) -> CommandResult<bool> {
+/// Stores what an allowed call wrote, with its TTL, in `key` (open for
+/// writing); false when it wrote nothing.
+pub fn apply(key: &mut Key, outcome: &BucketOutcome) -> CommandResult<bool> {
     let Some(written) = outcome.write else {
         return Ok(false);
     };
