@@ -84,7 +84,7 @@ impl OptionName {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Options {
     pub cost: Option<i64>,
-    pub costs: Option<Vec<i64>>,
+    pub costs: Option<crate::commands::PerKey<i64>>,
     pub at: Option<i64>,
     /// Where the `AT` keyword stands among the option words.
     pub at_offset: Option<usize>,
@@ -121,7 +121,7 @@ pub fn parse_options<'a>(
         };
         let repeated = match name {
             OptionName::Costs(count) => {
-                let mut values = Vec::with_capacity(count);
+                let mut values = crate::commands::PerKey::with_capacity(count);
                 for _ in 0..count {
                     let (_, raw) = args.next().ok_or_else(|| value_missing(count))?;
                     values.push(name.value_arg().parse(raw)?);
@@ -231,7 +231,7 @@ mod tests {
             costs,
             Ok(Options {
                 cost: None,
-                costs: Some(vec![1, 0]),
+                costs: Some(smallvec::smallvec![1, 0]),
                 at: Some(9),
                 at_offset: Some(3),
             })

@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::native_types::RedisType;
 use redis_module::raw;
+use smallvec::SmallVec;
 
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
@@ -296,35 +297,21 @@ impl<'a> Call<'a> {
         let skipped = |index: usize| {
             keys.contains(&index) || at_index.is_some_and(|at| index == at || index == at + 1)
         };
-        let mut text = PinnedText::new();
-        text.push(command.to_bytes());
-        for (_, word) in (1..self.argv.len())
+        let mut text: SmallVec<[u8; 128]> = SmallVec::new();
+        text.extend_from_slice(command.to_bytes());
+        for word in (1..self.argv.len())
             .filter(|&i| !skipped(i))
-            .filter_map(|i| self.arg(i).ok().map(|word| (i, word)))
+            .filter_map(|i| self.arg(i).ok())
+            .chain([&b"AT"[..], itoa_i64(at_ms, &mut [0u8; 20])])
         {
-            text.push(word);
+            text.push(b' ');
+            text.extend_from_slice(word);
         }
-        text.push(b"AT");
-        text.push(itoa_i64(at_ms, &mut [0u8; 20]));
-        let text = text.into_string()?;
-        let keys_len = keys.len();
-        let words = keys
+        let text = OwnedString::new(&text)?;
+        let mut argv: SmallVec<[RawString; 4]> = keys
             .filter_map(|i| self.argv.get(i).copied())
-            .chain([text.0]);
-        // A single key and the text fit on the stack; RL.ALL may not.
-        let mut on_stack = [std::ptr::null_mut(); 4];
-        let mut on_heap = Vec::new();
-        let argv: &mut [RawString] = if keys_len < on_stack.len() {
-            let mut len = 0;
-            for (slot, word) in on_stack.iter_mut().zip(words) {
-                *slot = word;
-                len += 1;
-            }
-            &mut on_stack[..len]
-        } else {
-            on_heap.extend(words);
-            &mut on_heap
-        };
+            .chain([text.0])
+            .collect();
         let replicate = unsafe { raw::RedisModule_Replicate }
             .ok_or(CommandError::Server("replication API missing"))?;
         // SAFETY: "v" takes a RedisModuleString array and its length; Redis
@@ -342,52 +329,6 @@ impl<'a> Call<'a> {
             return Err(CommandError::Server("replication failed"));
         }
         Ok(())
-    }
-}
-
-/// The text of a replication form, on the stack unless it is long.
-struct PinnedText {
-    short: [u8; 128],
-    len: usize,
-    long: Vec<u8>,
-}
-
-impl PinnedText {
-    fn new() -> PinnedText {
-        PinnedText {
-            short: [0; 128],
-            len: 0,
-            long: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, word: &[u8]) {
-        let separator: &[u8] = if self.len == 0 && self.long.is_empty() {
-            b""
-        } else {
-            b" "
-        };
-        let end = self.len + separator.len() + word.len();
-        if self.long.is_empty() && end <= self.short.len() {
-            self.short[self.len..self.len + separator.len()].copy_from_slice(separator);
-            self.short[self.len + separator.len()..end].copy_from_slice(word);
-            self.len = end;
-        } else {
-            if self.long.is_empty() {
-                self.long.extend_from_slice(&self.short[..self.len]);
-            }
-            self.long.extend_from_slice(separator);
-            self.long.extend_from_slice(word);
-        }
-    }
-
-    fn into_string(self) -> CommandResult<OwnedString> {
-        let bytes = if self.long.is_empty() {
-            &self.short[..self.len]
-        } else {
-            &self.long[..]
-        };
-        OwnedString::new(bytes)
     }
 }
 

@@ -18,7 +18,7 @@ pub enum Reply {
     All {
         allowed: bool,
         retry_after_ms: i64,
-        decisions: Vec<(Decision, Option<i64>)>,
+        decisions: crate::commands::PerKey<(Decision, Option<i64>)>,
     },
     Integer(i64),
     /// CL.THROTTLE's five integers, `limited` first.

@@ -6,6 +6,7 @@ use crate::algo::sliding_log::{LogOutcome, LogParams};
 use crate::algo::token_bucket::{BucketOutcome, BucketParams};
 use crate::algo::{Evaluation, NEVER};
 use crate::args::{parse_options, printable, IntArg, OptionName, Options};
+use crate::commands::PerKey;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
@@ -90,8 +91,8 @@ impl Checked<'_> {
 }
 
 struct Request {
-    specs: Vec<Spec>,
-    costs: Vec<i64>,
+    specs: PerKey<Spec>,
+    costs: PerKey<i64>,
     options: Options,
     /// Index of the first argument after the specs: the first option.
     specs_end: usize,
@@ -122,8 +123,8 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
     let now = request.options.at.unwrap_or_else(|| call.now_ms());
     // Each key is opened once (the keys are distinct), for writing: only
     // the keys an allowed call writes are signalled as modified.
-    let mut keys = Vec::with_capacity(request.specs.len());
-    let mut checked = Vec::with_capacity(request.specs.len());
+    let mut keys: PerKey<Key> = PerKey::new();
+    let mut checked: PerKey<Checked> = PerKey::new();
     for (n, (spec, &cost)) in request.specs.iter().zip(&request.costs).enumerate() {
         let mut key = call.update_key(key_index(n))?;
         let outcome = match spec {
@@ -144,7 +145,7 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
     }
     let allowed = checked.iter().all(|c| c.evaluation().allowed);
     if allowed {
-        let mut written = Vec::with_capacity(checked.len());
+        let mut written: PerKey<usize> = PerKey::new();
         for (n, (check, key)) in checked.iter().zip(&mut keys).enumerate() {
             if check.apply(key)? {
                 written.push(key_index(n));
@@ -155,7 +156,7 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
             super::publish_write(call, &ALL, request.specs_end, options, now, &written)?;
         }
     }
-    let evaluations: Vec<&Evaluation> = checked.iter().map(Checked::evaluation).collect();
+    let evaluations: PerKey<&Evaluation> = checked.iter().map(Checked::evaluation).collect();
     Ok(Reply::All {
         allowed,
         retry_after_ms: overall_retry_after(&evaluations),
@@ -196,7 +197,7 @@ fn parse(call: &Call) -> CommandResult<Request> {
             }
         }
     }
-    let mut specs = Vec::with_capacity(count);
+    let mut specs = PerKey::new();
     let mut next = key_index(count);
     for n in 1..=count {
         let (spec, words) = parse_spec(call, next).map_err(|error| error.at_position(n))?;
@@ -212,7 +213,7 @@ fn parse(call: &Call) -> CommandResult<Request> {
             return Err(CommandError::invalid("COST and COSTS cannot be combined"))
         }
         (_, Some(costs)) => costs,
-        (cost, None) => vec![cost.unwrap_or(1); count],
+        (cost, None) => smallvec::smallvec![cost.unwrap_or(1); count],
     };
     for (n, (spec, &cost)) in specs.iter().zip(&costs).enumerate() {
         if matches!(spec, Spec::Acquire(_)) && cost > 1 {

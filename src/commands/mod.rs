@@ -13,6 +13,10 @@ pub mod token_bucket;
 
 use crate::registry::{CommandSpec, KeyLayout};
 
+/// One item per key of a call: on the stack for the usual few keys, so a
+/// call allocates nothing for them.
+pub type PerKey<T> = smallvec::SmallVec<[T; 4]>;
+
 /// Every command the module registers.
 pub fn all() -> [&'static CommandSpec; 14] {
     [
