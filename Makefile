@@ -1,7 +1,7 @@
 MODULE := target/release/libredis_ratelimit.so
 PORT ?= 6379
 
-.PHONY: all deps build install uninstall run test test-valkey bench lint lua clean
+.PHONY: all deps build install uninstall run test test-valkey bench profile lint lua clean
 
 all: build
 
@@ -50,6 +50,14 @@ test-valkey: build
 # and bench/ratios.svg. Not part of make test.
 bench: build
 	cargo bench --bench bench
+
+# Instructions per call under callgrind (repeatable, unlike wall time), for
+# the allowed paths against INCR; PROFILE="..." to choose the commands.
+PROFILE ?= "INCR c:__rand_int__" "RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000" \
+	"RL.SLIDELOG l:__rand_int__ 100 60000" \
+	"RL.ALL 2 a:__rand_int__ l:__rand_int__ TOKENBUCKET 1000000000 1 3600000 SLIDELOG 100 60000"
+profile: build
+	scripts/profile.sh $(PROFILE)
 
 # Regenerates lua/*.lua from lua/src/ and lua/lib/.
 lua:
