@@ -32,10 +32,10 @@ run=1
 for command in "$@"; do
   # shellcheck disable=SC2086
   bench $command
-  callgrind_control -z "$master" >/dev/null
+  callgrind_control -z "$master" >/dev/null 2>&1
   # shellcheck disable=SC2086
   bench $command
-  callgrind_control -d "run$run" "$master" >/dev/null
+  callgrind_control -d "run$run" "$master" >/dev/null 2>&1
   total=$(grep -m1 '^summary:' "$OUT/cg.out.$run" | awk '{print $2}')
   printf '%8d instructions/request  %s  (%s)\n' $((total / N)) "$command" "$OUT/cg.out.$run"
   run=$((run + 1))
