@@ -102,7 +102,8 @@ local function store_leases(key, at, mode)
   local ttl = last and (last - at) or nil
   if mode == 'set' then
     if ttl then redis.call('PEXPIRE', key, fmt(ttl)) end
-  else
+  elseif ttl then
+    -- with no live lease left, the key keeps the TTL it has
     extend_ttl(key, ttl)
   end
 end

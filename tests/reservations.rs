@@ -535,3 +535,44 @@ fn all_admits_a_rate_limit_a_reservation_and_a_lease_together_or_not_at_all() {
         "ERR spec 1: ACQUIRE takes a cost of 0 or 1"
     );
 }
+
+#[test]
+fn releasing_the_last_lease_keeps_the_key_expiring() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(include_str!("../lua/release.lua"))
+        .query(&mut con)
+        .unwrap();
+    let acquire: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(include_str!("../lua/acquire.lua"))
+        .query(&mut con)
+        .unwrap();
+    let native = ints(&mut con, &["RL.ACQUIRE", "native", "2", "60000"]);
+    let lua: Vec<i64> = redis::cmd("EVALSHA")
+        .arg(&acquire)
+        .arg(1)
+        .arg("lua")
+        .arg(2)
+        .arg(60_000)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        int(&mut con, &["RL.RELEASE", "native", &native[5].to_string()]),
+        1
+    );
+    let released: i64 = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg("lua")
+        .arg(lua[5])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(released, 1);
+    for key in ["native", "lua"] {
+        let ttl = int(&mut con, &["PTTL", key]);
+        assert!(ttl > 0 && ttl <= 60_000, "{key} keeps its TTL: {ttl}");
+    }
+}

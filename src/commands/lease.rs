@@ -188,6 +188,10 @@ fn change_live_lease(
         .last_end_ms(at_ms)
         .map(|end| end.saturating_sub(at_ms));
     key.mark_written();
-    key.extend_ttl(ttl);
+    // With no live lease left the key needs no longer TTL, and keeps the
+    // one it has: it still expires.
+    if ttl.is_some() {
+        key.extend_ttl(ttl);
+    }
     Ok(Some(at_ms))
 }
