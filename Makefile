@@ -32,6 +32,8 @@ run: build
 	@echo "  redis-cli -p $(PORT) RL.TOKENBUCKET user:42 10 1 1000"
 	@echo "  redis-cli -p $(PORT) RL.COST llm:user:42 10000 100 1000 1500"
 	@echo "  redis-cli -p $(PORT) RL.SLIDELOG login:42 5 60000"
+	@echo "  redis-cli -p $(PORT) INFO rl"
+	@echo "  redis-cli -p $(PORT) CONFIG GET rl.max-log-limit"
 	@echo "Stop it with Ctrl-C."
 	@echo
 	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no \
