@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dump, error, ints, Server};
+use common::{dump, error, info_field, ints, key_events, start_pair, wait_for_replica, Server};
 use redis::{Connection, Value};
 
 /// `CL.THROTTLE key args...` with a binary-safe key.
@@ -32,32 +32,6 @@ fn int_reply(con: &mut Connection, command: &str, key: &[u8]) -> i64 {
 fn server_time_ns(con: &mut Connection) -> i64 {
     let (seconds, micros): (i64, i64) = redis::cmd("TIME").query(con).expect("TIME");
     seconds * 1_000_000_000 + micros * 1_000
-}
-
-fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn start_pair() -> (Server, Server) {
-    let master = Server::start();
-    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
-    let mut con = replica.connect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut con, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica did not sync");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (master, replica)
-}
-
-fn wait_for_replica(master: &mut Connection) {
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(master).unwrap();
-    assert_eq!(acked, 1, "the replica acknowledged");
 }
 
 #[test]
@@ -418,58 +392,47 @@ fn replica_and_aof_hold_the_masters_exact_state() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
     let mut replica_con = replica.connect();
-    // The replica announces what it applies: redis-cell's string and expiry.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("KEA")
-        .query::<()>(&mut replica_con)
-        .unwrap();
-    let mut listener = replica.connect();
-    listener
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut pubsub = listener.as_pubsub();
-    pubsub.psubscribe("__keyevent@0__:*").unwrap();
-
-    // The replica is stalled while the master serves calls on its clock:
-    // applying them later must still give the master's state.
-    let stalled = {
-        let mut stalled_con = replica.connect();
-        std::thread::spawn(move || {
-            redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("0.5")
-                .query::<()>(&mut stalled_con)
-                .unwrap();
-        })
-    };
-    std::thread::sleep(Duration::from_millis(50));
     let keys: Vec<Vec<u8>> = (0..20)
         .map(|i| format!("cell:{i}").into_bytes())
         .chain([b"\xff\x00binary".to_vec()])
         .collect();
-    for round in 0..300i64 {
-        let key = &keys[(round % keys.len() as i64) as usize];
-        let mut pipe = redis::pipe();
-        pipe.cmd("CL.THROTTLE")
-            .arg(key)
-            .arg(5)
-            .arg(7)
-            .arg(3600)
-            .arg(round % 4)
-            .ignore();
-        pipe.query::<()>(&mut con).unwrap();
-    }
-    // Scripts replicate the effects, here the SET.
-    redis::cmd("EVAL")
-        .arg("return redis.call('CL.THROTTLE', KEYS[1], 1, 1, 3600)")
-        .arg(1)
-        .arg("scripted")
-        .query::<Vec<i64>>(&mut con)
-        .unwrap();
-    stalled.join().unwrap();
-    wait_for_replica(&mut con);
+    // The replica announces what it applies: redis-cell's string and expiry.
+    let events = key_events(&replica, "KEA", || {
+        // The replica is stalled while the master serves calls on its clock:
+        // applying them later must still give the master's state.
+        let stalled = {
+            let mut stalled_con = replica.connect();
+            std::thread::spawn(move || {
+                redis::cmd("DEBUG")
+                    .arg("SLEEP")
+                    .arg("0.5")
+                    .query::<()>(&mut stalled_con)
+                    .unwrap();
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        for round in 0..300i64 {
+            let key = &keys[(round % keys.len() as i64) as usize];
+            let mut pipe = redis::pipe();
+            pipe.cmd("CL.THROTTLE")
+                .arg(key)
+                .arg(5)
+                .arg(7)
+                .arg(3600)
+                .arg(round % 4)
+                .ignore();
+            pipe.query::<()>(&mut con).unwrap();
+        }
+        // Scripts replicate the effects, here the SET.
+        redis::cmd("EVAL")
+            .arg("return redis.call('CL.THROTTLE', KEYS[1], 1, 1, 3600)")
+            .arg(1)
+            .arg("scripted")
+            .query::<Vec<i64>>(&mut con)
+            .unwrap();
+        stalled.join().unwrap();
+        wait_for_replica(&mut con);
+    });
     let keys: Vec<Vec<u8>> = keys.into_iter().chain([b"scripted".to_vec()]).collect();
     for key in &keys {
         let on_master = dump(&mut con, key);
@@ -488,16 +451,9 @@ fn replica_and_aof_hold_the_masters_exact_state() {
     let digest =
         |c: &mut Connection| -> String { redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap() };
     assert_eq!(digest(&mut replica_con), digest(&mut con));
-    let mut events = Vec::new();
-    while let Ok(message) = pubsub.get_message() {
-        events.push(message.get_channel_name().to_owned());
-    }
+    assert!(events.iter().any(|e| e.starts_with("set ")), "{events:?}");
     assert!(
-        events.iter().any(|e| e == "__keyevent@0__:set"),
-        "{events:?}"
-    );
-    assert!(
-        events.iter().any(|e| e == "__keyevent@0__:expire"),
+        events.iter().any(|e| e.starts_with("expire ")),
         "{events:?}"
     );
 
@@ -564,33 +520,13 @@ fn aof_replay_after_kill_keeps_the_exact_state() {
 fn writes_send_cl_throttle_events_and_the_rest_none() {
     let server = Server::start();
     let mut con = server.connect();
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("KEA")
-        .query::<()>(&mut con)
-        .unwrap();
-    let mut listener = server.connect();
-    listener
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut pubsub = listener.as_pubsub();
-    pubsub.psubscribe("__keyevent@0__:*").unwrap();
-    throttle(&mut con, b"n", &[0, 1, 60]);
-    throttle(&mut con, b"n", &[0, 1, 60]); // limited
-    throttle(&mut con, b"n", &[0, 1, 60, 0]); // peek
-    throttle(&mut con, b"m", &[0, 1, 60, 0]); // peek on a missing key
-    throttle(&mut con, b"m", &[3, 1, 60, 2]);
-    let mut events = Vec::new();
-    while let Ok(message) = pubsub.get_message() {
-        let key: String = message.get_payload().unwrap();
-        events.push(format!(
-            "{} {key}",
-            message
-                .get_channel_name()
-                .trim_start_matches("__keyevent@0__:")
-        ));
-    }
+    let events = key_events(&server, "KEA", || {
+        throttle(&mut con, b"n", &[0, 1, 60]);
+        throttle(&mut con, b"n", &[0, 1, 60]); // limited
+        throttle(&mut con, b"n", &[0, 1, 60, 0]); // peek
+        throttle(&mut con, b"m", &[0, 1, 60, 0]); // peek on a missing key
+        throttle(&mut con, b"m", &[3, 1, 60, 2]);
+    });
     assert_eq!(events, ["cl.throttle n", "cl.throttle m"]);
 }
 

@@ -3,67 +3,43 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{ints, Server};
+use common::{ints, key_events, Server};
 
 #[test]
 fn writes_notify_and_denials_and_peeks_do_not() {
     let server = Server::start();
     let mut con = server.connect();
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("Ed")
-        .query::<()>(&mut con)
-        .unwrap();
-    let mut listener = server.connect();
-    listener
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut pubsub = listener.as_pubsub();
-    pubsub.psubscribe("__keyevent@0__:rl.*").unwrap();
-
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "60000"]);
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "60000"]); // denied
-    ints(
-        &mut con,
-        &["RL.TOKENBUCKET", "b", "1", "1", "60000", "COST", "0"],
-    ); // peek
-    ints(&mut con, &["RL.SLIDELOG", "l", "5", "60000"]);
-    redis::cmd("RL.ALL")
-        .arg(2)
-        .arg("x")
-        .arg("y")
-        .arg("SLIDELOG")
-        .arg(5)
-        .arg(1000)
-        .arg("TOKENBUCKET")
-        .arg(5)
-        .arg(1)
-        .arg(1000)
-        .arg("COSTS")
-        .arg(1)
-        .arg(0)
-        .query::<redis::Value>(&mut con)
-        .unwrap();
-    let reserved = ints(
-        &mut con,
-        &["RL.RESERVE", "r", "10", "1", "1000", "2", "60000"],
-    );
-    ints(&mut con, &["RL.SETTLE", "r", &reserved[5].to_string(), "1"]);
-    ints(&mut con, &["RL.SETTLE", "r", &reserved[5].to_string(), "1"]); // already settled
-
-    let mut events = Vec::new();
-    while let Ok(message) = pubsub.get_message() {
-        let key: String = message.get_payload().unwrap();
-        events.push(format!(
-            "{} {key}",
-            message
-                .get_channel_name()
-                .trim_start_matches("__keyevent@0__:")
-        ));
-    }
+    let events = key_events(&server, "Ed", || {
+        ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "60000"]);
+        ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "60000"]); // denied
+        ints(
+            &mut con,
+            &["RL.TOKENBUCKET", "b", "1", "1", "60000", "COST", "0"],
+        ); // peek
+        ints(&mut con, &["RL.SLIDELOG", "l", "5", "60000"]);
+        redis::cmd("RL.ALL")
+            .arg(2)
+            .arg("x")
+            .arg("y")
+            .arg("SLIDELOG")
+            .arg(5)
+            .arg(1000)
+            .arg("TOKENBUCKET")
+            .arg(5)
+            .arg(1)
+            .arg(1000)
+            .arg("COSTS")
+            .arg(1)
+            .arg(0)
+            .query::<redis::Value>(&mut con)
+            .unwrap();
+        let reserved = ints(
+            &mut con,
+            &["RL.RESERVE", "r", "10", "1", "1000", "2", "60000"],
+        );
+        ints(&mut con, &["RL.SETTLE", "r", &reserved[5].to_string(), "1"]);
+        ints(&mut con, &["RL.SETTLE", "r", &reserved[5].to_string(), "1"]); // already settled
+    });
     assert_eq!(
         events,
         [

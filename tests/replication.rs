@@ -5,34 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, dump, ints, Rng, Server};
-use redis::Connection;
-
-fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn start_pair() -> (Server, Server) {
-    let master = Server::start();
-    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
-    let mut con = replica.connect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut con, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica did not sync");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (master, replica)
-}
-
-fn wait_for_replica(master: &mut Connection) {
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(master).unwrap();
-    assert_eq!(acked, 1, "the replica acknowledged");
-}
+use common::{call, dump, info_field, ints, start_pair, wait_for_replica, Rng};
 
 #[test]
 fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {

@@ -294,3 +294,61 @@ impl Rng {
         self.next() % 100 < percent
     }
 }
+
+/// A field of `INFO section`, empty when absent.
+pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// A master and its replica, once the replica is in sync.
+pub fn start_pair() -> (Server, Server) {
+    let master = Server::start();
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let mut con = replica.connect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "replica did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (master, replica)
+}
+
+/// Waits until the one replica has acknowledged every write so far.
+pub fn wait_for_replica(master: &mut Connection) {
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(master).unwrap();
+    assert_eq!(acked, 1, "the replica acknowledged");
+}
+
+/// The keyspace events `server` sends while `act` runs, with
+/// `notify-keyspace-events` set to `flags`: each as "event key", the event
+/// without its `__keyevent@0__:` prefix.
+pub fn key_events(server: &Server, flags: &str, act: impl FnOnce()) -> Vec<String> {
+    let mut con = server.connect();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg(flags)
+        .query::<()>(&mut con)
+        .unwrap();
+    let mut listener = server.connect();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut pubsub = listener.as_pubsub();
+    pubsub.psubscribe("__keyevent@0__:*").unwrap();
+    act();
+    let mut events = Vec::new();
+    while let Ok(message) = pubsub.get_message() {
+        let key = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+        let event = message
+            .get_channel_name()
+            .trim_start_matches("__keyevent@0__:");
+        events.push(format!("{event} {key}"));
+    }
+    events
+}
