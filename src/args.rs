@@ -57,6 +57,33 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
     Some(value)
 }
 
+/// `value` in base 10, written into `buffer`.
+pub fn format_i64(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut magnitude = value.unsigned_abs();
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    &buffer[start..]
+}
+
+/// `bytes` without a leading `prefix`, compared ignoring ASCII case.
+pub fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> &'a [u8] {
+    match bytes.split_at_checked(prefix.len()) {
+        Some((head, rest)) if head.eq_ignore_ascii_case(prefix) => rest,
+        _ => bytes,
+    }
+}
+
 /// The trailing options a command accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionName {
@@ -163,6 +190,27 @@ pub fn printable(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_format_like_to_string() {
+        for value in [0, 1, -1, 9, 10, 1_700_000_000_000, i64::MAX, i64::MIN] {
+            assert_eq!(
+                format_i64(value, &mut [0; 20]),
+                value.to_string().as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_strip_ignoring_case() {
+        assert_eq!(strip_prefix_ignore_case(b"RL.ALL", b"rl."), b"ALL");
+        assert_eq!(strip_prefix_ignore_case(b"rl.x", b"rl."), b"x");
+        assert_eq!(
+            strip_prefix_ignore_case(b"CL.THROTTLE", b"rl."),
+            b"CL.THROTTLE"
+        );
+        assert_eq!(strip_prefix_ignore_case(b"rl", b"rl."), b"rl");
+    }
 
     #[test]
     fn integers_parse_like_redis() {

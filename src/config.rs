@@ -95,10 +95,7 @@ fn defaults_from_arguments(args: &[&[u8]]) -> Result<[i64; SETTINGS.len()], Stri
                 String::from_utf8_lossy(pair.first().copied().unwrap_or_default())
             ));
         };
-        let bare = match name.get(..3) {
-            Some(prefix) if prefix.eq_ignore_ascii_case(b"rl.") => &name[3..],
-            _ => name,
-        };
+        let bare = crate::args::strip_prefix_ignore_case(name, b"rl.");
         let Some(index) = SETTINGS
             .iter()
             .position(|s| bare.eq_ignore_ascii_case(s.name.to_bytes()))

@@ -239,11 +239,7 @@ impl<'a> Call<'a> {
         ) else {
             return;
         };
-        // Zeroed, and at most 31 bytes are copied: always nul-terminated.
-        let mut event = [0u8; 32];
-        for (slot, byte) in event.iter_mut().zip(command.to_bytes().iter().take(31)) {
-            *slot = byte.to_ascii_lowercase();
-        }
+        let event = lowercase_name(command.to_bytes());
         // SAFETY: ctx and key are live; Redis copies the event name.
         unsafe {
             notify(
@@ -302,7 +298,7 @@ impl<'a> Call<'a> {
         for word in (1..self.argv.len())
             .filter(|&i| !skipped(i))
             .filter_map(|i| self.arg(i).ok())
-            .chain([&b"AT"[..], itoa_i64(at_ms, &mut [0u8; 20])])
+            .chain([&b"AT"[..], crate::args::format_i64(at_ms, &mut [0u8; 20])])
         {
             text.push(b' ');
             text.extend_from_slice(word);
@@ -358,23 +354,14 @@ impl Drop for OwnedString {
     }
 }
 
-/// `value` in base 10, written into `buffer`.
-fn itoa_i64(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
-    let mut magnitude = value.unsigned_abs();
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
-        if magnitude == 0 {
-            break;
-        }
+/// `name` in lower case as a nul-terminated C string, cut at 31 bytes:
+/// keyspace event and INFO field names.
+pub fn lowercase_name(name: &[u8]) -> [u8; 32] {
+    let mut lower = [0u8; 32];
+    for (slot, byte) in lower.iter_mut().zip(name.iter().take(31)) {
+        *slot = byte.to_ascii_lowercase();
     }
-    if value < 0 {
-        start -= 1;
-        buffer[start] = b'-';
-    }
-    &buffer[start..]
+    lower
 }
 
 /// The bytes of a RedisModuleString.
@@ -522,8 +509,8 @@ impl Key {
     /// missing; WRONGTYPE when it holds anything but a string.
     ///
     /// Redis converts an integer-encoded or embedded string to a plain one
-    /// for this read (its DMA access): the value and its DUMP stay the same,
-    /// nothing is signalled, so a read-only open stays invisible to WATCH.
+    /// for this read (its DMA access): the value and its DUMP stay the same
+    /// and nothing is signalled, so reading stays invisible to WATCH.
     pub fn string(&mut self) -> CommandResult<Option<&[u8]>> {
         if self.is_empty() {
             return Ok(None);

@@ -130,14 +130,8 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) 
 /// `RL.TOKENBUCKET` -> `tokenbucket`, `CL.THROTTLE` -> `cl.throttle`,
 /// nul-terminated.
 fn info_name(command: &CStr) -> [u8; 32] {
-    let bytes = command.to_bytes();
-    let bytes = match bytes.get(..3) {
-        Some(prefix) if prefix.eq_ignore_ascii_case(b"RL.") => &bytes[3..],
-        _ => bytes,
-    };
-    let mut name = [0u8; 32];
-    for (slot, byte) in name.iter_mut().zip(bytes.iter().take(31)) {
-        *slot = byte.to_ascii_lowercase();
-    }
-    name
+    crate::ffi::lowercase_name(crate::args::strip_prefix_ignore_case(
+        command.to_bytes(),
+        b"rl.",
+    ))
 }

@@ -10,10 +10,8 @@
 //! `cl.throttle` in the module class, like every command of this module;
 //! replicas, which apply the SET, send `set` and `expire` instead.
 
-use std::io::Write;
-
 use crate::algo::gcra::{self, Gcra, GcraError, GcraParams, MAX_SECONDS};
-use crate::args::{parse_i64, IntArg};
+use crate::args::{format_i64, parse_i64, IntArg};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::Call;
@@ -67,30 +65,22 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
         .now_ms()
         .checked_mul(NANOS_PER_MS)
         .ok_or(CommandError::Server("the server clock is out of range"))?;
-    // Decide on a read-only view, so that a limited call or a peek leaves
-    // the key untouched (WATCH included).
-    let stored = {
-        let mut key = call.read_key(1)?;
-        match key.string()? {
-            Some(bytes) => Some(parse_i64(bytes).ok_or_else(|| {
-                CommandError::invalid(
-                    "the value at the key is not a CL.THROTTLE state (an integer TAT in nanoseconds)",
-                )
-            })?),
-            None => None,
-        }
+    // One open for the decision and the write; the key is signalled as
+    // modified only when written, so a limited call or a peek leaves it
+    // untouched (WATCH included).
+    let mut key = call.update_key(1)?;
+    let stored = match key.string()? {
+        Some(bytes) => Some(parse_i64(bytes).ok_or_else(|| {
+            CommandError::invalid(
+                "the value at the key is not a CL.THROTTLE state (an integer TAT in nanoseconds)",
+            )
+        })?),
+        None => None,
     };
     let outcome = gcra::throttle(stored, &rule, now_ns, quantity).map_err(rule_error)?;
     if let (Some(tat), Some(expire_at_ms)) = (outcome.write, outcome.expire_at_ms()) {
-        let mut digits = [0u8; 20];
-        let written = {
-            let mut cursor = &mut digits[..];
-            write!(cursor, "{tat}")
-                .map_err(|_| CommandError::Server("could not format the TAT"))?;
-            20 - cursor.len()
-        };
-        let mut key = call.write_key(1)?;
-        key.write_string(&digits[..written])?;
+        key.mark_written();
+        key.write_string(format_i64(tat, &mut [0u8; 20]))?;
         key.set_expire_at(expire_at_ms)?;
         drop(key);
         call.replicate_string_set(1, tat, expire_at_ms)?;
