@@ -113,8 +113,6 @@ pub struct Options {
     pub cost: Option<i64>,
     pub costs: Option<crate::commands::PerKey<i64>>,
     pub at: Option<i64>,
-    /// Where the `AT` keyword stands among the option words.
-    pub at_offset: Option<usize>,
 }
 
 /// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
@@ -123,8 +121,8 @@ pub fn parse_options<'a>(
     accepted: &[OptionName],
 ) -> CommandResult<Options> {
     let mut options = Options::default();
-    let mut args = args.into_iter().enumerate();
-    while let Some((offset, word)) = args.next() {
+    let mut args = args.into_iter();
+    while let Some(word) = args.next() {
         let Some(&name) = accepted
             .iter()
             .find(|name| word.eq_ignore_ascii_case(name.keyword().as_bytes()))
@@ -143,23 +141,20 @@ pub fn parse_options<'a>(
             CommandError::invalid(format!("option {} needs {wanted}", name.keyword()))
         };
         let mut next_value = || -> CommandResult<i64> {
-            let (_, raw) = args.next().ok_or_else(|| value_missing(1))?;
+            let raw = args.next().ok_or_else(|| value_missing(1))?;
             name.value_arg().parse(raw)
         };
         let repeated = match name {
             OptionName::Costs(count) => {
                 let mut values = crate::commands::PerKey::with_capacity(count);
                 for _ in 0..count {
-                    let (_, raw) = args.next().ok_or_else(|| value_missing(count))?;
+                    let raw = args.next().ok_or_else(|| value_missing(count))?;
                     values.push(name.value_arg().parse(raw)?);
                 }
                 options.costs.replace(values).is_some()
             }
             OptionName::Cost => options.cost.replace(next_value()?).is_some(),
-            OptionName::At => {
-                options.at_offset = Some(offset);
-                options.at.replace(next_value()?).is_some()
-            }
+            OptionName::At => options.at.replace(next_value()?).is_some(),
         };
         if repeated {
             return Err(CommandError::invalid(format!(
@@ -268,7 +263,6 @@ mod tests {
                 cost: Some(3),
                 costs: None,
                 at: Some(5),
-                at_offset: Some(0),
             })
         );
         let costs = parse_options(
@@ -281,7 +275,6 @@ mod tests {
                 cost: None,
                 costs: Some(smallvec::smallvec![1, 0]),
                 at: Some(9),
-                at_offset: Some(3),
             })
         );
         assert_eq!(parse_options(words(&[]), &all), Ok(Options::default()));

@@ -4,13 +4,13 @@
 //! Every raw API is an `Option<fn>`: a missing one turns into an error reply
 //! or a no-op here, never a panic.
 
+use std::cell::Cell;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::native_types::RedisType;
 use redis_module::raw;
-use smallvec::SmallVec;
 
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
@@ -44,6 +44,7 @@ pub fn dispatch(
         ctx,
         argv,
         replay: None,
+        clock_read: Cell::new(None),
     };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&call)));
     match &result {
@@ -78,6 +79,8 @@ pub struct Call<'a> {
     ctx: Ctx,
     argv: &'a [RawString],
     replay: Option<&'a Replay<'a>>,
+    /// The time the call read from the clock, if it read one.
+    clock_read: Cell<Option<i64>>,
 }
 
 /// The arguments of a command rebuilt from its replication form
@@ -95,6 +98,7 @@ impl<'a> Call<'a> {
             ctx: self.ctx,
             argv: self.argv,
             replay: Some(replay),
+            clock_read: Cell::new(None),
         }
     }
 
@@ -162,12 +166,31 @@ impl<'a> Call<'a> {
         (index..self.arg_count()).filter_map(|i| self.arg(i).ok())
     }
 
-    /// The server's clock in unix ms.
+    /// The time, in unix ms, of a call that pins none with `AT` (see
+    /// [`crate::replication::clock_ms`]); [`Call::clock_read`] remembers it.
     pub fn now_ms(&self) -> i64 {
-        match unsafe { raw::RedisModule_Milliseconds } {
-            // SAFETY: no arguments; reads the clock.
-            Some(milliseconds) => unsafe { milliseconds() },
-            None => 0,
+        let now = crate::replication::clock_ms(self);
+        self.clock_read.set(Some(now));
+        now
+    }
+
+    /// The time [`Call::now_ms`] gave this call, if it asked.
+    pub fn clock_read(&self) -> Option<i64> {
+        self.clock_read.get()
+    }
+
+    /// Logs `message` at warning level in the server log.
+    pub fn log_warning(&self, message: &CStr) {
+        if let Some(log) = unsafe { raw::RedisModule_Log } {
+            // SAFETY: ctx is live; "%s" takes the nul-terminated message.
+            unsafe {
+                log(
+                    self.ctx,
+                    c"warning".as_ptr(),
+                    c"%s".as_ptr(),
+                    message.as_ptr(),
+                )
+            };
         }
     }
 
@@ -188,6 +211,25 @@ impl<'a> Call<'a> {
     /// denied call or a peek leaves WATCH untouched.
     pub fn update_key(&self, index: usize) -> CommandResult<Key> {
         Key::open(self.ctx, self.raw(index)?, KeyMode::Update)
+    }
+
+    /// Propagates `RL.CLOCK ms` (see [`crate::replication`]).
+    pub fn replicate_clock(&self, ms: i64) -> CommandResult<()> {
+        let replicate = unsafe { raw::RedisModule_Replicate }
+            .ok_or(CommandError::Server("replication API missing"))?;
+        // SAFETY: the format "l" matches one long long.
+        let status = unsafe {
+            replicate(
+                self.ctx,
+                c"RL.CLOCK".as_ptr(),
+                c"l".as_ptr(),
+                ms as std::os::raw::c_longlong,
+            )
+        };
+        if status != raw::Status::Ok as c_int {
+            return Err(CommandError::Server("replication failed"));
+        }
+        Ok(())
     }
 
     /// Propagates the call as it was received.
@@ -267,89 +309,6 @@ impl<'a> Call<'a> {
         {
             // SAFETY: ctx is the live context of a keys position request.
             unsafe { key_at_pos(self.ctx, pos) };
-        }
-    }
-
-    /// Propagates this call with its time pinned, so that replicas and the
-    /// AOF compute exactly what the master did. A call that already carried
-    /// exactly that time goes verbatim (as does a replayed one); any other
-    /// goes in its replication form, `RL.REPLAY key [key ...] text`, where
-    /// the text is the call's words less its keys (at `keys`) and less its
-    /// `AT` option (the keyword at index `at_index`), then `AT at_ms`:
-    /// every such word is an integer or a keyword, so spaces separate them
-    /// unambiguously. Few arguments keep replication cheap.
-    pub fn replicate_pinned(
-        &self,
-        command: &'static CStr,
-        keys: std::ops::Range<usize>,
-        at_index: Option<usize>,
-        given_at: Option<i64>,
-        at_ms: i64,
-    ) -> CommandResult<()> {
-        if self.replay.is_some() || given_at == Some(at_ms) {
-            self.replicate_verbatim();
-            return Ok(());
-        }
-        let skipped = |index: usize| {
-            keys.contains(&index) || at_index.is_some_and(|at| index == at || index == at + 1)
-        };
-        let mut text: SmallVec<[u8; 128]> = SmallVec::new();
-        text.extend_from_slice(command.to_bytes());
-        for word in (1..self.argv.len())
-            .filter(|&i| !skipped(i))
-            .filter_map(|i| self.arg(i).ok())
-            .chain([&b"AT"[..], crate::args::format_i64(at_ms, &mut [0u8; 20])])
-        {
-            text.push(b' ');
-            text.extend_from_slice(word);
-        }
-        let text = OwnedString::new(&text)?;
-        let mut argv: SmallVec<[RawString; 4]> = keys
-            .filter_map(|i| self.argv.get(i).copied())
-            .chain([text.0])
-            .collect();
-        let replicate = unsafe { raw::RedisModule_Replicate }
-            .ok_or(CommandError::Server("replication API missing"))?;
-        // SAFETY: "v" takes a RedisModuleString array and its length; Redis
-        // takes its own reference to each string.
-        let status = unsafe {
-            replicate(
-                self.ctx,
-                c"RL.REPLAY".as_ptr(),
-                c"v".as_ptr(),
-                argv.as_mut_ptr(),
-                argv.len(),
-            )
-        };
-        if status != raw::Status::Ok as c_int {
-            return Err(CommandError::Server("replication failed"));
-        }
-        Ok(())
-    }
-}
-
-/// A RedisModuleString the module made, freed on drop.
-struct OwnedString(RawString);
-
-impl OwnedString {
-    fn new(bytes: &[u8]) -> CommandResult<OwnedString> {
-        let create = unsafe { raw::RedisModule_CreateString }
-            .ok_or(CommandError::Server("string API missing"))?;
-        // SAFETY: a string owned by the module (no context), freed on drop.
-        let created = unsafe { create(std::ptr::null_mut(), bytes.as_ptr().cast(), bytes.len()) };
-        if created.is_null() {
-            return Err(CommandError::Server("could not create a string"));
-        }
-        Ok(OwnedString(created))
-    }
-}
-
-impl Drop for OwnedString {
-    fn drop(&mut self) {
-        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
-            // SAFETY: made by OwnedString::new with no context; Redis keeps
-            // its own references to what it propagates.
-            unsafe { free(std::ptr::null_mut(), self.0) };
         }
     }
 }

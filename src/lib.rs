@@ -22,6 +22,7 @@ mod ffi;
 #[cfg(test)]
 mod fuzz;
 mod registry;
+mod replication;
 mod reply;
 mod stats;
 mod types;
@@ -51,6 +52,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
     let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_slice()).collect();
     if let Err(message) = config::load(ctx.ctx, &args) {
+        ctx.log_warning(&format!("rl: {message}"));
+        return Status::Err;
+    }
+    if let Err(message) = replication::init(ctx.ctx) {
         ctx.log_warning(&format!("rl: {message}"));
         return Status::Err;
     }

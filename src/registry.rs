@@ -42,6 +42,8 @@ pub enum KeyLayout {
     NumKeys,
     /// Every argument but the last is a key, read and written.
     AllButLast,
+    /// No key: a command about the server, not the data.
+    Keyless,
 }
 
 impl KeyLayout {
@@ -49,6 +51,7 @@ impl KeyLayout {
     fn legacy_range(self) -> (c_int, c_int, c_int) {
         match self {
             KeyLayout::AllButLast => (1, -2, 1),
+            KeyLayout::Keyless => (0, 0, 0),
             KeyLayout::Written | KeyLayout::Read | KeyLayout::NumKeys => (1, 1, 1),
         }
     }
@@ -182,32 +185,34 @@ pub fn register(
 
     let written = KeySpecFlags::READ_WRITE | KeySpecFlags::ACCESS | KeySpecFlags::UPDATE;
     let key_spec = match spec.keys {
-        KeyLayout::Written => KeySpec::new(
+        KeyLayout::Keyless => None,
+        KeyLayout::Written => Some(KeySpec::new(
             None,
             written,
             BeginSearch::new_index(1),
             FindKeys::new_range(0, 1, 0),
-        ),
-        KeyLayout::Read => KeySpec::new(
+        )),
+        KeyLayout::Read => Some(KeySpec::new(
             None,
             KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
             BeginSearch::new_index(1),
             FindKeys::new_range(0, 1, 0),
-        ),
-        KeyLayout::NumKeys => KeySpec::new(
+        )),
+        KeyLayout::NumKeys => Some(KeySpec::new(
             None,
             written,
             BeginSearch::new_index(1),
             FindKeys::new_keys_num(0, 1, 1),
-        ),
-        KeyLayout::AllButLast => KeySpec::new(
+        )),
+        KeyLayout::AllButLast => Some(KeySpec::new(
             None,
             written,
             BeginSearch::new_index(1),
             FindKeys::new_range(-2, 1, 0),
-        ),
+        )),
     };
-    let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> = vec![(&key_spec).into()];
+    let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> =
+        key_spec.iter().map(Into::into).collect();
     // SAFETY: an all-zero key spec is the terminator Redis expects.
     key_specs.push(unsafe { std::mem::zeroed() });
     let mut args: Vec<raw::RedisModuleCommandArg> = spec.args.iter().map(raw_arg).collect();

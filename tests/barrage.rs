@@ -8,7 +8,7 @@ mod common;
 use common::{dump, Rng, Server};
 use redis::Value;
 
-const COMMANDS: [(&str, usize); 14] = [
+const COMMANDS: [(&str, usize); 15] = [
     ("RL.TOKENBUCKET", 4),
     ("RL.COST", 5),
     ("RL.SLIDELOG", 3),
@@ -23,6 +23,7 @@ const COMMANDS: [(&str, usize); 14] = [
     ("RL.RESTORESTATE", 3),
     ("RL.REPLAY", 2),
     ("CL.THROTTLE", 4),
+    ("RL.CLOCK", 1),
 ];
 
 /// A random argument: mostly hostile numbers, sometimes words.

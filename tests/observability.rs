@@ -182,7 +182,7 @@ fn command_docs_describe_every_command() {
         .arg("rl")
         .query(&mut con)
         .unwrap();
-    assert_eq!(names.len(), 14, "{names:?}");
+    assert_eq!(names.len(), 15, "{names:?}");
     for name in &names {
         let docs: HashMap<String, Value> = redis::cmd("COMMAND")
             .arg("DOCS")

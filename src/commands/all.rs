@@ -94,8 +94,6 @@ struct Request {
     specs: PerKey<Spec>,
     costs: PerKey<i64>,
     options: Options,
-    /// Index of the first argument after the specs: the first option.
-    specs_end: usize,
 }
 
 /// Argument index of key number `n` (from 0).
@@ -152,8 +150,7 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
             }
         }
         if !written.is_empty() {
-            let options = &request.options;
-            super::publish_write(call, &ALL, request.specs_end, options, now, &written)?;
+            super::publish_write(call, &ALL, &written)?;
         }
     }
     let evaluations: PerKey<&Evaluation> = checked.iter().map(Checked::evaluation).collect();
@@ -227,7 +224,6 @@ fn parse(call: &Call) -> CommandResult<Request> {
         specs,
         costs,
         options,
-        specs_end: next,
     })
 }
 

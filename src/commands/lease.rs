@@ -86,7 +86,7 @@ pub(super) fn acquire_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, 1, now)?;
     if apply(&mut key, &params, &outcome)? {
-        super::publish_write(call, &ACQUIRE, 4, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &ACQUIRE, &[1])?;
     }
     Ok(Reply::DecisionWithId(
         outcome.evaluation.own_decision(),
@@ -145,10 +145,10 @@ pub(super) fn release_command(call: &Call) -> CommandResult<Reply> {
     let options = parse_options(call.args_from(3), &[OptionName::At])?;
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let changed = change_live_lease(call, id, now, |state| leases::release(state, id, now))?;
-    if let Some(at_ms) = changed {
-        super::publish_write(call, &RELEASE, 3, &options, at_ms, &[1])?;
+    if changed {
+        super::publish_write(call, &RELEASE, &[1])?;
     }
-    Ok(Reply::Integer(i64::from(changed.is_some())))
+    Ok(Reply::Integer(i64::from(changed)))
 }
 
 /// `RL.EXTEND key lease_id lease_ms [AT unix_ms]`
@@ -161,27 +161,27 @@ pub(super) fn extend_command(call: &Call) -> CommandResult<Reply> {
     let changed = change_live_lease(call, id, now, |state| {
         leases::extend(state, id, lease_ms, now)
     })?;
-    if let Some(at_ms) = changed {
-        super::publish_write(call, &EXTEND, 4, &options, at_ms, &[1])?;
+    if changed {
+        super::publish_write(call, &EXTEND, &[1])?;
     }
-    Ok(Reply::Integer(i64::from(changed.is_some())))
+    Ok(Reply::Integer(i64::from(changed)))
 }
 
 /// Applies `change` to lease `id` if it is live, signalling the key as
 /// modified only then; the TTL may grow to the last lease's end, never
-/// shrink. Returns the time the change ran at.
+/// shrink. Returns whether it changed the lease.
 fn change_live_lease(
     call: &Call,
     id: i64,
     now: i64,
     change: impl FnOnce(&mut LeaseState) -> bool,
-) -> CommandResult<Option<i64>> {
+) -> CommandResult<bool> {
     let mut key = call.update_key(1)?;
     let Some(state) = types::get::<LeaseState>(&mut key)? else {
-        return Ok(None);
+        return Ok(false);
     };
     if !leases::is_live(state, id, now) || !change(state) {
-        return Ok(None);
+        return Ok(false);
     }
     let at_ms = state.updated_ms;
     let ttl = state
@@ -193,5 +193,5 @@ fn change_live_lease(
     if ttl.is_some() {
         key.extend_ttl(ttl);
     }
-    Ok(Some(at_ms))
+    Ok(true)
 }

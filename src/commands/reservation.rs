@@ -87,7 +87,7 @@ pub(super) fn reserve_command(call: &Call) -> CommandResult<Reply> {
     let mut key = call.update_key(1)?;
     let outcome = check(&mut key, &params, estimate, lease_ms, now)?;
     if apply(&mut key, &outcome)? {
-        super::publish_write(call, &RESERVE, 7, &options, outcome.bucket.at_ms, &[1])?;
+        super::publish_write(call, &RESERVE, &[1])?;
     }
     Ok(Reply::DecisionWithId(
         outcome.bucket.evaluation.own_decision(),
@@ -149,7 +149,7 @@ pub(super) fn settle_command(call: &Call) -> CommandResult<Reply> {
     let id = RESERVATION_ID.parse(call.arg(2)?)?;
     let actual = ACTUAL_COST.parse(call.arg(3)?)?;
     let options = parse_options(call.args_from(4), &[OptionName::At])?;
-    settle(call, id, actual, (&SETTLE, 4, &options))
+    settle(call, id, actual, &SETTLE, &options)
 }
 
 /// `RL.CANCEL key reservation_id [AT unix_ms]`: RL.SETTLE with cost 0.
@@ -157,14 +157,16 @@ pub(super) fn cancel_command(call: &Call) -> CommandResult<Reply> {
     call.require(3)?;
     let id = RESERVATION_ID.parse(call.arg(2)?)?;
     let options = parse_options(call.args_from(3), &[OptionName::At])?;
-    settle(call, id, 0, (&CANCEL, 3, &options))
+    settle(call, id, 0, &CANCEL, &options)
 }
 
-/// The command, the index of its first option and its options.
-type Invocation<'a> = (&'static CommandSpec, usize, &'a Options);
-
-fn settle(call: &Call, id: i64, actual: i64, invocation: Invocation) -> CommandResult<Reply> {
-    let (command, first_option, options) = invocation;
+fn settle(
+    call: &Call,
+    id: i64,
+    actual: i64,
+    command: &'static CommandSpec,
+    options: &Options,
+) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = {
         let mut key = call.read_key(1)?;
@@ -185,7 +187,7 @@ fn settle(call: &Call, id: i64, actual: i64, invocation: Invocation) -> CommandR
             outcome.at_ms,
         );
         key.extend_ttl(ttl);
-        super::publish_write(call, command, first_option, options, outcome.at_ms, &[1])?;
+        super::publish_write(call, command, &[1])?;
     }
     Ok(Reply::Decision(outcome.decision))
 }

@@ -42,7 +42,7 @@ pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
     if apply(&mut key, &params, cost, &outcome)? {
-        super::publish_write(call, &SLIDELOG, 4, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &SLIDELOG, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }

@@ -68,7 +68,7 @@ pub(super) fn token_bucket(call: &Call) -> CommandResult<Reply> {
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
     if apply(&mut key, &outcome)? {
-        super::publish_write(call, &TOKENBUCKET, 5, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &TOKENBUCKET, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }
@@ -83,7 +83,7 @@ pub(super) fn cost(call: &Call) -> CommandResult<Reply> {
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
     if apply(&mut key, &outcome)? {
-        super::publish_write(call, &COST, 6, &options, outcome.at_ms, &[1])?;
+        super::publish_write(call, &COST, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
 }

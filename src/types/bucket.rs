@@ -10,6 +10,9 @@ use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
+use redis_module::raw;
+
+use crate::replication;
 
 use super::codec::{put_i128, put_i64, Reader};
 use super::{type_methods, Stored, ENCODING_VERSION};
@@ -17,8 +20,19 @@ use crate::algo::ids::MAX_ID;
 use crate::algo::reservations::{Reservation, Reservations, MAX_OPEN};
 use crate::algo::token_bucket::{BucketParams, BucketState};
 
-pub static BUCKET_TYPE: RedisType =
-    RedisType::new("rl-bucket", ENCODING_VERSION, type_methods::<Bucket>());
+/// The bucket type also carries the replication stream's clock in RDB
+/// files (aux data, see [`crate::replication`]).
+pub static BUCKET_TYPE: RedisType = RedisType::new(
+    "rl-bucket",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        aux_load: Some(replication::aux_load),
+        aux_save: Some(replication::aux_save),
+        aux_save2: Some(replication::aux_save_when_known),
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as i32,
+        ..type_methods::<Bucket>()
+    },
+);
 
 /// What a bucket key holds, packed into 48 bytes: the level is kept as an
 /// i64, and what few keys need (a level beyond i64, reservations) lives

@@ -1,0 +1,179 @@
+//! How writes reach replicas and the AOF while staying deterministic.
+//!
+//! A write travels exactly as the client sent it (`RedisModule_ReplicateVerbatim`:
+//! no command lookup, no new strings). A call that pinned its time with `AT`
+//! carries that time in its words. A call that read the server clock does
+//! not, so the stream carries the master's clock beside the writes:
+//! `RL.CLOCK unix_ms` goes out before a write whenever the write's ms
+//! differs from the last one the stream announced, which costs one extra
+//! command per millisecond, not one per write. Replicas and AOF loading run
+//! writes that pinned no time at the last announced ms.
+//!
+//! A consumer that starts reading a stream part-way must know the clock in
+//! effect at that point:
+//! - A fork (BGSAVE, a replica's full sync, an AOF rewrite) starts the
+//!   stream that follows its snapshot, and a change of role or the end of a
+//!   load starts a new stream: after each, the next write announces its ms
+//!   again, whatever was announced before.
+//! - An RDB carries the clock in effect at its point of the stream (aux
+//!   data of the bucket type): the clock this server announced when it is
+//!   a master, the one its master announced when it is a replica. A replica
+//!   that restarts from its RDB and resumes with a partial sync, and a
+//!   replica of a replica that syncs from it, need that.
+
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use redis_module::raw;
+
+use crate::ffi::{Call, Ctx};
+
+/// No clock known.
+const UNKNOWN: i64 = i64::MIN;
+
+/// The ms this server's outgoing stream last announced.
+static ANNOUNCED: AtomicI64 = AtomicI64::new(UNKNOWN);
+/// The ms the master's stream (or the AOF or RDB being loaded) last announced.
+static RECEIVED: AtomicI64 = AtomicI64::new(UNKNOWN);
+static IS_REPLICA: AtomicBool = AtomicBool::new(false);
+static WARNED_UNKNOWN_CLOCK: AtomicBool = AtomicBool::new(false);
+
+/// The time a call that pins none runs at: the server clock, or for a write
+/// from the master or from a file being loaded, the clock the stream
+/// announced.
+pub fn clock_ms(call: &Call) -> i64 {
+    if call.is_replicated_or_loading() {
+        match RECEIVED.load(Ordering::Relaxed) {
+            UNKNOWN => {
+                if !WARNED_UNKNOWN_CLOCK.swap(true, Ordering::Relaxed) {
+                    call.log_warning(
+                        c"rl: a replicated write pinned no time and no RL.CLOCK preceded it; it runs on this server's clock",
+                    );
+                }
+            }
+            announced => return announced,
+        }
+    }
+    server_clock_ms()
+}
+
+/// The server's clock in unix ms.
+pub fn server_clock_ms() -> i64 {
+    match unsafe { raw::RedisModule_Milliseconds } {
+        // SAFETY: no arguments; reads the clock.
+        Some(milliseconds) => unsafe { milliseconds() },
+        None => 0,
+    }
+}
+
+/// Propagates a write: `clock_read` is the ms the call read with
+/// [`clock_ms`], `None` when it pinned its time with `AT`.
+pub fn publish(call: &Call, clock_read: Option<i64>) -> crate::error::CommandResult<()> {
+    if let Some(ms) = clock_read {
+        if ANNOUNCED.load(Ordering::Relaxed) != ms {
+            call.replicate_clock(ms)?;
+            ANNOUNCED.store(ms, Ordering::Relaxed);
+        }
+    }
+    call.replicate_verbatim();
+    Ok(())
+}
+
+/// Records the clock the master (or the file being loaded) announced.
+pub fn received(ms: i64) {
+    RECEIVED.store(ms, Ordering::Relaxed);
+}
+
+/// The clock in effect at this point of the stream that a snapshot taken
+/// now would be followed by.
+fn stream_clock() -> i64 {
+    if IS_REPLICA.load(Ordering::Relaxed) {
+        RECEIVED.load(Ordering::Relaxed)
+    } else {
+        ANNOUNCED.load(Ordering::Relaxed)
+    }
+}
+
+fn restart_stream() {
+    ANNOUNCED.store(UNKNOWN, Ordering::Relaxed);
+}
+
+/// Learns the server's role and follows the events that start a stream.
+pub fn init(ctx: Ctx) -> Result<(), &'static str> {
+    if let Some(flags) = unsafe { raw::RedisModule_GetContextFlags } {
+        // SAFETY: ctx is the module's load context.
+        let flags = unsafe { flags(ctx) } as u32;
+        IS_REPLICA.store(
+            flags & raw::REDISMODULE_CTX_FLAGS_SLAVE != 0,
+            Ordering::Relaxed,
+        );
+    }
+    let subscribe = unsafe { raw::RedisModule_SubscribeToServerEvent }
+        .ok_or("this server lacks server events")?;
+    for id in [
+        raw::REDISMODULE_EVENT_FORK_CHILD,
+        raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+        raw::REDISMODULE_EVENT_LOADING,
+    ] {
+        let event = raw::RedisModuleEvent { id, dataver: 1 };
+        // SAFETY: ctx is the module's load context; the callback is static.
+        if unsafe { subscribe(ctx, event, Some(on_server_event)) } != raw::Status::Ok as c_int {
+            return Err("could not subscribe to server events");
+        }
+    }
+    Ok(())
+}
+
+extern "C" fn on_server_event(
+    _ctx: *mut raw::RedisModuleCtx,
+    event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut std::ffi::c_void,
+) {
+    match event.id {
+        raw::REDISMODULE_EVENT_FORK_CHILD
+            if subevent == raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN =>
+        {
+            restart_stream()
+        }
+        raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED => {
+            IS_REPLICA.store(
+                subevent == raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_REPLICA,
+                Ordering::Relaxed,
+            );
+            restart_stream();
+        }
+        raw::REDISMODULE_EVENT_LOADING if subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED => {
+            restart_stream()
+        }
+        _ => {}
+    }
+}
+
+/// Saves the stream's clock in an RDB (Redis 7.0, which always writes the
+/// aux field).
+pub extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
+    if let Some(save) = unsafe { raw::RedisModule_SaveSigned } {
+        // SAFETY: rdb is the live saving stream.
+        unsafe { save(rdb, stream_clock()) };
+    }
+}
+
+/// Saves the stream's clock in an RDB (Redis 7.2+ and Valkey): nothing
+/// when no clock is known, so such an RDB loads without the module.
+pub extern "C" fn aux_save_when_known(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if stream_clock() != UNKNOWN {
+        aux_save(rdb, when);
+    }
+}
+
+pub extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
+    let (true, Some(load)) = (encver == crate::types::ENCODING_VERSION, unsafe {
+        raw::RedisModule_LoadSigned
+    }) else {
+        return raw::Status::Err as c_int;
+    };
+    // SAFETY: rdb is the live loading stream.
+    received(unsafe { load(rdb) });
+    raw::Status::Ok as c_int
+}

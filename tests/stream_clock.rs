@@ -1,0 +1,343 @@
+//! The clock in the replication stream: writes travel as clients sent them,
+//! after `RL.CLOCK ms` when their ms changes, and every server that starts
+//! reading a stream part-way (a full sync, a replica of a replica, a replica
+//! restarting from its RDB, an AOF rewritten under load, a failover) still
+//! computes exactly what the master computed.
+//!
+//! Each test floods the master with writes on its own clock, many per ms,
+//! while the stream starts, so that the first write after the start falls
+//! in the ms announced before it; logs keep every write's time, so a single
+//! write run at another ms shows in the comparison.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{sleep, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::{call, dump, error, info_field, wait_for_replica, Server};
+use redis::Connection;
+
+const KEYS: [&str; 8] = ["b0", "b1", "b2", "b3", "l0", "l1", "l2", "l3"];
+
+/// A client writing on the master's clock until stopped.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    writes: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(server: &Server) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicU64::new(0));
+        let mut con = server.connect();
+        let thread = {
+            let (stop, writes) = (stop.clone(), writes.clone());
+            std::thread::spawn(move || {
+                let mut round = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut pipe = redis::pipe();
+                    for n in 0..32u64 {
+                        let pick = ((round * 32 + n) % 4) as usize;
+                        // Never full, never expired: every ms changes the
+                        // level, and the logs keep every write's time.
+                        pipe.cmd("RL.TOKENBUCKET")
+                            .arg(KEYS[pick])
+                            .arg(1_000_000_000_000i64)
+                            .arg(1)
+                            .arg(1000)
+                            .arg("COST")
+                            .arg(1000)
+                            .ignore();
+                        pipe.cmd("RL.SLIDELOG")
+                            .arg(KEYS[4 + pick])
+                            .arg(1_000_000)
+                            .arg(3_600_000)
+                            .ignore();
+                        if n == 0 {
+                            pipe.cmd("RL.ALL")
+                                .arg(2)
+                                .arg(KEYS[pick])
+                                .arg(KEYS[4 + pick])
+                                .arg("TOKENBUCKET")
+                                .arg(1_000_000_000_000i64)
+                                .arg(1)
+                                .arg(1000)
+                                .arg("SLIDELOG")
+                                .arg(1_000_000)
+                                .arg(3_600_000)
+                                .ignore();
+                        }
+                    }
+                    // A master turned replica refuses writes: the flood ends.
+                    if pipe.query::<()>(&mut con).is_err() {
+                        break;
+                    }
+                    writes.fetch_add(65, Ordering::Relaxed);
+                    round += 1;
+                }
+            })
+        };
+        let flood = Flood {
+            stop,
+            writes,
+            thread: Some(thread),
+        };
+        flood.wait_for_writes(2_000);
+        flood
+    }
+
+    fn wait_for_writes(&self, more: u64) {
+        let target = self.writes.load(Ordering::Relaxed) + more;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.writes.load(Ordering::Relaxed) < target {
+            assert!(Instant::now() < deadline, "the flood stalled");
+            sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+fn dumps(con: &mut Connection) -> Vec<Option<Vec<u8>>> {
+    KEYS.iter().map(|key| dump(con, key.as_bytes())).collect()
+}
+
+fn digest(con: &mut Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+}
+
+/// Asserts that two servers hold exactly the same limiters.
+fn assert_same_state(expected: &mut Connection, actual: &mut Connection) {
+    let expected_dumps = dumps(expected);
+    assert!(
+        expected_dumps.iter().all(Option::is_some),
+        "every key exists"
+    );
+    assert!(dumps(actual) == expected_dumps, "the limiters differ");
+    assert_eq!(digest(actual), digest(expected));
+}
+
+fn start_replica_of(master: &Server, extra: &[&str]) -> Server {
+    let port = master.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(extra);
+    let replica = Server::start_with(&args);
+    wait_until_synced(&replica);
+    replica
+}
+
+fn wait_until_synced(replica: &Server) {
+    let mut con = replica.connect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut con, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `replica` has applied everything `master` has written.
+fn wait_for_offsets(master: &mut Connection, replica: &mut Connection) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let wanted = info_field(master, "replication", "master_repl_offset");
+        if info_field(replica, "replication", "master_repl_offset") == wanted {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the replica did not catch up");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_rewrite(con: &mut Connection) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "the rewrite did not finish");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn writes_reach_the_aof_as_sent_after_the_clock_they_read() {
+    let server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.connect();
+    let before: i64 = redis::cmd("TIME")
+        .query::<(i64, i64)>(&mut con)
+        .map(|(s, us)| s * 1000 + us / 1000)
+        .unwrap();
+    call(&mut con, &["RL.TOKENBUCKET", "bucket", "10", "1", "1000"]).unwrap();
+    // A call that pins its time needs no clock.
+    call(
+        &mut con,
+        &["RL.SLIDELOG", "log", "5", "1000", "AT", "1700000000000"],
+    )
+    .unwrap();
+    // Denied calls and peeks replicate nothing, clock included.
+    call(
+        &mut con,
+        &["RL.TOKENBUCKET", "bucket", "10", "1", "1000", "COST", "0"],
+    )
+    .unwrap();
+    call(
+        &mut con,
+        &["RL.TOKENBUCKET", "bucket", "10", "1", "1000", "COST", "11"],
+    )
+    .unwrap();
+    let mut aof = Vec::new();
+    for entry in std::fs::read_dir(server.dir.join("appendonlydir")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".incr.aof") {
+            aof.extend(std::fs::read(path).unwrap());
+        }
+    }
+    let aof = String::from_utf8_lossy(&aof);
+    let clock = aof.find("RL.CLOCK\r\n").expect("a clock in the AOF");
+    let write = aof
+        .find("RL.TOKENBUCKET\r\n$6\r\nbucket\r\n$2\r\n10\r\n$1\r\n1\r\n$4\r\n1000\r\n")
+        .expect("the write as sent");
+    assert!(clock < write, "{aof}");
+    let ms: i64 = aof[clock..]
+        .lines()
+        .nth(2)
+        .and_then(|line| line.parse().ok())
+        .expect("the clock's ms");
+    assert!((before..before + 60_000).contains(&ms), "{ms} vs {before}");
+    assert_eq!(aof.matches("RL.CLOCK").count(), 1, "{aof}");
+    assert!(aof.contains("RL.SLIDELOG\r\n$3\r\nlog\r\n$1\r\n5\r\n$4\r\n1000\r\n$2\r\nAT\r\n"));
+}
+
+#[test]
+fn clients_cannot_send_the_clock() {
+    let server = Server::start();
+    let mut con = server.connect();
+    for words in [&["RL.CLOCK", "1700000000000"][..], &["RL.CLOCK", "x"]] {
+        assert!(
+            error(&mut con, words).contains("only from a master or an AOF"),
+            "{words:?}"
+        );
+    }
+    assert!(error(&mut con, &["RL.CLOCK"]).contains("wrong number of arguments"));
+}
+
+#[test]
+fn a_replica_that_syncs_under_load_computes_what_its_master_did() {
+    let master = Server::start();
+    let flood = Flood::start(&master);
+    let replica = start_replica_of(&master, &[]);
+    flood.wait_for_writes(20_000);
+    flood.stop();
+    let mut con = master.connect();
+    wait_for_replica(&mut con);
+    assert_same_state(&mut con, &mut replica.connect());
+}
+
+#[test]
+fn a_replica_of_a_replica_that_syncs_under_load_computes_what_the_master_did() {
+    let master = Server::start();
+    let replica = start_replica_of(&master, &[]);
+    let flood = Flood::start(&master);
+    // It syncs from the replica's snapshot, in the middle of the master's
+    // stream, which announces nothing new for it.
+    let second = start_replica_of(&replica, &[]);
+    flood.wait_for_writes(20_000);
+    flood.stop();
+    let mut con = master.connect();
+    let mut second_con = second.connect();
+    wait_for_offsets(&mut con, &mut second_con);
+    assert_same_state(&mut con, &mut second_con);
+}
+
+#[test]
+fn a_replica_restarted_from_its_rdb_resumes_the_stream_exactly() {
+    let master = Server::start_with(&["--repl-backlog-size", "256mb"]);
+    let mut replica = start_replica_of(&master, &[]);
+    let mut con = master.connect();
+    let partial_syncs = |con: &mut Connection| -> i64 {
+        info_field(con, "stats", "sync_partial_ok").parse().unwrap()
+    };
+    let before = partial_syncs(&mut con);
+    let flood = Flood::start(&master);
+    // The replica saves its RDB, with its place in the stream, and stops in
+    // the middle of a ms; back up, it asks for the rest of the stream.
+    let _ = call(&mut replica.connect(), &["SHUTDOWN", "SAVE"]);
+    replica.restart();
+    wait_until_synced(&replica);
+    flood.wait_for_writes(20_000);
+    flood.stop();
+    assert_eq!(partial_syncs(&mut con), before + 1, "a partial resync");
+    wait_for_replica(&mut con);
+    assert_same_state(&mut con, &mut replica.connect());
+}
+
+fn aof_rewritten_under_load_replays_exactly(preamble: &str) {
+    let mut server = Server::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-use-rdb-preamble",
+        preamble,
+    ]);
+    let flood = Flood::start(&server);
+    let mut con = server.connect();
+    redis::cmd("BGREWRITEAOF").query::<()>(&mut con).unwrap();
+    wait_for_rewrite(&mut con);
+    flood.wait_for_writes(20_000);
+    flood.stop();
+    let expected = dumps(&mut con);
+    let expected_digest = digest(&mut con);
+    server.restart();
+    let mut con = server.connect();
+    assert!(
+        dumps(&mut con) == expected,
+        "the AOF replays to another state"
+    );
+    assert_eq!(digest(&mut con), expected_digest);
+}
+
+#[test]
+fn an_aof_rewritten_under_load_replays_exactly() {
+    aof_rewritten_under_load_replays_exactly("yes");
+}
+
+#[test]
+fn an_aof_rewritten_under_load_without_rdb_preamble_replays_exactly() {
+    aof_rewritten_under_load_replays_exactly("no");
+}
+
+#[test]
+fn a_replica_promoted_under_load_is_followed_exactly_by_its_old_master() {
+    let master = Server::start_with(&["--appendonly", "yes"]);
+    let replica = start_replica_of(&master, &["--appendonly", "yes"]);
+    let flood = Flood::start(&master);
+    let mut con = master.connect();
+    // The master stops writes, hands over, and becomes a replica: the flood
+    // then gets READONLY and ends.
+    redis::cmd("FAILOVER").query::<()>(&mut con).unwrap();
+    flood.stop();
+    let mut promoted = replica.connect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut promoted, "replication", "role") != "master"
+        || info_field(&mut con, "replication", "master_link_status") != "up"
+    {
+        assert!(Instant::now() < deadline, "the failover did not finish");
+        sleep(Duration::from_millis(20));
+    }
+    let flood = Flood::start(&replica);
+    flood.wait_for_writes(10_000);
+    flood.stop();
+    wait_for_replica(&mut promoted);
+    assert_same_state(&mut promoted, &mut con);
+}
