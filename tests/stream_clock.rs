@@ -16,74 +16,77 @@ use std::sync::Arc;
 use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{call, dump, error, info_field, wait_for_replica, Server};
+use common::{call, dump, error, info_field, Server};
 use redis::Connection;
 
 const KEYS: [&str; 8] = ["b0", "b1", "b2", "b3", "l0", "l1", "l2", "l3"];
 
-/// A client writing on the master's clock until stopped.
+/// Clients writing on the master's clock until stopped: several, so that
+/// most ms hold many writes from different clients.
 struct Flood {
     stop: Arc<AtomicBool>,
     writes: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Flood {
     fn start(server: &Server) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
         let writes = Arc::new(AtomicU64::new(0));
-        let mut con = server.connect();
-        let thread = {
-            let (stop, writes) = (stop.clone(), writes.clone());
-            std::thread::spawn(move || {
-                let mut round = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let mut pipe = redis::pipe();
-                    for n in 0..32u64 {
-                        let pick = ((round * 32 + n) % 4) as usize;
-                        // Never full, never expired: every ms changes the
-                        // level, and the logs keep every write's time.
-                        pipe.cmd("RL.TOKENBUCKET")
-                            .arg(KEYS[pick])
-                            .arg(1_000_000_000_000i64)
-                            .arg(1)
-                            .arg(1000)
-                            .arg("COST")
-                            .arg(1000)
-                            .ignore();
-                        pipe.cmd("RL.SLIDELOG")
-                            .arg(KEYS[4 + pick])
-                            .arg(1_000_000)
-                            .arg(3_600_000)
-                            .ignore();
-                        if n == 0 {
-                            pipe.cmd("RL.ALL")
-                                .arg(2)
+        let threads: Vec<JoinHandle<()>> = (0..3)
+            .map(|_| {
+                let mut con = server.connect();
+                let (stop, writes) = (stop.clone(), writes.clone());
+                std::thread::spawn(move || {
+                    let mut round = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut pipe = redis::pipe();
+                        for n in 0..32u64 {
+                            let pick = ((round * 32 + n) % 4) as usize;
+                            // Never full, never expired: every ms changes the
+                            // level, and the logs keep every write's time.
+                            pipe.cmd("RL.TOKENBUCKET")
                                 .arg(KEYS[pick])
-                                .arg(KEYS[4 + pick])
-                                .arg("TOKENBUCKET")
                                 .arg(1_000_000_000_000i64)
                                 .arg(1)
                                 .arg(1000)
-                                .arg("SLIDELOG")
+                                .arg("COST")
+                                .arg(1000)
+                                .ignore();
+                            pipe.cmd("RL.SLIDELOG")
+                                .arg(KEYS[4 + pick])
                                 .arg(1_000_000)
                                 .arg(3_600_000)
                                 .ignore();
+                            if n == 0 {
+                                pipe.cmd("RL.ALL")
+                                    .arg(2)
+                                    .arg(KEYS[pick])
+                                    .arg(KEYS[4 + pick])
+                                    .arg("TOKENBUCKET")
+                                    .arg(1_000_000_000_000i64)
+                                    .arg(1)
+                                    .arg(1000)
+                                    .arg("SLIDELOG")
+                                    .arg(1_000_000)
+                                    .arg(3_600_000)
+                                    .ignore();
+                            }
                         }
+                        // A master turned replica refuses writes: the flood ends.
+                        if pipe.query::<()>(&mut con).is_err() {
+                            break;
+                        }
+                        writes.fetch_add(65, Ordering::Relaxed);
+                        round += 1;
                     }
-                    // A master turned replica refuses writes: the flood ends.
-                    if pipe.query::<()>(&mut con).is_err() {
-                        break;
-                    }
-                    writes.fetch_add(65, Ordering::Relaxed);
-                    round += 1;
-                }
+                })
             })
-        };
+            .collect();
         let flood = Flood {
             stop,
             writes,
-            thread: Some(thread),
+            threads,
         };
         flood.wait_for_writes(2_000);
         flood
@@ -100,7 +103,7 @@ impl Flood {
 
     fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             thread.join().unwrap();
         }
     }
@@ -125,9 +128,13 @@ fn assert_same_state(expected: &mut Connection, actual: &mut Connection) {
     assert_eq!(digest(actual), digest(expected));
 }
 
+/// Servers that start a full sync without the default 5 s wait.
+const QUICK_SYNC: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+
 fn start_replica_of(master: &Server, extra: &[&str]) -> Server {
     let port = master.port.to_string();
     let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(&QUICK_SYNC);
     args.extend_from_slice(extra);
     let replica = Server::start_with(&args);
     wait_until_synced(&replica);
@@ -143,7 +150,8 @@ fn wait_until_synced(replica: &Server) {
     }
 }
 
-/// Waits until `replica` has applied everything `master` has written.
+/// Waits until `replica` has applied everything `master` has written (WAIT
+/// would wait only for the writes of the connection it is sent on).
 fn wait_for_offsets(master: &mut Connection, replica: &mut Connection) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -233,19 +241,19 @@ fn clients_cannot_send_the_clock() {
 
 #[test]
 fn a_replica_that_syncs_under_load_computes_what_its_master_did() {
-    let master = Server::start();
+    let master = Server::start_with(&QUICK_SYNC);
     let flood = Flood::start(&master);
     let replica = start_replica_of(&master, &[]);
     flood.wait_for_writes(20_000);
     flood.stop();
-    let mut con = master.connect();
-    wait_for_replica(&mut con);
-    assert_same_state(&mut con, &mut replica.connect());
+    let (mut con, mut replica_con) = (master.connect(), replica.connect());
+    wait_for_offsets(&mut con, &mut replica_con);
+    assert_same_state(&mut con, &mut replica_con);
 }
 
 #[test]
 fn a_replica_of_a_replica_that_syncs_under_load_computes_what_the_master_did() {
-    let master = Server::start();
+    let master = Server::start_with(&QUICK_SYNC);
     let replica = start_replica_of(&master, &[]);
     let flood = Flood::start(&master);
     // It syncs from the replica's snapshot, in the middle of the master's
@@ -261,7 +269,8 @@ fn a_replica_of_a_replica_that_syncs_under_load_computes_what_the_master_did() {
 
 #[test]
 fn a_replica_restarted_from_its_rdb_resumes_the_stream_exactly() {
-    let master = Server::start_with(&["--repl-backlog-size", "256mb"]);
+    let master =
+        Server::start_with(&["--repl-backlog-size", "256mb", QUICK_SYNC[0], QUICK_SYNC[1]]);
     let mut replica = start_replica_of(&master, &[]);
     let mut con = master.connect();
     let partial_syncs = |con: &mut Connection| -> i64 {
@@ -277,8 +286,9 @@ fn a_replica_restarted_from_its_rdb_resumes_the_stream_exactly() {
     flood.wait_for_writes(20_000);
     flood.stop();
     assert_eq!(partial_syncs(&mut con), before + 1, "a partial resync");
-    wait_for_replica(&mut con);
-    assert_same_state(&mut con, &mut replica.connect());
+    let mut replica_con = replica.connect();
+    wait_for_offsets(&mut con, &mut replica_con);
+    assert_same_state(&mut con, &mut replica_con);
 }
 
 fn aof_rewritten_under_load_replays_exactly(preamble: &str) {
@@ -319,7 +329,7 @@ fn an_aof_rewritten_under_load_without_rdb_preamble_replays_exactly() {
 
 #[test]
 fn a_replica_promoted_under_load_is_followed_exactly_by_its_old_master() {
-    let master = Server::start_with(&["--appendonly", "yes"]);
+    let master = Server::start_with(&["--appendonly", "yes", QUICK_SYNC[0], QUICK_SYNC[1]]);
     let replica = start_replica_of(&master, &["--appendonly", "yes"]);
     let flood = Flood::start(&master);
     let mut con = master.connect();
@@ -338,6 +348,6 @@ fn a_replica_promoted_under_load_is_followed_exactly_by_its_old_master() {
     let flood = Flood::start(&replica);
     flood.wait_for_writes(10_000);
     flood.stop();
-    wait_for_replica(&mut promoted);
+    wait_for_offsets(&mut promoted, &mut con);
     assert_same_state(&mut promoted, &mut con);
 }
