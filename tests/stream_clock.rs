@@ -278,6 +278,16 @@ fn a_replica_restarted_from_its_rdb_resumes_the_stream_exactly() {
     };
     let before = partial_syncs(&mut con);
     let flood = Flood::start(&master);
+    let mut replica_con = replica.connect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut replica_con, "replication", "master_repl_offset")
+        .parse::<i64>()
+        .unwrap()
+        < 100_000
+    {
+        assert!(Instant::now() < deadline, "the replica applied nothing");
+        sleep(Duration::from_millis(1));
+    }
     // The replica saves its RDB, with its place in the stream, and stops in
     // the middle of a ms; back up, it asks for the rest of the stream.
     let _ = call(&mut replica.connect(), &["SHUTDOWN", "SAVE"]);
