@@ -386,3 +386,49 @@ fn a_replica_promoted_under_load_is_followed_exactly_by_its_old_master() {
     wait_for_offsets(&mut promoted, &mut con);
     assert_same_state(&mut promoted, &mut con);
 }
+
+#[test]
+fn writes_in_transactions_and_scripts_carry_their_clock() {
+    let master = Server::start_with(&QUICK_SYNC);
+    let replica = start_replica_of(&master, &[]);
+    let mut con = master.connect();
+    let mut keys = Vec::new();
+    for round in 0..5 {
+        // A new ms, and first writes of new keys, which keep that ms.
+        sleep(Duration::from_millis(3));
+        let (a, b) = (format!("multi:{round}:a"), format!("multi:{round}:b"));
+        redis::pipe()
+            .atomic()
+            .cmd("RL.TOKENBUCKET")
+            .arg(&a)
+            .arg(10)
+            .arg(1)
+            .arg(60_000)
+            .cmd("RL.SLIDELOG")
+            .arg(&b)
+            .arg(10)
+            .arg(60_000)
+            .query::<()>(&mut con)
+            .unwrap();
+        sleep(Duration::from_millis(3));
+        let (c, d) = (format!("eval:{round}:c"), format!("eval:{round}:d"));
+        redis::cmd("EVAL")
+            .arg(
+                "redis.call('RL.TOKENBUCKET', KEYS[1], 10, 1, 60000) \
+                 return redis.call('RL.SLIDELOG', KEYS[2], 10, 60000)",
+            )
+            .arg(2)
+            .arg(&c)
+            .arg(&d)
+            .query::<()>(&mut con)
+            .unwrap();
+        keys.extend([a, b, c, d]);
+    }
+    let mut replica_con = replica.connect();
+    wait_for_offsets(&mut con, &mut replica_con);
+    for key in &keys {
+        let on_master = dump(&mut con, key.as_bytes());
+        assert!(on_master.is_some(), "{key}");
+        assert_eq!(dump(&mut replica_con, key.as_bytes()), on_master, "{key}");
+    }
+}
