@@ -226,10 +226,7 @@ impl<'a> Call<'a> {
                 ms as std::os::raw::c_longlong,
             )
         };
-        if status != raw::Status::Ok as c_int {
-            return Err(CommandError::Server("replication failed"));
-        }
-        Ok(())
+        replication_status(status)
     }
 
     /// Propagates the call as it was received.
@@ -265,10 +262,7 @@ impl<'a> Call<'a> {
                 expire_at_ms as std::os::raw::c_longlong,
             )
         };
-        if status != raw::Status::Ok as c_int {
-            return Err(CommandError::Server("replication failed"));
-        }
-        Ok(())
+        replication_status(status)
     }
 
     /// Sends a keyspace event in the module class (`d` in
@@ -310,6 +304,15 @@ impl<'a> Call<'a> {
             // SAFETY: ctx is the live context of a keys position request.
             unsafe { key_at_pos(self.ctx, pos) };
         }
+    }
+}
+
+/// What `RedisModule_Replicate` answered, as a result.
+fn replication_status(status: c_int) -> CommandResult<()> {
+    if status == raw::Status::Ok as c_int {
+        Ok(())
+    } else {
+        Err(CommandError::Server("replication failed"))
     }
 }
 
