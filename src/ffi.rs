@@ -123,12 +123,9 @@ impl<'a> Call<'a> {
     /// Whether the call comes from the master or an AOF being loaded: what
     /// the master accepted must run here whatever this server's settings.
     pub fn is_replicated_or_loading(&self) -> bool {
-        let Some(flags) = (unsafe { raw::RedisModule_GetContextFlags }) else {
-            return false;
-        };
-        // SAFETY: ctx is the live context of this command.
-        let flags = unsafe { flags(self.ctx) } as u32;
-        flags & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
+        self.context_flags()
+            & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
+            != 0
     }
 
     /// The raw RedisModuleString of argument `index` (when replaying, only
@@ -211,6 +208,26 @@ impl<'a> Call<'a> {
     /// denied call or a peek leaves WATCH untouched.
     pub fn update_key(&self, index: usize) -> CommandResult<Key> {
         Key::open(self.ctx, self.raw(index)?, KeyMode::Update)
+    }
+
+    /// Whether the call may run where Redis drops what it propagates:
+    /// inside another module's `RedisModule_Call` without `!`. Such a call
+    /// may not block, but neither may a script or a transaction, which
+    /// cannot be told apart from it; all count, except a write from the
+    /// master (its link propagates to this server's AOF).
+    pub fn may_lose_propagation(&self) -> bool {
+        let flags = self.context_flags();
+        flags & raw::REDISMODULE_CTX_FLAGS_REPLICATED == 0
+            && flags & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING | raw::REDISMODULE_CTX_FLAGS_LUA)
+                != 0
+    }
+
+    fn context_flags(&self) -> u32 {
+        match unsafe { raw::RedisModule_GetContextFlags } {
+            // SAFETY: ctx is the live context of this command.
+            Some(flags) => (unsafe { flags(self.ctx) }) as u32,
+            None => 0,
+        }
     }
 
     /// Propagates `RL.CLOCK ms` (see [`crate::replication`]).

@@ -72,7 +72,14 @@ pub fn publish(call: &Call, clock_read: Option<i64>) -> crate::error::CommandRes
     if let Some(ms) = clock_read {
         if ANNOUNCED.load(Ordering::Relaxed) != ms {
             call.replicate_clock(ms)?;
-            ANNOUNCED.store(ms, Ordering::Relaxed);
+            // Where what a call propagates may be dropped, the next write
+            // announces its ms again.
+            let sent = if call.may_lose_propagation() {
+                UNKNOWN
+            } else {
+                ms
+            };
+            ANNOUNCED.store(sent, Ordering::Relaxed);
         }
     }
     call.replicate_verbatim();
@@ -85,12 +92,14 @@ pub fn received(ms: i64) {
 }
 
 /// The clock in effect at this point of the stream that a snapshot taken
-/// now would be followed by.
+/// now would be followed by. A master that announced none yet will
+/// announce before its next write, so any value serves; the received one
+/// covers a replica that has not learnt its role yet (a cluster replica
+/// learns it after loading).
 fn stream_clock() -> i64 {
-    if IS_REPLICA.load(Ordering::Relaxed) {
-        RECEIVED.load(Ordering::Relaxed)
-    } else {
-        ANNOUNCED.load(Ordering::Relaxed)
+    match ANNOUNCED.load(Ordering::Relaxed) {
+        announced if announced != UNKNOWN && !IS_REPLICA.load(Ordering::Relaxed) => announced,
+        _ => RECEIVED.load(Ordering::Relaxed),
     }
 }
 
@@ -168,9 +177,11 @@ pub extern "C" fn aux_save_when_known(rdb: *mut raw::RedisModuleIO, when: c_int)
 }
 
 pub extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
-    let (true, Some(load)) = (encver == crate::types::ENCODING_VERSION, unsafe {
-        raw::RedisModule_LoadSigned
-    }) else {
+    // The clock is one signed integer in every encoding version.
+    let (true, Some(load)) = (
+        (1..=crate::types::ENCODING_VERSION).contains(&encver),
+        unsafe { raw::RedisModule_LoadSigned },
+    ) else {
         return raw::Status::Err as c_int;
     };
     // SAFETY: rdb is the live loading stream.
