@@ -36,7 +36,9 @@ static ANNOUNCED: AtomicI64 = AtomicI64::new(UNKNOWN);
 /// The ms the master's stream (or the AOF or RDB being loaded) last announced.
 static RECEIVED: AtomicI64 = AtomicI64::new(UNKNOWN);
 static IS_REPLICA: AtomicBool = AtomicBool::new(false);
-static WARNED_UNKNOWN_CLOCK: AtomicBool = AtomicBool::new(false);
+/// Writes from the master or a file that ran on this server's clock, since
+/// no clock was known (`INFO rl`).
+static UNCLOCKED_WRITES: AtomicI64 = AtomicI64::new(0);
 
 /// The time a call that pins none runs at: the server clock, or for a write
 /// from the master or from a file being loaded, the clock the stream
@@ -45,9 +47,9 @@ pub fn clock_ms(call: &Call) -> i64 {
     if call.is_replicated_or_loading() {
         match RECEIVED.load(Ordering::Relaxed) {
             UNKNOWN => {
-                if !WARNED_UNKNOWN_CLOCK.swap(true, Ordering::Relaxed) {
+                if UNCLOCKED_WRITES.fetch_add(1, Ordering::Relaxed) == 0 {
                     call.log_warning(
-                        c"rl: a replicated write pinned no time and no RL.CLOCK preceded it; it runs on this server's clock",
+                        c"rl: a replicated write pinned no time and no RL.CLOCK preceded it; it runs on this server's clock (INFO rl counts them: unclocked_writes)",
                     );
                 }
             }
@@ -84,6 +86,11 @@ pub fn publish(call: &Call, clock_read: Option<i64>) -> crate::error::CommandRes
     }
     call.replicate_verbatim();
     Ok(())
+}
+
+/// How many writes from the master or a file ran on this server's clock.
+pub fn unclocked_writes() -> i64 {
+    UNCLOCKED_WRITES.load(Ordering::Relaxed)
 }
 
 /// Records the clock the master (or the file being loaded) announced.

@@ -93,7 +93,7 @@ pub fn register_info(ctx: *mut raw::RedisModuleCtx) -> bool {
 
 /// `# rl_commands`: `rl_<command>:calls=..,allowed=..,denied=..,errors=..`
 /// (the command in lower case, less a leading `rl.`); `# rl_keys`:
-/// `rl_keys_<type>:<count>`.
+/// `rl_keys_<type>:<count>`; `# rl_replication`: `rl_unclocked_writes`.
 extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
     let (Some(section), Some(begin), Some(field), Some(end)) = (
         unsafe { raw::RedisModule_InfoAddSection },
@@ -124,6 +124,12 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) 
         for (label, live) in crate::types::live_keys() {
             field(ctx, label.as_ptr(), live.get());
         }
+        section(ctx, c"replication".as_ptr());
+        field(
+            ctx,
+            c"unclocked_writes".as_ptr(),
+            crate::replication::unclocked_writes(),
+        );
     }
 }
 

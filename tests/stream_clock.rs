@@ -506,3 +506,29 @@ fn a_write_whose_propagation_another_module_drops_does_not_hide_the_next_clock()
         assert_eq!(dump(&mut replica_con, key.as_bytes()), on_master, "{key}");
     }
 }
+
+#[test]
+fn a_write_that_no_clock_precedes_runs_on_the_local_clock_and_is_counted() {
+    let mut server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.connect();
+    assert_eq!(info_field(&mut con, "rl", "rl_unclocked_writes"), "0");
+    server.kill();
+    // An AOF that lost its RL.CLOCK: a hand-made file, or a bug.
+    let incr = std::fs::read_dir(server.dir.join("appendonlydir"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().ends_with(".incr.aof"))
+        .expect("an incremental AOF file");
+    let mut file = std::fs::OpenOptions::new().append(true).open(incr).unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        b"*5\r\n$14\r\nRL.TOKENBUCKET\r\n$1\r\nk\r\n$2\r\n10\r\n$1\r\n1\r\n$7\r\n3600000\r\n",
+    )
+    .unwrap();
+    drop(file);
+    server.restart();
+    let mut con = server.connect();
+    assert!(dump(&mut con, b"k").is_some());
+    assert_eq!(info_field(&mut con, "rl", "rl_unclocked_writes"), "1");
+    assert!(server.log().contains("no RL.CLOCK preceded it"));
+}
