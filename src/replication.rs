@@ -20,6 +20,10 @@
 //!   a master, the one its master announced when it is a replica. A replica
 //!   that restarts from its RDB and resumes with a partial sync, and a
 //!   replica of a replica that syncs from it, need that.
+//!
+//! An announcement made where Redis may drop what a call propagates (inside
+//! another module's `RedisModule_Call` without `!`) is not remembered: the
+//! next write announces its ms again.
 
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
