@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{error, Server};
-use redis::Connection;
+use common::{error, login, Server};
 
 /// Every RL.* command that writes, each on its own key under `prefix`.
 fn writers(prefix: &str) -> Vec<Vec<String>> {
@@ -32,24 +31,6 @@ fn writers(prefix: &str) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
-}
-
-fn login(server: &Server, admin: &mut Connection, user: &str, rules: &[&str]) -> Connection {
-    let mut setuser = redis::cmd("ACL");
-    setuser
-        .arg("SETUSER")
-        .arg(user)
-        .arg("on")
-        .arg(">pw")
-        .arg(rules);
-    setuser.query::<()>(admin).unwrap();
-    let mut con = server.connect();
-    redis::cmd("AUTH")
-        .arg(user)
-        .arg("pw")
-        .query::<()>(&mut con)
-        .unwrap();
-    con
 }
 
 fn refs(words: &[String]) -> Vec<&str> {

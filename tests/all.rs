@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{dump, error, ints, Server};
+use common::{dump, error, ints, login, Server};
 use redis::{Connection, Value};
 
 const T: i64 = 1_700_000_000_000;
@@ -545,21 +545,7 @@ fn every_key_is_visible_to_getkeys_and_acl() {
         .query(&mut con)
         .unwrap();
     assert_eq!(keys, ["x", "y", "z"]);
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("tenant")
-        .arg("on")
-        .arg(">pw")
-        .arg("~tenantA:*")
-        .arg("+@all")
-        .query::<()>(&mut con)
-        .unwrap();
-    let mut tenant = server.connect();
-    redis::cmd("AUTH")
-        .arg("tenant")
-        .arg("pw")
-        .query::<()>(&mut tenant)
-        .unwrap();
+    let mut tenant = login(&server, &mut con, "tenant", &["~tenantA:*", "+@all"]);
     let denied = error(
         &mut tenant,
         &[
@@ -750,22 +736,12 @@ fn inspect_works_for_a_read_only_user() {
     let mut con = server.connect();
     ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
     // On Redis 7.0 module commands have no ACL category: grant RL.INSPECT by name.
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("viewer")
-        .arg("on")
-        .arg(">pw")
-        .arg("~*")
-        .arg("+@read")
-        .arg("+rl.inspect")
-        .query::<()>(&mut con)
-        .unwrap();
-    let mut viewer = server.connect();
-    redis::cmd("AUTH")
-        .arg("viewer")
-        .arg("pw")
-        .query::<()>(&mut viewer)
-        .unwrap();
+    let mut viewer = login(
+        &server,
+        &mut con,
+        "viewer",
+        &["~*", "+@read", "+rl.inspect"],
+    );
     let reply: Value = redis::cmd("RL.INSPECT")
         .arg("b")
         .query(&mut viewer)

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dump, error, info_field, ints, key_events, start_pair, wait_for_replica, Server};
+use common::{
+    dump, error, info_field, ints, key_events, login, start_pair, wait_for_replica, Server,
+};
 use redis::{Connection, Value};
 
 /// `CL.THROTTLE key args...` with a binary-safe key.
@@ -587,44 +589,15 @@ fn command_info_and_docs_describe_cl_throttle() {
     }
     // ACL key patterns see the key.
     let mut admin = server.connect();
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("tenant")
-        .arg("on")
-        .arg(">pw")
-        .arg("~tenantA:*")
-        .arg("+@all")
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("AUTH")
-        .arg("tenant")
-        .arg("pw")
-        .query::<()>(&mut con)
-        .unwrap();
+    let mut con = login(&server, &mut admin, "tenant", &["~tenantA:*", "+@all"]);
     assert_eq!(throttle(&mut con, b"tenantA:1", &[1, 1, 1])[0], 0);
     assert!(error(&mut con, &["CL.THROTTLE", "tenantB:1", "1", "1", "1"]).starts_with("NOPERM"));
     assert_eq!(int_reply(&mut admin, "EXISTS", b"tenantB:1"), 0);
 
     // A read-only user cannot call it (7.0: no category; 7.2+: @write);
     // where modules may add categories, @ratelimit grants it.
-    let user = |admin: &mut Connection, name: &str, rule: &str| -> Connection {
-        redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(name)
-            .arg("on")
-            .arg(">pw")
-            .arg("~*")
-            .arg(rule)
-            .query::<()>(admin)
-            .unwrap();
-        let mut con = server.connect();
-        redis::cmd("AUTH")
-            .arg(name)
-            .arg("pw")
-            .query::<()>(&mut con)
-            .unwrap();
-        con
-    };
+    let user =
+        |admin: &mut Connection, name: &str, rule: &str| login(&server, admin, name, &["~*", rule]);
     let mut reader = user(&mut admin, "reader", "+@read");
     assert!(error(&mut reader, &["CL.THROTTLE", "r", "1", "1", "1"]).starts_with("NOPERM"));
     let writers: Vec<String> = redis::cmd("ACL")

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dump, error, ints, Server};
+use common::{dump, error, ints, login, Server};
 use redis::Value;
 
 const T: i64 = 1_700_000_000_000;
@@ -649,20 +649,7 @@ fn command_metadata_describes_each_command() {
         );
     }
     // ACL key patterns see the key.
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("tenant")
-        .arg("on")
-        .arg(">pw")
-        .arg("~tenantA:*")
-        .arg("+@all")
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("AUTH")
-        .arg("tenant")
-        .arg("pw")
-        .query::<()>(&mut con)
-        .unwrap();
+    let mut con = login(&server, &mut con, "tenant", &["~tenantA:*", "+@all"]);
     assert_eq!(
         ints(&mut con, &["RL.TOKENBUCKET", "tenantA:1", "5", "1", "1000"])[0],
         1

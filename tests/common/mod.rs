@@ -305,6 +305,26 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
         .to_owned()
 }
 
+/// A new connection logged in as `user` (password `pw`), which `admin`
+/// creates or updates with the ACL `rules`.
+pub fn login(server: &Server, admin: &mut Connection, user: &str, rules: &[&str]) -> Connection {
+    let mut setuser = redis::cmd("ACL");
+    setuser
+        .arg("SETUSER")
+        .arg(user)
+        .arg("on")
+        .arg(">pw")
+        .arg(rules);
+    setuser.query::<()>(admin).unwrap();
+    let mut con = server.connect();
+    redis::cmd("AUTH")
+        .arg(user)
+        .arg("pw")
+        .query::<()>(&mut con)
+        .unwrap();
+    con
+}
+
 /// A master and its replica, once the replica is in sync.
 pub fn start_pair() -> (Server, Server) {
     let master = Server::start();
