@@ -342,17 +342,24 @@ fn limiter_call(con: &mut Connection, module: bool, key: &str) -> Vec<i64> {
     }
 }
 
+/// A server with the module, then one without (like a managed Redis that
+/// forbids modules), each with the backend an example must report for it.
+fn backends() -> impl Iterator<Item = (Server, &'static str)> {
+    [true, false].into_iter().map(|module| {
+        if module {
+            (Server::start(), "module")
+        } else {
+            (Server::start_without_module(), "lua")
+        }
+    })
+}
+
 /// Drives one middleware example (Python, Node or Rust) against both
 /// backends: counts down, denies with exact headers, keys per client,
 /// rejects a cost above capacity, and admits again after Retry-After.
 fn check_middleware(start: impl Fn(&Server) -> App) {
-    for module in [true, false] {
-        let server = if module {
-            Server::start()
-        } else {
-            Server::start_without_module()
-        };
-        let backend = if module { "module" } else { "lua" };
+    for (server, backend) in backends() {
+        let module = backend == "module";
         let mut con = server.connect();
         let app = start(&server);
         assert_eq!(app.backend, backend, "start-up line");
@@ -529,13 +536,8 @@ fn llm_gateway() {
         ("RL_LEASE_MS", "2000"),
     ];
     let (tokens_key, slots_key) = ("llm:{alice}:tokens", "llm:{alice}:concurrency");
-    for module in [true, false] {
-        let server = if module {
-            Server::start()
-        } else {
-            Server::start_without_module()
-        };
-        let backend = if module { "module" } else { "lua" };
+    for (server, backend) in backends() {
+        let module = backend == "module";
         let mut con = server.connect();
         let start = || {
             let mut cmd = Command::new(python());
