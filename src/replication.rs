@@ -72,10 +72,10 @@ pub fn server_clock_ms() -> i64 {
     }
 }
 
-/// Propagates a write: `clock_read` is the ms the call read with
-/// [`clock_ms`], `None` when it pinned its time with `AT`.
-pub fn publish(call: &Call, clock_read: Option<i64>) -> crate::error::CommandResult<()> {
-    if let Some(ms) = clock_read {
+/// Propagates a write, announcing the ms it read with [`clock_ms`] (none
+/// when it pinned its time with `AT`).
+pub fn publish(call: &Call) -> crate::error::CommandResult<()> {
+    if let Some(ms) = call.clock_read() {
         if ANNOUNCED.load(Ordering::Relaxed) != ms {
             call.replicate_clock(ms)?;
             // Where what a call propagates may be dropped, the next write

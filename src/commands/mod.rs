@@ -54,7 +54,7 @@ fn publish_write(
     spec: &'static CommandSpec,
     written: &[usize],
 ) -> crate::error::CommandResult<()> {
-    crate::replication::publish(call, call.clock_read())?;
+    crate::replication::publish(call)?;
     for &key in written {
         call.notify_module_event(spec.name, key);
     }
