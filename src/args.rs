@@ -41,20 +41,23 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
         [b'0', ..] => return None,
         _ => {}
     }
-    let mut value: i64 = 0;
+    // 19 digits stay below 10^19 < 2^64: no step can overflow a u64.
+    if digits.len() > 19 {
+        return None;
+    }
+    let mut magnitude: u64 = 0;
     for &byte in digits {
-        if !byte.is_ascii_digit() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
             return None;
         }
-        let digit = i64::from(byte - b'0');
-        value = value.checked_mul(10)?;
-        value = if negative {
-            value.checked_sub(digit)?
-        } else {
-            value.checked_add(digit)?
-        };
+        magnitude = magnitude * 10 + u64::from(digit);
     }
-    Some(value)
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
 }
 
 /// `value` in base 10, written into `buffer`.
@@ -216,6 +219,11 @@ mod tests {
             (b"9223372036854775807", Some(i64::MAX)),
             (b"-9223372036854775808", Some(i64::MIN)),
             (b"9223372036854775808", None),
+            (b"-9223372036854775809", None),
+            (b"9999999999999999999", None),
+            (b"-9999999999999999999", None),
+            (b"18446744073709551616", None),
+            (b"00000000000000000001", None),
             (b"", None),
             (b"-", None),
             (b"-0", None),

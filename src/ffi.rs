@@ -45,6 +45,7 @@ pub fn dispatch(
         argv,
         replay: None,
         clock_read: Cell::new(None),
+        context_flags: Cell::new(None),
     };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&call)));
     match &result {
@@ -53,6 +54,9 @@ pub fn dispatch(
         _ => stats.record(Err(())),
     }
     match result {
+        // A replica's master reads no reply: Redis would format one only to
+        // drop it.
+        Ok(Ok(_)) if call.comes_from_master() => {}
         Ok(Ok(reply)) => reply.send(ctx),
         Ok(Err(CommandError::WrongArity)) => {
             if let Some(wrong_arity) = unsafe { raw::RedisModule_WrongArity } {
@@ -81,6 +85,8 @@ pub struct Call<'a> {
     replay: Option<&'a Replay<'a>>,
     /// The time the call read from the clock, if it read one.
     clock_read: Cell<Option<i64>>,
+    /// `RedisModule_GetContextFlags`, once asked.
+    context_flags: Cell<Option<u32>>,
 }
 
 /// The arguments of a command rebuilt from its replication form
@@ -99,6 +105,7 @@ impl<'a> Call<'a> {
             argv: self.argv,
             replay: Some(replay),
             clock_read: Cell::new(None),
+            context_flags: self.context_flags.clone(),
         }
     }
 
@@ -123,9 +130,16 @@ impl<'a> Call<'a> {
     /// Whether the call comes from the master or an AOF being loaded: what
     /// the master accepted must run here whatever this server's settings.
     pub fn is_replicated_or_loading(&self) -> bool {
-        self.context_flags()
-            & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
-            != 0
+        crate::replication::may_receive()
+            && self.context_flags()
+                & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
+                != 0
+    }
+
+    /// Whether the call comes from this replica's master.
+    pub fn comes_from_master(&self) -> bool {
+        crate::replication::is_replica()
+            && self.context_flags() & raw::REDISMODULE_CTX_FLAGS_REPLICATED != 0
     }
 
     /// The raw RedisModuleString of argument `index` (when replaying, only
@@ -223,11 +237,16 @@ impl<'a> Call<'a> {
     }
 
     fn context_flags(&self) -> u32 {
-        match unsafe { raw::RedisModule_GetContextFlags } {
+        if let Some(flags) = self.context_flags.get() {
+            return flags;
+        }
+        let flags = match unsafe { raw::RedisModule_GetContextFlags } {
             // SAFETY: ctx is the live context of this command.
             Some(flags) => (unsafe { flags(self.ctx) }) as u32,
             None => 0,
-        }
+        };
+        self.context_flags.set(Some(flags));
+        flags
     }
 
     /// Propagates `RL.CLOCK ms` (see [`crate::replication`]).

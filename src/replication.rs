@@ -40,6 +40,7 @@ static ANNOUNCED: AtomicI64 = AtomicI64::new(UNKNOWN);
 /// The ms the master's stream (or the AOF or RDB being loaded) last announced.
 static RECEIVED: AtomicI64 = AtomicI64::new(UNKNOWN);
 static IS_REPLICA: AtomicBool = AtomicBool::new(false);
+static LOADING: AtomicBool = AtomicBool::new(false);
 /// Writes from the master or a file that ran on this server's clock, since
 /// no clock was known (`INFO rl`).
 static UNCLOCKED_WRITES: AtomicI64 = AtomicI64::new(0);
@@ -61,6 +62,17 @@ pub fn clock_ms(call: &Call) -> i64 {
         }
     }
     server_clock_ms()
+}
+
+/// Whether this server follows a master.
+pub fn is_replica() -> bool {
+    IS_REPLICA.load(Ordering::Relaxed)
+}
+
+/// Whether a call may come from a master or a file being loaded: never on
+/// a master that is not loading, which spares its writes a context lookup.
+pub fn may_receive() -> bool {
+    is_replica() || LOADING.load(Ordering::Relaxed)
 }
 
 /// The server's clock in unix ms.
@@ -127,6 +139,10 @@ pub fn init(ctx: Ctx) -> Result<(), &'static str> {
             flags & raw::REDISMODULE_CTX_FLAGS_SLAVE != 0,
             Ordering::Relaxed,
         );
+        LOADING.store(
+            flags & raw::REDISMODULE_CTX_FLAGS_LOADING != 0,
+            Ordering::Relaxed,
+        );
     }
     let subscribe = unsafe { raw::RedisModule_SubscribeToServerEvent }
         .ok_or("this server lacks server events")?;
@@ -163,8 +179,15 @@ extern "C" fn on_server_event(
             );
             restart_stream();
         }
-        raw::REDISMODULE_EVENT_LOADING if subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED => {
-            restart_stream()
+        raw::REDISMODULE_EVENT_LOADING => {
+            let ended = matches!(
+                subevent,
+                raw::REDISMODULE_SUBEVENT_LOADING_ENDED | raw::REDISMODULE_SUBEVENT_LOADING_FAILED
+            );
+            LOADING.store(!ended, Ordering::Relaxed);
+            if subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED {
+                restart_stream()
+            }
         }
         _ => {}
     }
