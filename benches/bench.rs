@@ -68,6 +68,11 @@ fn rows(con: &mut Connection) -> Vec<Row> {
     vec![
         row("INCR", "incr", "INCR counter:__rand_int__"),
         row("RL.TOKENBUCKET allowed", "rl.tokenbucket", &format!("RL.TOKENBUCKET b:__rand_int__ {big} 1 3600000")),
+        row(
+            "Module floor: RL.TOKENBUCKET's words, no key",
+            "floor.bucket",
+            &format!("FLOOR.BUCKET b:__rand_int__ {big} 1 3600000"),
+        ),
         row("RL.TOKENBUCKET denied", "rl.tokenbucket", "RL.TOKENBUCKET q:__rand_int__ 1 0 3600000 COST 2"),
         row("RL.TOKENBUCKET peek", "rl.tokenbucket", &format!("RL.TOKENBUCKET b:__rand_int__ {big} 1 3600000 COST 0")),
         row("RL.TOKENBUCKET fresh keys", "rl.tokenbucket", "RL.TOKENBUCKET f:__rand_int__ 10 10 1"),
@@ -398,10 +403,19 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400_000);
-    let server = Server::start_with(&["--appendonly", "no"]);
+    // The least a module command of RL.TOKENBUCKET's request and reply costs.
+    let floor = common::fixture_module("floor");
+    let floor = floor.to_str().expect("UTF-8 path");
+    let server = Server::start_with(&["--appendonly", "no", "--loadmodule", floor]);
     let mut con = server.connect();
     // A replica, so that writes really pay for replication as in production.
-    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &server.port.to_string()]);
+    let replica = Server::start_with(&[
+        "--loadmodule",
+        floor,
+        "--replicaof",
+        "127.0.0.1",
+        &server.port.to_string(),
+    ]);
     let rows = rows(&mut con);
     let mut results: BTreeMap<(usize, usize), Measure> = BTreeMap::new();
     for round in 0..rounds {

@@ -433,39 +433,9 @@ fn writes_in_transactions_and_scripts_carry_their_clock() {
     }
 }
 
-/// Builds tests/fixtures/nested_call.c against the redismodule.h that the
-/// redis-module crate ships (in Cargo's registry).
-fn nested_call_module() -> std::path::PathBuf {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
-    let include = std::fs::read_dir(cargo_home.join("registry/src"))
-        .unwrap()
-        .flat_map(|index| std::fs::read_dir(index.unwrap().path()).unwrap())
-        .map(|entry| entry.unwrap().path().join("src/include"))
-        .find(|dir| {
-            dir.join("redismodule.h").exists() && dir.to_string_lossy().contains("/redis-module-")
-        })
-        .expect("redismodule.h of the redis-module crate in Cargo's registry");
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("nested_call.so");
-    let status = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-I"])
-        .arg(&include)
-        .arg("-o")
-        .arg(&out)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/nested_call.c"
-        ))
-        .status()
-        .expect("a C compiler (cc)");
-    assert!(status.success(), "nested_call.c did not build");
-    out
-}
-
 #[test]
 fn a_write_whose_propagation_another_module_drops_does_not_hide_the_next_clock() {
-    let nested = nested_call_module();
+    let nested = common::fixture_module("nested_call");
     let nested = nested.to_str().unwrap();
     let master = Server::start_with(&["--loadmodule", nested, QUICK_SYNC[0], QUICK_SYNC[1]]);
     let replica = start_replica_of(&master, &["--loadmodule", nested]);

@@ -15,6 +15,35 @@ pub mod cluster;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Builds the C module tests/fixtures/`name`.c against the redismodule.h
+/// that the redis-module crate ships (in Cargo's registry); returns the
+/// path of the built library.
+pub fn fixture_module(name: &str) -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
+    let include = std::fs::read_dir(cargo_home.join("registry/src"))
+        .unwrap()
+        .flat_map(|index| std::fs::read_dir(index.unwrap().path()).unwrap())
+        .map(|entry| entry.unwrap().path().join("src/include"))
+        .find(|dir| {
+            dir.join("redismodule.h").exists() && dir.to_string_lossy().contains("/redis-module-")
+        })
+        .expect("redismodule.h of the redis-module crate in Cargo's registry");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.so"));
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-I"])
+        .arg(&include)
+        .arg("-o")
+        .arg(&out)
+        .arg(&source)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "{} did not build", source.display());
+    out
+}
+
 /// The module under test: `RL_MODULE`, or the library built next to this
 /// test binary (`target/<profile>/libredis_ratelimit.so`).
 pub fn module_path() -> PathBuf {
