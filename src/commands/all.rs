@@ -1,8 +1,8 @@
 //! RL.ALL: several limiters checked in one atomic, all-or-nothing call.
 
-use crate::algo::leases::{AcquireOutcome, LeaseParams};
+use crate::algo::leases::{AcquireOutcome, LeaseParams, LeaseState};
 use crate::algo::reservations::ReserveOutcome;
-use crate::algo::sliding_log::{LogOutcome, LogParams};
+use crate::algo::sliding_log::{LogOutcome, LogParams, LogState};
 use crate::algo::token_bucket::{BucketOutcome, BucketParams};
 use crate::algo::{Evaluation, NEVER};
 use crate::args::{parse_options, printable, IntArg, OptionName, Options};
@@ -12,7 +12,8 @@ use crate::ffi::{Call, Key};
 use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::stats::CommandStats;
-use crate::{callback, commands};
+use crate::types::bucket::Bucket;
+use crate::{callback, commands, types};
 
 /// The most keys one RL.ALL call takes.
 pub const MAX_KEYS: i64 = 16;
@@ -121,25 +122,41 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
     let now = request.options.at.unwrap_or_else(|| call.now_ms());
     // Each key is opened once (the keys are distinct), for writing: only
     // the keys an allowed call writes are signalled as modified.
+    // Opening every key and prefetching its value before reading any lets
+    // the keys' cache misses overlap.
     let mut keys: PerKey<Key> = PerKey::new();
-    let mut checked: PerKey<Checked> = PerKey::new();
-    for (n, (spec, &cost)) in request.specs.iter().zip(&request.costs).enumerate() {
+    for (n, spec) in request.specs.iter().enumerate() {
         let mut key = call.update_key(key_index(n))?;
+        match spec {
+            Spec::Bucket(_) | Spec::Reserve(..) => types::prefetch::<Bucket>(&mut key),
+            Spec::Log(_) => types::prefetch::<LogState>(&mut key),
+            Spec::Acquire(_) => types::prefetch::<LeaseState>(&mut key),
+        }
+        keys.push(key);
+    }
+    let mut checked: PerKey<Checked> = PerKey::new();
+    for (n, ((spec, &cost), key)) in request
+        .specs
+        .iter()
+        .zip(&request.costs)
+        .zip(&mut keys)
+        .enumerate()
+    {
+        let key = &mut *key;
         let outcome = match spec {
             Spec::Bucket(params) => {
-                commands::token_bucket::check(&mut key, params, cost, now).map(Checked::Bucket)
+                commands::token_bucket::check(key, params, cost, now).map(Checked::Bucket)
             }
-            Spec::Log(params) => commands::sliding_log::check(&mut key, params, cost, now)
+            Spec::Log(params) => commands::sliding_log::check(key, params, cost, now)
                 .map(|outcome| Checked::Log(outcome, params, cost)),
             Spec::Reserve(params, lease_ms) => {
-                commands::reservation::check(&mut key, params, cost, *lease_ms, now)
+                commands::reservation::check(key, params, cost, *lease_ms, now)
                     .map(Checked::Reserve)
             }
-            Spec::Acquire(params) => commands::lease::check(&mut key, params, cost, now)
+            Spec::Acquire(params) => commands::lease::check(key, params, cost, now)
                 .map(|outcome| Checked::Acquire(outcome, params)),
         };
         checked.push(outcome.map_err(|error| error.at_position(n + 1))?);
-        keys.push(key);
     }
     let allowed = checked.iter().all(|c| c.evaluation().allowed);
     if allowed {

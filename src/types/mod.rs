@@ -55,6 +55,20 @@ pub fn get<T: Stored>(key: &mut Key) -> CommandResult<Option<&mut T>> {
     unsafe { key.value::<T>(T::data_type()) }
 }
 
+/// Starts loading the `T` in `key` into the CPU cache, so that the work a
+/// call does before reading it overlaps the memory access (the value sits
+/// three pointers away from the key, each likely a cache miss).
+pub fn prefetch<T: Stored>(key: &mut Key) {
+    if let Ok(Some(value)) = get::<T>(key) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults, whatever the address.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_mut(value).cast::<i8>());
+        }
+    }
+}
+
 /// Stores `value` in `key` (open for writing), replacing a `T` it holds.
 pub fn put<T: Stored>(key: &mut Key, value: T) -> CommandResult<()> {
     match get::<T>(key)? {
