@@ -38,6 +38,11 @@ impl RecordLog {
         self.total_cost
     }
 
+    /// Time of the oldest record, if any.
+    pub fn oldest_ms(&self) -> Option<i64> {
+        (!self.is_empty()).then_some(self.oldest_ms)
+    }
+
     /// Time of the newest record, if any.
     pub fn newest_ms(&self) -> Option<i64> {
         (!self.is_empty()).then_some(self.newest_ms)
