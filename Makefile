@@ -1,7 +1,7 @@
 MODULE := target/release/libredis_ratelimit.so
 PORT ?= 6379
 
-.PHONY: all deps build install uninstall run test test-valkey bench profile lint lua clean
+.PHONY: all deps build install uninstall run test test-valkey bench profile cpu lint lua clean
 
 all: build
 
@@ -57,9 +57,19 @@ bench: build
 # the allowed paths against INCR; PROFILE="..." to choose the commands.
 PROFILE ?= "INCR c:__rand_int__" "RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000" \
 	"RL.SLIDELOG l:__rand_int__ 100 60000" \
-	"RL.ALL 2 a:__rand_int__ l:__rand_int__ TOKENBUCKET 1000000000 1 3600000 SLIDELOG 100 60000"
+	"RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET 1000000000 1 3600000 SLIDELOG 100 60000"
 profile: build
 	scripts/profile.sh $(PROFILE)
+
+# CPU time per request of the master and of its replica, steadier than
+# requests/s on a small machine; CPU="..." to choose the commands.
+CPU ?= "INCR c:__rand_int__" "GET c:__rand_int__" "FLOOR.BUCKET f:__rand_int__ 1000000000 1 3600000" \
+	"RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000" \
+	"RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000 COST 0" \
+	"RL.SLIDELOG l:__rand_int__ 100 60000" \
+	"RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET 1000000000 1 3600000 SLIDELOG 100 60000"
+cpu: build
+	scripts/cpu-per-request.sh $(CPU)
 
 # Regenerates lua/*.lua from lua/src/ and lua/lib/.
 lua:
