@@ -191,6 +191,46 @@ mod tests {
         LogParams { limit, window_ms }
     }
 
+    /// Against a plain list of every record ever written: what the window
+    /// holds is recounted from scratch on each call, with windows changing
+    /// between calls and times that go backwards (clamped to the newest).
+    #[test]
+    fn remaining_matches_a_recount_of_the_window() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for _ in 0..200 {
+            let mut log = Fake::new();
+            let mut written: Vec<(i64, i64)> = Vec::new();
+            let mut now = 1_000_000;
+            for _ in 0..60 {
+                now += random(400) as i64 - 50;
+                let p = params(1 + random(12) as i64, 1 + random(1500) as i64);
+                let cost = random(4) as i64;
+                let at = written.last().map_or(now, |&(newest, _)| now.max(newest));
+                let cutoff = at - p.window_ms;
+                let used: i64 = written
+                    .iter()
+                    .filter(|&&(time, _)| time > cutoff)
+                    .map(|&(_, c)| c)
+                    .sum();
+                let [allowed, _, remaining, ..] = log.call(p, now, cost);
+                assert_eq!(allowed == 1, used + cost <= p.limit);
+                let used_after = if allowed == 1 { used + cost } else { used };
+                assert_eq!(remaining, (p.limit - used_after).max(0));
+                if allowed == 1 && cost > 0 {
+                    // A write keeps only what is in its own window.
+                    written.retain(|&(time, _)| time > cutoff);
+                    written.push((at, cost));
+                }
+            }
+        }
+    }
+
     #[test]
     fn contract_example() {
         let p = params(3, 1000);
