@@ -54,6 +54,7 @@ pub fn dispatch(
         _ => stats.record(Err(())),
     }
     match result {
+        Ok(Ok(Reply::KeysReported)) => {}
         // A replica's master reads no reply: Redis would format one only to
         // drop it.
         Ok(Ok(_)) if call.comes_from_master() => {}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{dump, error, ints, login, Server};
+use common::{call, dump, error, info_field, ints, login, Server};
 use redis::{Connection, Value};
 
 const T: i64 = 1_700_000_000_000;
@@ -356,6 +356,43 @@ fn writes_set_each_keys_ttl() {
     let log_ttl: i64 = redis::cmd("PTTL").arg("l").query(&mut con).unwrap();
     assert!((119_000..=120_000).contains(&bucket_ttl), "{bucket_ttl}");
     assert!((29_000..=30_000).contains(&log_ttl), "{log_ttl}");
+}
+
+/// The keys are looked up in order, and none after one of the wrong type:
+/// an expired key still stored behind it is not reaped.
+#[test]
+fn no_key_after_a_wrong_type_is_looked_up() {
+    let server = Server::start();
+    let mut con = server.connect();
+    call(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    call(&mut con, &["SET", "s", "text"]).unwrap();
+    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    call(&mut con, &["PEXPIRE", "b", "1"]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let expired_before = info_field(&mut con, "stats", "expired_keys");
+    let words = [
+        "RL.ALL",
+        "2",
+        "s",
+        "b",
+        "TOKENBUCKET",
+        "10",
+        "1",
+        "1000",
+        "TOKENBUCKET",
+        "10",
+        "1",
+        "1000",
+    ];
+    assert_eq!(
+        error(&mut con, &words),
+        "WRONGTYPE Operation against a key holding the wrong kind of value (key 1)"
+    );
+    assert_eq!(
+        info_field(&mut con, "stats", "expired_keys"),
+        expired_before
+    );
+    assert_eq!(call(&mut con, &["DBSIZE"]).unwrap(), Value::Int(2));
 }
 
 #[test]

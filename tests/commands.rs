@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dump, error, ints, login, Server};
+use common::{call, dump, error, info_field, ints, login, Server};
 use redis::Value;
 
 const T: i64 = 1_700_000_000_000;
@@ -334,6 +334,49 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
             .unwrap();
         assert!(result.is_none(), "{call:?} must abort the transaction");
     }
+}
+
+/// Arguments are checked before the key is looked up: a call with bad
+/// arguments does not even reap a key that has expired but is still stored
+/// (which would count it as expired and propagate a DEL).
+#[test]
+fn bad_arguments_do_not_look_the_key_up() {
+    let server = Server::start();
+    let mut con = server.connect();
+    call(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    ints(&mut con, &["RL.SLIDELOG", "l", "10", "1000"]);
+    call(&mut con, &["PEXPIRE", "b", "1"]).unwrap();
+    call(&mut con, &["PEXPIRE", "l", "1"]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let expired_before = info_field(&mut con, "stats", "expired_keys");
+    for words in [
+        &["RL.TOKENBUCKET", "b", "x", "1", "1000"][..],
+        &["RL.TOKENBUCKET", "b", "10", "1", "1000", "COST", "-1"],
+        &["RL.COST", "b", "10", "1", "1000", "+5"],
+        &["RL.SLIDELOG", "l", "0", "1000"],
+        &["RL.SLIDELOG", "l", "10", "1000", "AT", "x"],
+        &[
+            "RL.ALL",
+            "2",
+            "b",
+            "l",
+            "TOKENBUCKET",
+            "10",
+            "1",
+            "1000",
+            "SLIDELOG",
+            "0",
+            "1000",
+        ],
+    ] {
+        assert!(error(&mut con, words).starts_with("ERR"), "{words:?}");
+    }
+    assert_eq!(
+        info_field(&mut con, "stats", "expired_keys"),
+        expired_before
+    );
+    assert_eq!(call(&mut con, &["DBSIZE"]).unwrap(), Value::Int(2));
 }
 
 #[test]

@@ -119,21 +119,25 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
         return Ok(Reply::KeysReported);
     }
     let request = parse(call)?;
-    let now = request.options.at.unwrap_or_else(|| call.now_ms());
     // Each key is opened once (the keys are distinct), for writing: only
-    // the keys an allowed call writes are signalled as modified.
-    // Opening every key and prefetching its value before reading any lets
-    // the keys' cache misses overlap.
+    // the keys an allowed call writes are signalled as modified. All are
+    // opened, their values prefetched, before any is read, so that their
+    // cache misses overlap; none after one of the wrong type, where the
+    // checks below stop with its position.
     let mut keys: PerKey<Key> = PerKey::new();
     for (n, spec) in request.specs.iter().enumerate() {
         let mut key = call.update_key(key_index(n))?;
-        match spec {
+        let fetched = match spec {
             Spec::Bucket(_) | Spec::Reserve(..) => types::prefetch::<Bucket>(&mut key),
             Spec::Log(_) => types::prefetch::<LogState>(&mut key),
             Spec::Acquire(_) => types::prefetch::<LeaseState>(&mut key),
-        }
+        };
         keys.push(key);
+        if !fetched {
+            break;
+        }
     }
+    let now = request.options.at.unwrap_or_else(|| call.now_ms());
     let mut checked: PerKey<Checked> = PerKey::new();
     for (n, ((spec, &cost), key)) in request
         .specs

@@ -35,11 +35,11 @@ const WINDOW: IntArg = IntArg::new("window_ms", 1, i64::MAX);
 /// `RL.SLIDELOG key limit window_ms [COST n] [AT unix_ms]`
 pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
     call.require(4)?;
-    let mut key = call.update_key(1)?;
-    types::prefetch::<LogState>(&mut key);
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(4), &[OptionName::Cost, OptionName::At])?;
     let cost = options.cost.unwrap_or(1);
+    let mut key = call.update_key(1)?;
+    types::prefetch::<LogState>(&mut key);
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
     if apply(&mut key, &params, cost, &outcome)? {

@@ -61,11 +61,11 @@ const POSITIONAL_COST: IntArg = IntArg::new("cost", 0, i64::MAX);
 /// `RL.TOKENBUCKET key capacity refill_amount refill_period_ms [COST n] [AT unix_ms]`
 pub(super) fn token_bucket(call: &Call) -> CommandResult<Reply> {
     call.require(5)?;
-    let mut key = call.update_key(1)?;
-    types::prefetch::<Bucket>(&mut key);
     let params = parse_params(call, 2)?;
     let options = parse_options(call.args_from(5), &[OptionName::Cost, OptionName::At])?;
     let cost = options.cost.unwrap_or(1);
+    let mut key = call.update_key(1)?;
+    types::prefetch::<Bucket>(&mut key);
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
     if apply(&mut key, &outcome)? {
@@ -77,11 +77,11 @@ pub(super) fn token_bucket(call: &Call) -> CommandResult<Reply> {
 /// `RL.COST key capacity refill_amount refill_period_ms cost [AT unix_ms]`
 pub(super) fn cost(call: &Call) -> CommandResult<Reply> {
     call.require(6)?;
-    let mut key = call.update_key(1)?;
-    types::prefetch::<Bucket>(&mut key);
     let params = parse_params(call, 2)?;
     let cost = POSITIONAL_COST.parse(call.arg(5)?)?;
     let options = parse_options(call.args_from(6), &[OptionName::At])?;
+    let mut key = call.update_key(1)?;
+    types::prefetch::<Bucket>(&mut key);
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
     if apply(&mut key, &outcome)? {

@@ -56,24 +56,35 @@ pub fn get<T: Stored>(key: &mut Key) -> CommandResult<Option<&mut T>> {
 }
 
 /// Starts loading the `T` in `key` into the CPU cache, so that the work a
-/// call does before reading it overlaps the memory access (the value sits
-/// three pointers away from the key, each likely a cache miss). Both ends
-/// are fetched: the allocator's 48- and 80-byte slots often straddle two
-/// cache lines.
-pub fn prefetch<T: Stored>(key: &mut Key) {
-    if let Ok(Some(value)) = get::<T>(key) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults, whatever the address.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let first = std::ptr::from_mut(value).cast::<i8>();
-            _mm_prefetch::<_MM_HINT_T0>(first);
-            _mm_prefetch::<_MM_HINT_T0>(
-                first.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)),
-            );
+/// call does before reading it overlaps that memory access (the limiter is
+/// the last of the pointers from the key: its object, the module's value
+/// record, the limiter). Both ends are fetched: the allocator's 48- and
+/// 80-byte slots often straddle two cache lines. False when the key holds
+/// another type.
+pub fn prefetch<T: Stored>(key: &mut Key) -> bool {
+    match get::<T>(key) {
+        Ok(Some(value)) => {
+            prefetch_value(value);
+            true
         }
+        Ok(None) => true,
+        Err(_) => false,
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch_value<T>(value: &T) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let first = std::ptr::from_ref(value).cast::<i8>();
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(first);
+        _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_value<T>(_value: &T) {}
 
 /// Stores `value` in `key` (open for writing), replacing a `T` it holds.
 pub fn put<T: Stored>(key: &mut Key, value: T) -> CommandResult<()> {
