@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{call, dump, error, info_field, ints, login, Server};
+use common::{call, dump, error, expire_unreaped, info_field, ints, login, Server};
 use redis::{Connection, Value};
 
 const T: i64 = 1_700_000_000_000;
@@ -364,12 +364,9 @@ fn writes_set_each_keys_ttl() {
 fn no_key_after_a_wrong_type_is_looked_up() {
     let server = Server::start();
     let mut con = server.connect();
-    call(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
     call(&mut con, &["SET", "s", "text"]).unwrap();
     ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
-    call(&mut con, &["PEXPIRE", "b", "1"]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let expired_before = info_field(&mut con, "stats", "expired_keys");
+    let expired_before = expire_unreaped(&mut con, &["b"]);
     let words = [
         "RL.ALL",
         "2",

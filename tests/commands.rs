@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{call, dump, error, info_field, ints, login, Server};
+use common::{call, dump, error, expire_unreaped, info_field, ints, login, Server};
 use redis::Value;
 
 const T: i64 = 1_700_000_000_000;
@@ -343,13 +343,9 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
 fn bad_arguments_do_not_look_the_key_up() {
     let server = Server::start();
     let mut con = server.connect();
-    call(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
     ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
     ints(&mut con, &["RL.SLIDELOG", "l", "10", "1000"]);
-    call(&mut con, &["PEXPIRE", "b", "1"]).unwrap();
-    call(&mut con, &["PEXPIRE", "l", "1"]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let expired_before = info_field(&mut con, "stats", "expired_keys");
+    let expired_before = expire_unreaped(&mut con, &["b", "l"]);
     for words in [
         &["RL.TOKENBUCKET", "b", "x", "1", "1000"][..],
         &["RL.TOKENBUCKET", "b", "10", "1", "1000", "COST", "-1"],

@@ -324,6 +324,18 @@ impl Rng {
     }
 }
 
+/// Expires `keys` without letting Redis reap them (active expiry off), so
+/// that only a lookup removes them; returns INFO's `expired_keys`, which
+/// tells later whether a lookup did.
+pub fn expire_unreaped(con: &mut Connection, keys: &[&str]) -> String {
+    call(con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    for key in keys {
+        call(con, &["PEXPIRE", key, "1"]).unwrap();
+    }
+    sleep(Duration::from_millis(20));
+    info_field(con, "stats", "expired_keys")
+}
+
 /// A field of `INFO section`, empty when absent.
 pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
     let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
