@@ -46,12 +46,9 @@ pub fn check(state: Option<&LogState>, params: &LogParams, now_ms: i64, cost: i6
     // Only the records that left the window are read: amortized O(1) when
     // writes keep dropping them, and none while the oldest is still in the
     // window (the records' bytes are then not even touched).
-    let any_stale = records
-        .and_then(RecordLog::oldest_ms)
-        .is_some_and(|oldest| oldest <= cutoff_ms);
     let stale: i128 = records
+        .filter(|log| log.oldest_ms().is_some_and(|oldest| oldest <= cutoff_ms))
         .into_iter()
-        .filter(|_| any_stale)
         .flat_map(RecordLog::iter)
         .take_while(|&(time, _)| time <= cutoff_ms)
         .map(|(_, cost)| i128::from(cost))
