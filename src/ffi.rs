@@ -186,6 +186,16 @@ impl<'a> Call<'a> {
         now
     }
 
+    /// What the TTLs this call sets count from, for a limiter it ran at
+    /// `at_ms`: that time when the call read the clock, now when it pinned
+    /// its time with `AT`.
+    pub fn ttl_from(&self, at_ms: i64) -> TtlFrom {
+        match self.clock_read() {
+            Some(_) => TtlFrom::CallTime(at_ms),
+            None => TtlFrom::Now,
+        }
+    }
+
     /// The time [`Call::now_ms`] gave this call, if it asked.
     pub fn clock_read(&self) -> Option<i64> {
         self.clock_read.get()
@@ -488,18 +498,45 @@ impl Key {
         Ok(())
     }
 
-    /// Sets the TTL relative to now, at least 1 ms; `None` (or a TTL past
-    /// [`MAX_TTL_MS`]) removes it.
-    pub fn set_ttl(&self, ttl_ms: Option<i64>) {
-        let ttl = match ttl_ms {
-            Some(ms) if ms <= MAX_TTL_MS => ms.max(1),
-            _ => raw::REDISMODULE_NO_EXPIRE.into(),
-        };
-        if let Some(set_expire) = unsafe { raw::RedisModule_SetExpire } {
-            // SAFETY: inner is a key open for writing.
-            unsafe { set_expire(self.inner, ttl) };
+    /// Sets the TTL, at least 1 ms, counted from `from`; `None` (or a TTL
+    /// past [`MAX_TTL_MS`]) removes it.
+    pub fn set_ttl(&self, ttl_ms: Option<i64>, from: TtlFrom) {
+        let ttl = ttl_ms.filter(|&ms| ms <= MAX_TTL_MS).map(|ms| ms.max(1));
+        match (ttl, from) {
+            (Some(ttl), TtlFrom::CallTime(at_ms)) => match at_ms.checked_add(ttl) {
+                Some(deadline) => self.set_deadline(deadline),
+                None => self.set_relative_ttl(raw::REDISMODULE_NO_EXPIRE.into()),
+            },
+            (Some(ttl), TtlFrom::Now) => self.set_relative_ttl(ttl),
+            (None, _) => self.set_relative_ttl(raw::REDISMODULE_NO_EXPIRE.into()),
         }
     }
+
+    fn set_relative_ttl(&self, ttl_ms: i64) {
+        if let Some(set_expire) = unsafe { raw::RedisModule_SetExpire } {
+            // SAFETY: inner is a key open for writing.
+            unsafe { set_expire(self.inner, ttl_ms) };
+        }
+    }
+
+    fn set_deadline(&self, unix_ms: i64) {
+        if let Some(set_abs_expire) = unsafe { raw::RedisModule_SetAbsExpire } {
+            // SAFETY: inner is a key open for writing.
+            unsafe { set_abs_expire(self.inner, unix_ms) };
+        }
+    }
+}
+
+/// What a write's TTL counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlFrom {
+    /// The time of a call that ran on the clock (the server's, or the one
+    /// its master announced), in unix ms: the key expires at the same
+    /// instant on the master, on its replicas and after an AOF replay.
+    CallTime(i64),
+    /// The server's clock as the TTL is set: for a call that pinned its
+    /// time with `AT`, which may be far from the server's.
+    Now,
 }
 
 /// Plain string values, for commands that keep their state as a string.
@@ -575,11 +612,16 @@ impl Key {
 }
 
 impl Key {
-    /// Lengthens the TTL to `ttl_ms` if it is shorter; never shortens it, and
-    /// a key without a TTL keeps none. For writes that must not make a key
-    /// expire earlier than its last write promised.
-    pub fn extend_ttl(&self, ttl_ms: Option<i64>) {
-        let Some(get_expire) = (unsafe { raw::RedisModule_GetExpire }) else {
+    /// Lengthens the TTL to `ttl_ms` (counted from `from`) if it is
+    /// shorter; never shortens it, and a key without a TTL keeps none. For
+    /// writes that must not make a key expire earlier than its last write
+    /// promised.
+    pub fn extend_ttl(&self, ttl_ms: Option<i64>, from: TtlFrom) {
+        let get_expire = match from {
+            TtlFrom::CallTime(_) => unsafe { raw::RedisModule_GetAbsExpire },
+            TtlFrom::Now => unsafe { raw::RedisModule_GetExpire },
+        };
+        let Some(get_expire) = get_expire else {
             return;
         };
         // SAFETY: inner is an open key.
@@ -587,10 +629,14 @@ impl Key {
         if current == i64::from(raw::REDISMODULE_NO_EXPIRE) {
             return;
         }
-        match ttl_ms {
-            Some(ms) if ms > current => self.set_ttl(Some(ms)),
+        let wanted = match (ttl_ms, from) {
+            (Some(ms), TtlFrom::CallTime(at_ms)) => Some(at_ms.saturating_add(ms.max(1))),
+            (ttl, _) => ttl,
+        };
+        match wanted {
+            Some(ms) if ms > current => self.set_ttl(ttl_ms, from),
             Some(_) => {}
-            None => self.set_ttl(None),
+            None => self.set_ttl(None, from),
         }
     }
 }

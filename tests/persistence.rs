@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dump, ints, Rng, Server};
+use common::{dump, expire_time, ints, Rng, Server};
 use redis::Connection;
 
 const T: i64 = 1_700_000_000_000;
@@ -217,10 +217,22 @@ fn aof_replay_after_kill_keeps_exact_state() {
         );
     }
     let before = dumps(&mut con, &keys);
+    // Writes pinned with AT count their TTL from the server's clock; the
+    // buckets' last writes read it.
+    let expiries = |con: &mut Connection| -> Vec<i64> {
+        keys.iter()
+            .filter(|k| k.starts_with("bucket"))
+            .map(|k| expire_time(con, k.as_bytes()))
+            .collect()
+    };
+    let expiries_before = expiries(&mut con);
+    assert!(expiries_before.iter().all(|&at| at > 0));
     server.kill();
     server.restart();
     let mut con = server.connect();
     assert_eq!(dumps(&mut con, &keys), before);
+    // The replayed writes on the server clock expire when the originals did.
+    assert_eq!(expiries(&mut con), expiries_before);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, dump, info_field, ints, start_pair, wait_for_replica, Rng};
+use common::{call, dump, expire_time, info_field, ints, start_pair, wait_for_replica, Rng};
 
 #[test]
 fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
@@ -129,6 +129,12 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
     for key in &keys {
         let on_master = dump(&mut con, key.as_bytes());
         assert_eq!(dump(&mut replica_con, key.as_bytes()), on_master, "{key}");
+        // The TTL counts from the call's time, not from when the replica ran it.
+        assert_eq!(
+            expire_time(&mut replica_con, key.as_bytes()),
+            expire_time(&mut con, key.as_bytes()),
+            "{key}: the same expiry"
+        );
         compared += usize::from(on_master.is_some());
     }
     assert!(compared >= 30, "most keys exist: {compared}");

@@ -79,14 +79,14 @@ impl Checked<'_> {
     }
 
     /// Writes what the limiter consumed; false when it writes nothing.
-    fn apply(&self, key: &mut Key) -> CommandResult<bool> {
+    fn apply(&self, key: &mut Key, call: &Call) -> CommandResult<bool> {
         match self {
-            Checked::Bucket(outcome) => commands::token_bucket::apply(key, outcome),
+            Checked::Bucket(outcome) => commands::token_bucket::apply(key, outcome, call),
             Checked::Log(outcome, params, cost) => {
-                commands::sliding_log::apply(key, params, *cost, outcome)
+                commands::sliding_log::apply(key, params, *cost, outcome, call)
             }
-            Checked::Reserve(outcome) => commands::reservation::apply(key, outcome),
-            Checked::Acquire(outcome, params) => commands::lease::apply(key, params, outcome),
+            Checked::Reserve(outcome) => commands::reservation::apply(key, outcome, call),
+            Checked::Acquire(outcome, params) => commands::lease::apply(key, params, outcome, call),
         }
     }
 }
@@ -166,7 +166,7 @@ pub(super) fn all(call: &Call) -> CommandResult<Reply> {
     if allowed {
         let mut written: PerKey<usize> = PerKey::new();
         for (n, (check, key)) in checked.iter().zip(&mut keys).enumerate() {
-            if check.apply(key)? {
+            if check.apply(key, call)? {
                 written.push(key_index(n));
             }
         }

@@ -85,7 +85,7 @@ pub(super) fn acquire_command(call: &Call) -> CommandResult<Reply> {
     let mut key = call.update_key(1)?;
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, 1, now)?;
-    if apply(&mut key, &params, &outcome)? {
+    if apply(&mut key, &params, &outcome, call)? {
         super::publish_write(call, &ACQUIRE, &[1])?;
     }
     Ok(Reply::DecisionWithId(
@@ -114,7 +114,12 @@ pub fn check(
 
 /// Stores the opened lease in `key` (open for writing); false when nothing
 /// opened.
-pub fn apply(key: &mut Key, params: &LeaseParams, outcome: &AcquireOutcome) -> CommandResult<bool> {
+pub fn apply(
+    key: &mut Key,
+    params: &LeaseParams,
+    outcome: &AcquireOutcome,
+    call: &Call,
+) -> CommandResult<bool> {
     if outcome.opened.is_none() {
         return Ok(false);
     }
@@ -134,7 +139,7 @@ pub fn apply(key: &mut Key, params: &LeaseParams, outcome: &AcquireOutcome) -> C
     let ttl = state
         .last_end_ms(outcome.at_ms)
         .map(|end| end.saturating_sub(outcome.at_ms));
-    key.set_ttl(ttl);
+    key.set_ttl(ttl, call.ttl_from(outcome.at_ms));
     Ok(true)
 }
 
@@ -191,7 +196,7 @@ fn change_live_lease(
     // With no live lease left the key needs no longer TTL, and keeps the
     // one it has: it still expires.
     if ttl.is_some() {
-        key.extend_ttl(ttl);
+        key.extend_ttl(ttl, call.ttl_from(at_ms));
     }
     Ok(true)
 }

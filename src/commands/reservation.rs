@@ -86,7 +86,7 @@ pub(super) fn reserve_command(call: &Call) -> CommandResult<Reply> {
     let now = options.at.unwrap_or_else(|| call.now_ms());
     let mut key = call.update_key(1)?;
     let outcome = check(&mut key, &params, estimate, lease_ms, now)?;
-    if apply(&mut key, &outcome)? {
+    if apply(&mut key, &outcome, call)? {
         super::publish_write(call, &RESERVE, &[1])?;
     }
     Ok(Reply::DecisionWithId(
@@ -128,7 +128,7 @@ pub fn check(
 
 /// Takes the estimate and opens the reservation in `key` (open for
 /// writing); false when denied.
-pub fn apply(key: &mut Key, outcome: &ReserveOutcome) -> CommandResult<bool> {
+pub fn apply(key: &mut Key, outcome: &ReserveOutcome, call: &Call) -> CommandResult<bool> {
     let (Some(written), Some(opened)) = (outcome.bucket.write, outcome.opened) else {
         return Ok(false);
     };
@@ -139,7 +139,7 @@ pub fn apply(key: &mut Key, outcome: &ReserveOutcome) -> CommandResult<bool> {
     open.open.push(opened);
     let reset = outcome.bucket.evaluation.after.reset_after_ms;
     let ttl = commands::token_bucket::bucket_ttl(bucket, reset, outcome.bucket.at_ms);
-    key.set_ttl(ttl);
+    key.set_ttl(ttl, call.ttl_from(outcome.bucket.at_ms));
     Ok(true)
 }
 
@@ -186,7 +186,7 @@ fn settle(
             outcome.decision.reset_after_ms,
             outcome.at_ms,
         );
-        key.extend_ttl(ttl);
+        key.extend_ttl(ttl, call.ttl_from(outcome.at_ms));
         super::publish_write(call, command, &[1])?;
     }
     Ok(Reply::Decision(outcome.decision))

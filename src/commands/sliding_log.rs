@@ -42,7 +42,7 @@ pub(super) fn slide_log(call: &Call) -> CommandResult<Reply> {
     types::prefetch::<LogState>(&mut key);
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
-    if apply(&mut key, &params, cost, &outcome)? {
+    if apply(&mut key, &params, cost, &outcome, call)? {
         super::publish_write(call, &SLIDELOG, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -74,13 +74,14 @@ pub fn check(
     Ok(sliding_log::check(state.as_deref(), params, now_ms, cost))
 }
 
-/// Records an allowed call in `key` (open for writing), with its TTL;
+/// Records an allowed `call` in `key` (open for writing), with its TTL;
 /// false when it writes nothing.
 pub fn apply(
     key: &mut Key,
     params: &LogParams,
     cost: i64,
     outcome: &LogOutcome,
+    call: &Call,
 ) -> CommandResult<bool> {
     if !outcome.writes {
         return Ok(false);
@@ -97,6 +98,9 @@ pub fn apply(
             types::put(key, state)?;
         }
     }
-    key.set_ttl(super::ttl_for(outcome.evaluation.after.reset_after_ms));
+    key.set_ttl(
+        super::ttl_for(outcome.evaluation.after.reset_after_ms),
+        call.ttl_from(outcome.at_ms),
+    );
     Ok(true)
 }

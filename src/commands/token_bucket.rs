@@ -68,7 +68,7 @@ pub(super) fn token_bucket(call: &Call) -> CommandResult<Reply> {
     types::prefetch::<Bucket>(&mut key);
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
-    if apply(&mut key, &outcome)? {
+    if apply(&mut key, &outcome, call)? {
         super::publish_write(call, &TOKENBUCKET, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -84,7 +84,7 @@ pub(super) fn cost(call: &Call) -> CommandResult<Reply> {
     types::prefetch::<Bucket>(&mut key);
     let at_ms = options.at.unwrap_or_else(|| call.now_ms());
     let outcome = check(&mut key, &params, cost, at_ms)?;
-    if apply(&mut key, &outcome)? {
+    if apply(&mut key, &outcome, call)? {
         super::publish_write(call, &COST, &[1])?;
     }
     Ok(Reply::Decision(outcome.evaluation.own_decision()))
@@ -117,9 +117,9 @@ pub fn check(
     ))
 }
 
-/// Stores what an allowed call wrote, with its TTL, in `key` (open for
+/// Stores what an allowed `call` wrote, with its TTL, in `key` (open for
 /// writing); false when it wrote nothing.
-pub fn apply(key: &mut Key, outcome: &BucketOutcome) -> CommandResult<bool> {
+pub fn apply(key: &mut Key, outcome: &BucketOutcome, call: &Call) -> CommandResult<bool> {
     let Some(written) = outcome.write else {
         return Ok(false);
     };
@@ -129,7 +129,7 @@ pub fn apply(key: &mut Key, outcome: &BucketOutcome) -> CommandResult<bool> {
         outcome.evaluation.after.reset_after_ms,
         outcome.at_ms,
     );
-    key.set_ttl(ttl);
+    key.set_ttl(ttl, call.ttl_from(outcome.at_ms));
     Ok(true)
 }
 

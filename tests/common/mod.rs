@@ -302,6 +302,14 @@ pub fn dump(con: &mut Connection, key: &[u8]) -> Option<Vec<u8>> {
     redis::cmd("DUMP").arg(key).query(con).expect("DUMP")
 }
 
+/// The key's expiry in unix ms (PEXPIRETIME): -1 without one, -2 missing.
+pub fn expire_time(con: &mut Connection, key: &[u8]) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query(con)
+        .expect("PEXPIRETIME")
+}
+
 /// A small deterministic PRNG (xorshift64*), so failures can be replayed.
 pub struct Rng(u64);
 
