@@ -197,6 +197,46 @@ fn writes_set_the_ttl_and_denials_leave_it() {
 }
 
 #[test]
+fn calls_in_a_transaction_run_at_its_start_where_the_server_caches_the_time() {
+    // Redis 7.2+ and Valkey cache the time as a command starts and keep it
+    // through a transaction (it is what they check key expiry against); the
+    // module reads that cache. Redis 7.0 has none: each call reads the clock.
+    let server = Server::start();
+    let mut con = server.connect();
+    let version = info_field(&mut con, "server", "redis_version");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap());
+    let cached = (parts.next().unwrap(), parts.next().unwrap()) >= (7, 2);
+    let (taken, (), peek): (Vec<i64>, (), Vec<i64>) = redis::pipe()
+        .atomic()
+        .cmd("RL.TOKENBUCKET")
+        .arg("b")
+        .arg(10)
+        .arg(1)
+        .arg(1000)
+        .cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.05")
+        .cmd("RL.TOKENBUCKET")
+        .arg("b")
+        .arg(10)
+        .arg(1)
+        .arg(1000)
+        .arg("COST")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(taken[4], 1000, "reset_after_ms after taking one token");
+    if cached {
+        assert_eq!(
+            peek[4], 1000,
+            "{version}: no time passed in the transaction"
+        );
+    } else {
+        assert!(peek[4] <= 950, "{version}: the clock moved on: {peek:?}");
+    }
+}
+
+#[test]
 fn denied_calls_and_peeks_do_not_touch_watched_keys() {
     let server = Server::start();
     let mut con = server.connect();
