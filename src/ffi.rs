@@ -45,6 +45,7 @@ pub fn dispatch(
         argv,
         replay: None,
         clock_read: Cell::new(None),
+        on_clock: Cell::new(false),
         context_flags: Cell::new(None),
     };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&call)));
@@ -86,6 +87,8 @@ pub struct Call<'a> {
     replay: Option<&'a Replay<'a>>,
     /// The time the call read from the clock, if it read one.
     clock_read: Cell<Option<i64>>,
+    /// Whether the call runs at the clock's time (pins none with `AT`).
+    on_clock: Cell<bool>,
     /// `RedisModule_GetContextFlags`, once asked.
     context_flags: Cell<Option<u32>>,
 }
@@ -106,6 +109,7 @@ impl<'a> Call<'a> {
             argv: self.argv,
             replay: Some(replay),
             clock_read: Cell::new(None),
+            on_clock: Cell::new(false),
             context_flags: self.context_flags.clone(),
         }
     }
@@ -181,19 +185,26 @@ impl<'a> Call<'a> {
     /// The time, in unix ms, of a call that pins none with `AT` (see
     /// [`crate::replication::clock_ms`]); [`Call::clock_read`] remembers it.
     pub fn now_ms(&self) -> i64 {
+        self.on_clock.set(true);
         let now = crate::replication::clock_ms(self);
         self.clock_read.set(Some(now));
         now
     }
 
-    /// What the TTLs this call sets count from, for a limiter it ran at
-    /// `at_ms`: that time when the call read the clock, now when it pinned
-    /// its time with `AT`.
-    pub fn ttl_from(&self, at_ms: i64) -> TtlFrom {
-        match self.clock_read() {
-            Some(_) => TtlFrom::CallTime(at_ms),
-            None => TtlFrom::Now,
+    /// The unix ms the TTLs this call sets count from, for a limiter it ran
+    /// at `at_ms`: that time when the call runs on the clock. A call pinned
+    /// with `AT` (a time that may be far from the server's) counts them from
+    /// the clock as it writes, read once and announced to replicas and the
+    /// AOF like a decision's time, so that they set the same expiry.
+    pub fn ttl_from(&self, at_ms: i64) -> i64 {
+        if self.on_clock.get() {
+            return at_ms;
         }
+        self.clock_read().unwrap_or_else(|| {
+            let now = crate::replication::ttl_clock_ms(self);
+            self.clock_read.set(Some(now));
+            now
+        })
     }
 
     /// The time [`Call::now_ms`] gave this call, if it asked.
@@ -498,45 +509,30 @@ impl Key {
         Ok(())
     }
 
-    /// Sets the TTL, at least 1 ms, counted from `from`; `None` (or a TTL
-    /// past [`MAX_TTL_MS`]) removes it.
-    pub fn set_ttl(&self, ttl_ms: Option<i64>, from: TtlFrom) {
-        let ttl = ttl_ms.filter(|&ms| ms <= MAX_TTL_MS).map(|ms| ms.max(1));
-        match (ttl, from) {
-            (Some(ttl), TtlFrom::CallTime(at_ms)) => match at_ms.checked_add(ttl) {
-                Some(deadline) => self.set_deadline(deadline),
-                None => self.set_relative_ttl(raw::REDISMODULE_NO_EXPIRE.into()),
-            },
-            (Some(ttl), TtlFrom::Now) => self.set_relative_ttl(ttl),
-            (None, _) => self.set_relative_ttl(raw::REDISMODULE_NO_EXPIRE.into()),
-        }
+    /// Sets the TTL, at least 1 ms, counted from `from_ms` (unix ms); `None`
+    /// (or a TTL past [`MAX_TTL_MS`]) removes it. The expiry is absolute, so
+    /// replicas and AOF loading, given the same times, set the same one.
+    pub fn set_ttl(&self, ttl_ms: Option<i64>, from_ms: i64) {
+        self.set_deadline(deadline(ttl_ms, from_ms));
     }
 
-    fn set_relative_ttl(&self, ttl_ms: i64) {
-        if let Some(set_expire) = unsafe { raw::RedisModule_SetExpire } {
-            // SAFETY: inner is a key open for writing.
-            unsafe { set_expire(self.inner, ttl_ms) };
-        }
-    }
-
-    fn set_deadline(&self, unix_ms: i64) {
-        if let Some(set_abs_expire) = unsafe { raw::RedisModule_SetAbsExpire } {
-            // SAFETY: inner is a key open for writing.
-            unsafe { set_abs_expire(self.inner, unix_ms) };
-        }
+    /// Sets the expiry to `at` (unix ms), or removes it. Called after the
+    /// value is stored, when the write must go on to be propagated; Redis
+    /// refuses an expiry only for a key that holds no value or one before
+    /// 1970, so the status is not checked.
+    fn set_deadline(&self, at: Option<i64>) {
+        let _ = self.set_expire_at(at.unwrap_or(NO_EXPIRE));
     }
 }
 
-/// What a write's TTL counts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TtlFrom {
-    /// The time of a call that ran on the clock (the server's, or the one
-    /// its master announced), in unix ms: the key expires at the same
-    /// instant on the master, on its replicas and after an AOF replay.
-    CallTime(i64),
-    /// The server's clock as the TTL is set: for a call that pinned its
-    /// time with `AT`, which may be far from the server's.
-    Now,
+const NO_EXPIRE: i64 = raw::REDISMODULE_NO_EXPIRE as i64;
+
+/// When a TTL of `ttl_ms`, at least 1 ms, counted from `from_ms` ends, in
+/// unix ms; `None` for no TTL.
+fn deadline(ttl_ms: Option<i64>, from_ms: i64) -> Option<i64> {
+    ttl_ms
+        .filter(|&ms| ms <= MAX_TTL_MS)
+        .and_then(|ms| from_ms.checked_add(ms.max(1)))
 }
 
 /// Plain string values, for commands that keep their state as a string.
@@ -599,7 +595,8 @@ impl Key {
         Ok(())
     }
 
-    /// Sets the key's expiry to the absolute unix time `unix_ms`.
+    /// Sets the key's expiry to the absolute unix time `unix_ms`
+    /// (`NO_EXPIRE` removes it).
     pub fn set_expire_at(&self, unix_ms: i64) -> CommandResult<()> {
         let set_abs_expire = unsafe { raw::RedisModule_SetAbsExpire }
             .ok_or(CommandError::Server("expire API missing"))?;
@@ -612,31 +609,22 @@ impl Key {
 }
 
 impl Key {
-    /// Lengthens the TTL to `ttl_ms` (counted from `from`) if it is
-    /// shorter; never shortens it, and a key without a TTL keeps none. For
+    /// Lengthens the TTL to `ttl_ms` counted from `from_ms` if it ends
+    /// sooner; never shortens it, and a key without a TTL keeps none. For
     /// writes that must not make a key expire earlier than its last write
     /// promised.
-    pub fn extend_ttl(&self, ttl_ms: Option<i64>, from: TtlFrom) {
-        let get_expire = match from {
-            TtlFrom::CallTime(_) => unsafe { raw::RedisModule_GetAbsExpire },
-            TtlFrom::Now => unsafe { raw::RedisModule_GetExpire },
-        };
-        let Some(get_expire) = get_expire else {
+    pub fn extend_ttl(&self, ttl_ms: Option<i64>, from_ms: i64) {
+        let Some(get_abs_expire) = (unsafe { raw::RedisModule_GetAbsExpire }) else {
             return;
         };
         // SAFETY: inner is an open key.
-        let current = unsafe { get_expire(self.inner) };
-        if current == i64::from(raw::REDISMODULE_NO_EXPIRE) {
+        let current = unsafe { get_abs_expire(self.inner) };
+        if current == NO_EXPIRE {
             return;
         }
-        let wanted = match (ttl_ms, from) {
-            (Some(ms), TtlFrom::CallTime(at_ms)) => Some(at_ms.saturating_add(ms.max(1))),
-            (ttl, _) => ttl,
-        };
-        match wanted {
-            Some(ms) if ms > current => self.set_ttl(ttl_ms, from),
-            Some(_) => {}
-            None => self.set_ttl(None, from),
+        match deadline(ttl_ms, from_ms) {
+            Some(at) if at <= current => {}
+            wanted => self.set_deadline(wanted),
         }
     }
 }

@@ -49,15 +49,28 @@ static UNCLOCKED_WRITES: AtomicI64 = AtomicI64::new(0);
 /// from the master or from a file being loaded, the clock the stream
 /// announced.
 pub fn clock_ms(call: &Call) -> i64 {
+    stream_or_server_clock(call, true)
+}
+
+/// The time the TTLs of a call pinned with `AT` count from: [`clock_ms`],
+/// except that a write from a stream that announced no clock (one from an
+/// earlier build) is not counted as unclocked, since its decision pinned
+/// its time.
+pub fn ttl_clock_ms(call: &Call) -> i64 {
+    stream_or_server_clock(call, false)
+}
+
+fn stream_or_server_clock(call: &Call, count_unclocked: bool) -> i64 {
     if call.is_replicated_or_loading() {
         match RECEIVED.load(Ordering::Relaxed) {
-            UNKNOWN => {
+            UNKNOWN if count_unclocked => {
                 if UNCLOCKED_WRITES.fetch_add(1, Ordering::Relaxed) == 0 {
                     call.log_warning(
                         c"rl: a replicated write pinned no time and no RL.CLOCK preceded it; it runs on this server's clock (INFO rl counts them: unclocked_writes)",
                     );
                 }
             }
+            UNKNOWN => {}
             announced => return announced,
         }
     }
@@ -90,8 +103,8 @@ pub fn server_clock_ms() -> i64 {
     }
 }
 
-/// Propagates a write, announcing the ms it read with [`clock_ms`] (none
-/// when it pinned its time with `AT`).
+/// Propagates a write, announcing the ms it read with [`clock_ms`] or
+/// [`ttl_clock_ms`].
 pub fn publish(call: &Call) -> crate::error::CommandResult<()> {
     if let Some(ms) = call.clock_read() {
         if ANNOUNCED.load(Ordering::Relaxed) != ms {

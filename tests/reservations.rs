@@ -277,6 +277,39 @@ fn reservation_and_lease_keys_refuse_other_types() {
 }
 
 #[test]
+fn settle_and_extend_lengthen_the_ttl_and_never_shorten_it() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let pttl = |con: &mut redis::Connection, key: &str| int(con, &["PTTL", key]);
+    // Server clock. Capacity 1000, one token a second: taking 10 makes the
+    // bucket whole again in 10 s.
+    let reserved = ints(
+        &mut con,
+        &["RL.RESERVE", "r", "1000", "1", "1000", "10", "1000"],
+    );
+    assert!(pttl(&mut con, "r") <= 10_000);
+    // Settled at 100, the bucket needs 100 s: the TTL grows to match.
+    let settled = ints(
+        &mut con,
+        &["RL.SETTLE", "r", &reserved[5].to_string(), "100"],
+    );
+    assert_eq!(settled[0], 1);
+    let ttl = pttl(&mut con, "r");
+    assert!((90_000..=100_000).contains(&ttl), "settle lengthens: {ttl}");
+
+    let lease = ints(&mut con, &["RL.ACQUIRE", "l", "5", "1000"]);
+    assert!(pttl(&mut con, "l") <= 1000);
+    let id = lease[5].to_string();
+    assert_eq!(int(&mut con, &["RL.EXTEND", "l", &id, "60000"]), 1);
+    let ttl = pttl(&mut con, "l");
+    assert!((50_000..=60_000).contains(&ttl), "extend lengthens: {ttl}");
+    int(&mut con, &["PEXPIRE", "l", "500000"]);
+    assert_eq!(int(&mut con, &["RL.EXTEND", "l", &id, "1000"]), 1);
+    let ttl = pttl(&mut con, "l");
+    assert!(ttl > 400_000, "extend never shortens: {ttl}");
+}
+
+#[test]
 fn ids_are_not_reused_after_the_key_expired() {
     let server = Server::start();
     let mut con = server.connect();
