@@ -29,6 +29,9 @@ struct Row {
     /// lasts longer, so an unmeasured run of the row first brings them back
     /// and the measured run updates logs in place, as the rows on buckets do.
     logs: bool,
+    /// Whether each of its keys gets one call before any run: a denied row's
+    /// limiters, which that call empties.
+    emptied: bool,
     stat: &'static str,
     lua_of: Option<&'static str>,
 }
@@ -38,6 +41,7 @@ fn row(name: &str, stat: &'static str, words: &str) -> Row {
         name: name.to_owned(),
         words: words.split_whitespace().map(str::to_owned).collect(),
         logs: false,
+        emptied: false,
         stat,
         lua_of: None,
     }
@@ -59,6 +63,30 @@ fn on_logs(row: Row) -> Row {
     Row { logs: true, ..row }
 }
 
+fn emptied(row: Row) -> Row {
+    Row {
+        emptied: true,
+        ..row
+    }
+}
+
+/// Sends the row's command once for each of the KEYS keys redis-benchmark
+/// draws, named as it names them (`__rand_int__` becomes 12 digits).
+fn call_once_per_key(con: &mut Connection, words: &[String]) {
+    for first in (0..KEYS).step_by(10_000) {
+        let mut pipe = redis::pipe();
+        for key in first..(first + 10_000).min(KEYS) {
+            let number = format!("{key:012}");
+            let command = pipe.cmd(&words[0]);
+            for word in &words[1..] {
+                command.arg(word.replace("__rand_int__", &number));
+            }
+            command.ignore();
+        }
+        pipe.query::<()>(con).expect("one call per key");
+    }
+}
+
 fn lua_row(name: &str, native: &'static str, sha: &str, keys: usize, args: &str) -> Row {
     let mut words = vec!["EVALSHA".to_owned(), sha.to_owned(), keys.to_string()];
     words.extend(args.split_whitespace().map(str::to_owned));
@@ -66,6 +94,7 @@ fn lua_row(name: &str, native: &'static str, sha: &str, keys: usize, args: &str)
         name: name.to_owned(),
         words,
         logs: false,
+        emptied: false,
         stat: "evalsha",
         lua_of: Some(native),
     }
@@ -88,7 +117,7 @@ fn rows(con: &mut Connection) -> Vec<Row> {
     // Keys updated in place: periods and windows far longer than the run,
     // capacities far above what the run takes (peek rows on logs follow the
     // allowed row, which brings the logs back). Denied rows run on limiters
-    // the warm-up emptied: one unit an hour, taken by each key's first call.
+    // of one unit an hour, which each key's first call takes before the runs.
     let big = "1000000000";
     vec![
         row("INCR", "incr", "INCR counter:__rand_int__"),
@@ -98,12 +127,12 @@ fn rows(con: &mut Connection) -> Vec<Row> {
             "floor.bucket",
             &format!("FLOOR.BUCKET b:__rand_int__ {big} 1 3600000"),
         ),
-        row("RL.TOKENBUCKET denied", "rl.tokenbucket", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000"),
+        emptied(row("RL.TOKENBUCKET denied", "rl.tokenbucket", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000")),
         row("RL.TOKENBUCKET peek", "rl.tokenbucket", &format!("RL.TOKENBUCKET b:__rand_int__ {big} 1 3600000 COST 0")),
         row("RL.TOKENBUCKET fresh keys", "rl.tokenbucket", "RL.TOKENBUCKET f:__rand_int__ 10 10 1"),
         row("RL.COST allowed", "rl.cost", &format!("RL.COST c:__rand_int__ {big} 1 3600000 7")),
         on_logs(row("RL.SLIDELOG allowed", "rl.slidelog", "RL.SLIDELOG l:__rand_int__ 100 60000")),
-        row("RL.SLIDELOG denied", "rl.slidelog", "RL.SLIDELOG ld:__rand_int__ 1 3600000"),
+        emptied(row("RL.SLIDELOG denied", "rl.slidelog", "RL.SLIDELOG ld:__rand_int__ 1 3600000")),
         row("RL.SLIDELOG peek", "rl.slidelog", "RL.SLIDELOG l:__rand_int__ 100 60000 COST 0"),
         row("RL.SLIDELOG fresh keys", "rl.slidelog", "RL.SLIDELOG g:__rand_int__ 100 1"),
         on_logs(row(
@@ -442,6 +471,9 @@ fn main() {
         &server.port.to_string(),
     ]);
     let rows = rows(&mut con);
+    for row in rows.iter().filter(|row| row.emptied) {
+        call_once_per_key(&mut con, &row.words);
+    }
     // One unmeasured run of every row first, so that rows on long periods
     // update keys that exist (rows on short periods create keys afresh
     // whatever), however few requests a measured run has.
