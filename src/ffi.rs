@@ -85,7 +85,8 @@ pub struct Call<'a> {
     ctx: Ctx,
     argv: &'a [RawString],
     replay: Option<&'a Replay<'a>>,
-    /// The time the call read from the clock, if it read one.
+    /// The time the call read from the clock (for its decision, or for its
+    /// TTLs when pinned with `AT`), if it read one.
     clock_read: Cell<Option<i64>>,
     /// Whether the call runs at the clock's time (pins none with `AT`).
     on_clock: Cell<bool>,
@@ -207,7 +208,8 @@ impl<'a> Call<'a> {
         })
     }
 
-    /// The time [`Call::now_ms`] gave this call, if it asked.
+    /// The time this call read from the clock ([`Call::now_ms`] or
+    /// [`Call::ttl_from`]), if it read one: the time its write announces.
     pub fn clock_read(&self) -> Option<i64> {
         self.clock_read.get()
     }
