@@ -14,33 +14,9 @@ use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogParams, LogState};
 use crate::algo::token_bucket::{self, BucketParams, BucketState};
 use crate::args::{parse_i64, parse_options, OptionName};
+use crate::test_rng::Rng;
 use crate::types::bucket::Bucket;
 use crate::types::Stored;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    /// A number biased toward edges: 0, 1, small, huge, i64::MAX.
-    fn edgy(&mut self, min: i64) -> i64 {
-        let value = match self.below(6) {
-            0 => min,
-            1 => min.saturating_add(1),
-            2 => i64::MAX - self.below(3) as i64,
-            3 => (self.next() >> 1) as i64,
-            _ => self.below(5000) as i64,
-        };
-        value.max(min)
-    }
-}
 
 fn corpus_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/args.txt")
@@ -311,7 +287,7 @@ fn fuzz() {
         .collect();
     let mut seen: HashSet<String> = corpus.iter().map(|words| parse_outcome(words)).collect();
     let mut found = Vec::new();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rounds = 0u64;
     while Instant::now() < deadline {

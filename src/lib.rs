@@ -25,6 +25,8 @@ mod registry;
 mod replication;
 mod reply;
 mod stats;
+#[cfg(test)]
+mod test_rng;
 mod types;
 
 use redis_module::{redis_module, Context, RedisString, Status};

@@ -552,13 +552,8 @@ mod tests {
     /// plus one unit per emission interval.
     #[test]
     fn random_calls_keep_the_invariants() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |below: i64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % below as u64) as i64
-        };
+        let mut rng = crate::test_rng::Rng::new(0x2545_F491_4F6C_DD1D);
+        let mut next = move |below: i64| rng.below(below as usize) as i64;
         for _ in 0..300 {
             let rule = rule(next(20), 1 + next(1000), 1 + next(100));
             let mut key = Fake::new();

@@ -229,13 +229,8 @@ mod tests {
             }
         }
         // Random operands of every size, and quotients next to an integer.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_rng::Rng::new(0x9E37_79B9_7F4A_7C15);
+        let mut next = move || rng.next();
         for _ in 0..300_000 {
             let a = (next() >> (next() % 64)) as i64;
             let b = ((next() >> (next() % 64)) as i64).max(1);

@@ -193,21 +193,15 @@ mod tests {
     /// between calls and times that go backwards (clamped to the newest).
     #[test]
     fn remaining_matches_a_recount_of_the_window() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut random = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        };
+        let mut rng = crate::test_rng::Rng::new(0x2545_f491_4f6c_dd1d);
         for _ in 0..200 {
             let mut log = Fake::new();
             let mut written: Vec<(i64, i64)> = Vec::new();
             let mut now = 1_000_000;
             for _ in 0..60 {
-                now += random(400) as i64 - 50;
-                let p = params(1 + random(12) as i64, 1 + random(1500) as i64);
-                let cost = random(4) as i64;
+                now += rng.below(400) as i64 - 50;
+                let p = params(1 + rng.below(12) as i64, 1 + rng.below(1500) as i64);
+                let cost = rng.below(4) as i64;
                 let at = written.last().map_or(now, |&(newest, _)| now.max(newest));
                 let cutoff = at - p.window_ms;
                 let used: i64 = written
