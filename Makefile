@@ -54,12 +54,13 @@ bench: build
 	cargo bench --bench bench
 
 # Instructions per call under callgrind (repeatable, unlike wall time), for
-# the allowed paths against INCR; PROFILE="..." to choose the commands.
+# the allowed paths against INCR; PROFILE="..." to choose the commands,
+# PROFILED=replica to count the replica's instead of the master's.
 PROFILE ?= "INCR c:__rand_int__" "RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000" \
 	"RL.SLIDELOG l:__rand_int__ 100 60000" \
 	"RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET 1000000000 1 3600000 SLIDELOG 100 60000"
 profile: build
-	scripts/profile.sh $(PROFILE)
+	PROFILED=$(or $(PROFILED),master) scripts/profile.sh $(PROFILE)
 
 # CPU time per request of the master and of its replica, steadier than
 # requests/s on a small machine; CPU="..." to choose the commands.

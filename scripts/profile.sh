@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Instructions per call, under valgrind's callgrind: repeatable, whatever
-# the machine's noise. Starts a master under callgrind with the module and a
-# plain replica, then for each redis-benchmark argument list: a warm-up run,
+# the machine's noise. Starts a master and a replica, both with the module,
+# the one named by $PROFILED (master, the default, or replica) under
+# callgrind, then for each redis-benchmark argument list: a warm-up run,
 # a measured run of $N requests (50 clients, 100,000 random keys, pipeline
-# 16), and a dump. Prints instructions per request for each, and leaves the
-# profiles in $OUT (callgrind_annotate --inclusive=yes $OUT/cg.out.N).
+# 16), and a dump once the replica has caught up. Prints instructions per
+# request for each, and leaves the profiles in $OUT
+# (callgrind_annotate --inclusive=yes $OUT/cg.out.N).
 #
 #   scripts/profile.sh "INCR c:__rand_int__" "RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000"
 set -euo pipefail
@@ -13,29 +15,52 @@ MODULE=${RL_MODULE:-$PWD/target/release/libredis_ratelimit.so}
 N=${N:-100000}
 OUT=${OUT:-$(mktemp -d /tmp/rl-profile.XXXXXX)}
 PORT=${PORT:-7301}
+PROFILED=${PROFILED:-master}
+case $PROFILED in master | replica) ;; *) echo "PROFILED must be master or replica" >&2; exit 1 ;; esac
 command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
 
 mkdir -p "$OUT/master" "$OUT/replica"
-valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
-  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$OUT/master" --save '' \
-  --appendonly no --loadmodule "$MODULE" >"$OUT/master/log" 2>&1 &
-master=$!
+# server <port> <dir> <extra arguments...>: under callgrind if it is the one
+# profiled (it stays in the foreground, as valgrind's child), else daemonized.
+server() {
+  local port=$1 dir=$2 role=$3; shift 3
+  local args=(--port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no
+    --loadmodule "$MODULE" "$@")
+  if [ "$role" = "$PROFILED" ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" redis-server "${args[@]}" \
+      >"$dir/log" 2>&1 &
+    profiled=$!
+  else
+    redis-server "${args[@]}" --daemonize yes --logfile "$dir/log"
+  fi
+}
 trap 'redis-cli -p $((PORT + 1)) shutdown nosave >/dev/null 2>&1 || true;
-      redis-cli -p $PORT shutdown nosave >/dev/null 2>&1 || true; wait $master 2>/dev/null || true' EXIT
+      redis-cli -p $PORT shutdown nosave >/dev/null 2>&1 || true; wait $profiled 2>/dev/null || true' EXIT
+server "$PORT" "$OUT/master" master
 for _ in $(seq 300); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
-redis-server --port $((PORT + 1)) --bind 127.0.0.1 --dir "$OUT/replica" --save '' \
-  --loadmodule "$MODULE" --replicaof 127.0.0.1 "$PORT" --daemonize yes --logfile "$OUT/replica/log"
-until redis-cli -p $((PORT + 1)) info replication | grep -q master_link_status:up; do sleep 0.2; done
+server $((PORT + 1)) "$OUT/replica" replica --replicaof 127.0.0.1 "$PORT"
+for _ in $(seq 300); do
+  redis-cli -p $((PORT + 1)) info replication 2>/dev/null | grep -q master_link_status:up && break
+  sleep 0.2
+done
+offset() { redis-cli -p "$1" info replication | tr -d '\r' | awk -F: "/^$2:/ {print \$2}"; }
+caught_up() { # the replica has applied all the master sent
+  local target
+  target=$(offset "$PORT" master_repl_offset)
+  until [ "$(offset $((PORT + 1)) slave_repl_offset)" -ge "$target" ]; do sleep 0.1; done
+}
 
 bench() { redis-benchmark -p "$PORT" -c 50 -r 100000 -P 16 -n "$N" "$@" >/dev/null 2>&1; }
 run=1
 for command in "$@"; do
   # shellcheck disable=SC2086
   bench $command
-  callgrind_control -z "$master" >/dev/null 2>&1
+  caught_up
+  callgrind_control -z "$profiled" >/dev/null 2>&1
   # shellcheck disable=SC2086
   bench $command
-  callgrind_control -d "run$run" "$master" >/dev/null 2>&1
+  caught_up
+  callgrind_control -d "run$run" "$profiled" >/dev/null 2>&1
   total=$(grep -m1 '^summary:' "$OUT/cg.out.$run" | awk '{print $2}')
   printf '%8d instructions/request  %s  (%s)\n' $((total / N)) "$command" "$OUT/cg.out.$run"
   run=$((run + 1))
