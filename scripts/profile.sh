@@ -20,6 +20,7 @@ case $PROFILED in master | replica) ;; *) echo "PROFILED must be master or repli
 command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
 
 mkdir -p "$OUT/master" "$OUT/replica"
+profiled=
 # server <port> <dir> <extra arguments...>: under callgrind if it is the one
 # profiled (it stays in the foreground, as valgrind's child), else daemonized.
 server() {
@@ -39,10 +40,14 @@ trap 'redis-cli -p $((PORT + 1)) shutdown nosave >/dev/null 2>&1 || true;
 server "$PORT" "$OUT/master" master
 for _ in $(seq 300); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 server $((PORT + 1)) "$OUT/replica" replica --replicaof 127.0.0.1 "$PORT"
+linked=
 for _ in $(seq 300); do
-  redis-cli -p $((PORT + 1)) info replication 2>/dev/null | grep -q master_link_status:up && break
+  if redis-cli -p $((PORT + 1)) info replication 2>/dev/null | grep -q master_link_status:up; then
+    linked=yes; break
+  fi
   sleep 0.2
 done
+[ -n "$linked" ] || { echo "the replica did not link to the master (see $OUT/replica/log)" >&2; exit 1; }
 offset() { redis-cli -p "$1" info replication | tr -d '\r' | awk -F: "/^$2:/ {print \$2}"; }
 caught_up() { # the replica has applied all the master sent
   local target
