@@ -10,6 +10,7 @@
 #   scripts/cpu-per-request.sh "INCR c:__rand_int__" "RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000"
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/replica-sync.sh
 MODULE=${RL_MODULE:-$PWD/target/release/libredis_ratelimit.so}
 N=${N:-1000000}
 ROUNDS=${ROUNDS:-3}
@@ -30,23 +31,10 @@ trap 'redis-cli -p $((PORT + 1)) shutdown nosave >/dev/null 2>&1 || true;
       redis-cli -p $PORT shutdown nosave >/dev/null 2>&1 || true' EXIT
 start "$PORT" "$OUT/master"
 start $((PORT + 1)) "$OUT/replica" --replicaof 127.0.0.1 "$PORT"
-linked=
-for _ in $(seq 100); do
-  if redis-cli -p $((PORT + 1)) info replication 2>/dev/null | grep -q master_link_status:up; then
-    linked=yes; break
-  fi
-  sleep 0.2
-done
-[ -n "$linked" ] || { echo "the replica did not link to the master (see $OUT/replica/log)" >&2; exit 1; }
+wait_for_link $((PORT + 1)) "$OUT/replica/log"
 master=$(redis-cli -p "$PORT" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')
 replica=$(redis-cli -p $((PORT + 1)) info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-offset() { redis-cli -p "$1" info replication | tr -d '\r' | awk -F: "/^$2:/ {print \$2}"; }
-caught_up() { # the replica has applied everything the master sent
-  local target
-  target=$(offset "$PORT" master_repl_offset)
-  until [ "$(offset $((PORT + 1)) slave_repl_offset)" -ge "$target" ]; do sleep 0.05; done
-}
 hz=$(getconf CLK_TCK)
 
 bench() { redis-benchmark -p "$PORT" -c 50 -r 100000 -P 16 -n "$1" --csv "${@:2}" 2>/dev/null; }
@@ -59,7 +47,7 @@ for _ in $(seq "$ROUNDS"); do
     m0=$(ticks "$master"); r0=$(ticks "$replica")
     # shellcheck disable=SC2086
     rps=$(bench "$N" $command | tail -1 | cut -d, -f2 | tr -d '"')
-    caught_up
+    caught_up "$PORT" $((PORT + 1))
     m1=$(ticks "$master"); r1=$(ticks "$replica")
     echo "$command|$rps|$(( (m1 - m0) * 1000000000 / hz / N ))|$(( (r1 - r0) * 1000000000 / hz / N ))"
   done

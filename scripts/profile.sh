@@ -11,6 +11,7 @@
 #   scripts/profile.sh "INCR c:__rand_int__" "RL.TOKENBUCKET b:__rand_int__ 1000000000 1 3600000"
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/replica-sync.sh
 MODULE=${RL_MODULE:-$PWD/target/release/libredis_ratelimit.so}
 N=${N:-100000}
 OUT=${OUT:-$(mktemp -d /tmp/rl-profile.XXXXXX)}
@@ -40,31 +41,18 @@ trap 'redis-cli -p $((PORT + 1)) shutdown nosave >/dev/null 2>&1 || true;
 server "$PORT" "$OUT/master" master
 for _ in $(seq 300); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 server $((PORT + 1)) "$OUT/replica" replica --replicaof 127.0.0.1 "$PORT"
-linked=
-for _ in $(seq 300); do
-  if redis-cli -p $((PORT + 1)) info replication 2>/dev/null | grep -q master_link_status:up; then
-    linked=yes; break
-  fi
-  sleep 0.2
-done
-[ -n "$linked" ] || { echo "the replica did not link to the master (see $OUT/replica/log)" >&2; exit 1; }
-offset() { redis-cli -p "$1" info replication | tr -d '\r' | awk -F: "/^$2:/ {print \$2}"; }
-caught_up() { # the replica has applied all the master sent
-  local target
-  target=$(offset "$PORT" master_repl_offset)
-  until [ "$(offset $((PORT + 1)) slave_repl_offset)" -ge "$target" ]; do sleep 0.1; done
-}
+wait_for_link $((PORT + 1)) "$OUT/replica/log"
 
 bench() { redis-benchmark -p "$PORT" -c 50 -r 100000 -P 16 -n "$N" "$@" >/dev/null 2>&1; }
 run=1
 for command in "$@"; do
   # shellcheck disable=SC2086
   bench $command
-  caught_up
+  caught_up "$PORT" $((PORT + 1))
   callgrind_control -z "$profiled" >/dev/null 2>&1
   # shellcheck disable=SC2086
   bench $command
-  caught_up
+  caught_up "$PORT" $((PORT + 1))
   callgrind_control -d "run$run" "$profiled" >/dev/null 2>&1
   total=$(grep -m1 '^summary:' "$OUT/cg.out.$run" | awk '{print $2}')
   printf '%8d instructions/request  %s  (%s)\n' $((total / N)) "$command" "$OUT/cg.out.$run"
