@@ -78,6 +78,7 @@ lua:
 
 lint:
 	cargo fmt --check
+	scripts/check-msrv.sh
 	cargo clippy --release --all-targets -- -D warnings
 
 clean:

@@ -57,15 +57,18 @@ libclang_library() {
   libclang_in "${dirs[@]}"
 }
 
-# Clang's builtin headers (stddef.h and kin), which bindgen needs to parse
-# redismodule.h: the library alone (libclang1-N) does not ship them.
-clang_headers() {
-  local libdir found=("$root"/usr/lib/llvm-*/lib/clang/*/include/stddef.h
+# The library, and clang's builtin headers (stddef.h and kin) that bindgen
+# needs to parse redismodule.h: the library alone (libclang1-N) lacks them.
+# libclang looks for them beside itself; Debian keeps them under llvm-N.
+libclang_ready() {
+  local library libdir headers
+  library=$(libclang_library) || return 1
+  headers=("${library%/*}"/clang/*/include/stddef.h "$root"/usr/lib/llvm-*/lib/clang/*/include/stddef.h
     "$root"/usr/lib/clang/*/include/stddef.h "$root"/usr/local/lib/clang/*/include/stddef.h)
   if have llvm-config && libdir=$(llvm-config --libdir 2>/dev/null); then
-    found+=("$libdir"/clang/*/include/stddef.h)
+    headers+=("$libdir"/clang/*/include/stddef.h)
   fi
-  [ ${#found[@]} -gt 0 ]
+  [ ${#headers[@]} -gt 0 ]
 }
 
 missing=()
@@ -78,7 +81,7 @@ need() {
 have redis-server || need redis-server
 have redis-cli || need redis-tools
 have redis-benchmark || need redis-tools
-if ! libclang_library >/dev/null || ! clang_headers; then need libclang-dev; fi
+libclang_ready || need libclang-dev
 # ensurepip is what `python3 -m venv` needs; Debian splits it into python3-venv.
 if ! have python3 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then need python3-venv; fi
 have node || need nodejs
@@ -108,13 +111,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
   $sudo apt-get install -y -qq $packages >/dev/null
-  if ! libclang_library >/dev/null || ! clang_headers; then
+  if ! libclang_ready; then
     echo "libclang-dev is installed but no libclang.so with clang's headers was found: set LIBCLANG_PATH to the folder holding libclang.so." >&2
     exit 1
   fi
 fi
 
 if ! have cargo; then
-  echo "cargo is missing: install Rust 1.88 or newer (https://rustup.rs), then run this again." >&2
+  rust_version=unknown
+  while IFS= read -r line; do
+    if [[ $line =~ ^rust-version\ *=\ *\"([0-9.]+)\" ]]; then rust_version=${BASH_REMATCH[1]}; fi
+  done <"${BASH_SOURCE[0]%/*}/../Cargo.toml"
+  echo "cargo is missing: install Rust $rust_version or newer (https://rustup.rs), then run this again." >&2
   exit 1
 fi
