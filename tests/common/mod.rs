@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisResult, Value};
+use redis::{Connection, ConnectionLike, FromRedisValue, RedisResult, Value};
 
 pub mod cluster;
 
@@ -253,37 +253,99 @@ impl Drop for Server {
     }
 }
 
-/// Runs a command given as words; the reply as a redis Value.
-pub fn call(con: &mut Connection, words: &[&str]) -> RedisResult<Value> {
-    let mut cmd = redis::cmd(words[0]);
-    for word in &words[1..] {
-        cmd.arg(*word);
+/// A command line, as a user types it: text split on whitespace
+/// (`"RL.TOKENBUCKET k 10 1 1000 AT 5000"`), or a list of words where a word
+/// is empty, holds whitespace or is not UTF-8 (`&["SET", "k", ""]`,
+/// `[&b"GET"[..], b"\xff"]`). Every helper below takes either.
+pub trait Line {
+    /// The words of the command, its name first.
+    fn words(&self) -> Vec<&[u8]>;
+
+    /// The words, for messages.
+    fn show(&self) -> String {
+        let words: Vec<_> = self
+            .words()
+            .into_iter()
+            .map(String::from_utf8_lossy)
+            .collect();
+        format!("{words:?}")
     }
-    cmd.query(con)
 }
 
-/// Runs a command that replies with integers.
-pub fn ints(con: &mut Connection, words: &[&str]) -> Vec<i64> {
-    let mut cmd = redis::cmd(words[0]);
-    for word in &words[1..] {
-        cmd.arg(*word);
+impl Line for str {
+    fn words(&self) -> Vec<&[u8]> {
+        self.split_whitespace().map(str::as_bytes).collect()
     }
-    cmd.query(con)
-        .unwrap_or_else(|e| panic!("{words:?} failed: {e}"))
 }
 
-/// Runs a command that replies with one integer.
-pub fn int(con: &mut Connection, words: &[&str]) -> i64 {
-    match call(con, words) {
+impl Line for String {
+    fn words(&self) -> Vec<&[u8]> {
+        self.as_str().words()
+    }
+}
+
+impl<W: AsRef<[u8]>> Line for [W] {
+    fn words(&self) -> Vec<&[u8]> {
+        self.iter().map(AsRef::as_ref).collect()
+    }
+}
+
+impl<W: AsRef<[u8]>, const N: usize> Line for [W; N] {
+    fn words(&self) -> Vec<&[u8]> {
+        self[..].words()
+    }
+}
+
+impl<W: AsRef<[u8]>> Line for Vec<W> {
+    fn words(&self) -> Vec<&[u8]> {
+        self[..].words()
+    }
+}
+
+impl<L: Line + ?Sized> Line for &L {
+    fn words(&self) -> Vec<&[u8]> {
+        (**self).words()
+    }
+}
+
+/// The command of a line, to send later, in a pipeline or asynchronously.
+pub fn command(line: impl Line) -> redis::Cmd {
+    let mut cmd = redis::Cmd::new();
+    for word in line.words() {
+        cmd.arg(word);
+    }
+    cmd
+}
+
+/// Runs a command line; the reply as a redis Value.
+pub fn call(con: &mut impl ConnectionLike, line: impl Line) -> RedisResult<Value> {
+    command(&line).query(con)
+}
+
+/// Runs a command line; its reply as a `T`.
+pub fn reply<T: FromRedisValue>(con: &mut impl ConnectionLike, line: impl Line) -> T {
+    command(&line)
+        .query(con)
+        .unwrap_or_else(|e| panic!("{} failed: {e}", line.show()))
+}
+
+/// Runs a command line that replies with integers.
+pub fn ints(con: &mut impl ConnectionLike, line: impl Line) -> Vec<i64> {
+    reply(con, line)
+}
+
+/// Runs a command line that replies with one integer.
+pub fn int(con: &mut impl ConnectionLike, line: impl Line) -> i64 {
+    match call(con, &line) {
         Ok(Value::Int(value)) => value,
-        other => panic!("{words:?} gave {other:?}"),
+        other => panic!("{} gave {other:?}", line.show()),
     }
 }
 
-/// The error message a command replies with.
-pub fn error(con: &mut Connection, words: &[&str]) -> String {
-    match call(con, words) {
-        Ok(value) => panic!("{words:?} should fail, got {value:?}"),
+/// The error message a command line replies with.
+pub fn error(con: &mut impl ConnectionLike, line: impl Line) -> String {
+    match call(con, &line) {
+        Ok(value) => panic!("{} should fail, got {value:?}", line.show()),
         Err(error) => error_text(&error),
     }
 }
@@ -298,19 +360,18 @@ pub fn error_text(error: &redis::RedisError) -> String {
 }
 
 /// DUMP of a key (its exact serialized state), None when missing.
-pub fn dump(con: &mut Connection, key: &[u8]) -> Option<Vec<u8>> {
-    redis::cmd("DUMP").arg(key).query(con).expect("DUMP")
+pub fn dump(con: &mut impl ConnectionLike, key: &[u8]) -> Option<Vec<u8>> {
+    reply(con, [&b"DUMP"[..], key])
 }
 
 /// The key's expiry in unix ms (PEXPIRETIME): -1 without one, -2 missing.
-pub fn expire_time(con: &mut Connection, key: &[u8]) -> i64 {
-    redis::cmd("PEXPIRETIME")
-        .arg(key)
-        .query(con)
-        .expect("PEXPIRETIME")
+pub fn expire_time(con: &mut impl ConnectionLike, key: &[u8]) -> i64 {
+    reply(con, [&b"PEXPIRETIME"[..], key])
 }
 
-/// A small deterministic PRNG (xorshift64*), so failures can be replayed.
+/// The one random generator of the integration tests: a small
+/// deterministic PRNG (xorshift64*), seeded by each test, so that a failure
+/// replays from its seed.
 pub struct Rng(u64);
 
 impl Rng {
@@ -336,9 +397,9 @@ impl Rng {
 /// that only a lookup removes them; returns INFO's `expired_keys`, which
 /// tells later whether a lookup did.
 pub fn expire_unreaped(con: &mut Connection, keys: &[&str]) -> String {
-    call(con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    call(con, "DEBUG SET-ACTIVE-EXPIRE 0").unwrap();
     for key in keys {
-        call(con, &["PEXPIRE", key, "1"]).unwrap();
+        call(con, ["PEXPIRE", key, "1"]).unwrap();
     }
     sleep(Duration::from_millis(20));
     info_field(con, "stats", "expired_keys")
@@ -346,7 +407,7 @@ pub fn expire_unreaped(con: &mut Connection, keys: &[&str]) -> String {
 
 /// A field of `INFO section`, empty when absent.
 pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    let info: String = reply(con, ["INFO", section]);
     info.lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .unwrap_or_default()
@@ -357,20 +418,10 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
 /// A new connection logged in as `user` (password `pw`), which `admin`
 /// creates or updates with the ACL `rules`.
 pub fn login(server: &Server, admin: &mut Connection, user: &str, rules: &[&str]) -> Connection {
-    let mut setuser = redis::cmd("ACL");
-    setuser
-        .arg("SETUSER")
-        .arg(user)
-        .arg("on")
-        .arg(">pw")
-        .arg(rules);
-    setuser.query::<()>(admin).unwrap();
+    let setuser = [&["ACL", "SETUSER", user, "on", ">pw"][..], rules].concat();
+    reply::<()>(admin, setuser);
     let mut con = server.connect();
-    redis::cmd("AUTH")
-        .arg(user)
-        .arg("pw")
-        .query::<()>(&mut con)
-        .unwrap();
+    reply::<()>(&mut con, ["AUTH", user, "pw"]);
     con
 }
 
@@ -389,7 +440,7 @@ pub fn start_pair() -> (Server, Server) {
 
 /// Waits until the one replica has acknowledged every write so far.
 pub fn wait_for_replica(master: &mut Connection) {
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(master).unwrap();
+    let acked: i64 = reply(master, "WAIT 1 10000");
     assert_eq!(acked, 1, "the replica acknowledged");
 }
 
@@ -398,12 +449,7 @@ pub fn wait_for_replica(master: &mut Connection) {
 /// without its `__keyevent@0__:` prefix.
 pub fn key_events(server: &Server, flags: &str, act: impl FnOnce()) -> Vec<String> {
     let mut con = server.connect();
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg(flags)
-        .query::<()>(&mut con)
-        .unwrap();
+    reply::<()>(&mut con, ["CONFIG", "SET", "notify-keyspace-events", flags]);
     let mut listener = server.connect();
     listener
         .set_read_timeout(Some(Duration::from_millis(500)))
