@@ -2,20 +2,16 @@
 
 mod common;
 
-use common::{call, dump, error, expire_unreaped, info_field, ints, login, Server};
+use common::{
+    call, dump, error, expire_unreaped, info_field, int, ints, login, reply, Line, Server,
+};
 use redis::{Connection, Value};
 
 const T: i64 = 1_700_000_000_000;
 
 /// Runs RL.ALL (or any command) and flattens its nested integer reply.
-fn all(con: &mut Connection, words: &[&str]) -> (i64, i64, Vec<Vec<i64>>) {
-    let reply: Vec<Value> = {
-        let mut cmd = redis::cmd(words[0]);
-        for word in &words[1..] {
-            cmd.arg(*word);
-        }
-        cmd.query(con).unwrap_or_else(|e| panic!("{words:?}: {e}"))
-    };
+fn all(con: &mut Connection, line: impl Line) -> (i64, i64, Vec<Vec<i64>>) {
+    let reply: Vec<Value> = reply(con, line);
     let allowed: i64 = redis::from_redis_value(&reply[0]).unwrap();
     let retry: i64 = redis::from_redis_value(&reply[1]).unwrap();
     let items = reply[2..]
@@ -26,13 +22,7 @@ fn all(con: &mut Connection, words: &[&str]) -> (i64, i64, Vec<Vec<i64>>) {
 }
 
 fn inspect(con: &mut Connection, key: &str, at: i64) -> Option<Vec<(String, Value)>> {
-    let reply: Value = redis::cmd("RL.INSPECT")
-        .arg(key)
-        .arg("AT")
-        .arg(at)
-        .query(con)
-        .unwrap();
-    match reply {
+    match reply(con, format!("RL.INSPECT {key} AT {at}")) {
         Value::Nil => None,
         Value::Array(items) => Some(
             items
@@ -56,32 +46,17 @@ fn field(fields: &[(String, Value)], name: &str) -> Value {
 fn contract_example() {
     let server = Server::start();
     let mut con = server.connect();
-    let t = T.to_string();
-    let words = [
-        "RL.ALL",
-        "2",
-        "a",
-        "b",
-        "TOKENBUCKET",
-        "2",
-        "1",
-        "1000",
-        "SLIDELOG",
-        "3",
-        "10000",
-        "AT",
-        &t,
-    ];
+    let line = format!("RL.ALL 2 a b TOKENBUCKET 2 1 1000 SLIDELOG 3 10000 AT {T}");
     assert_eq!(
-        all(&mut con, &words),
+        all(&mut con, &line),
         (1, 0, vec![vec![1, 2, 1, 0, 1000], vec![1, 3, 2, 0, 10000]])
     );
     assert_eq!(
-        all(&mut con, &words),
+        all(&mut con, &line),
         (1, 0, vec![vec![1, 2, 0, 0, 2000], vec![1, 3, 1, 0, 10000]])
     );
     assert_eq!(
-        all(&mut con, &words),
+        all(&mut con, &line),
         (
             0,
             1000,
@@ -97,39 +72,18 @@ fn contract_example() {
 fn single_key_commands_share_the_same_limiters() {
     let server = Server::start();
     let mut con = server.connect();
-    let t = T.to_string();
     all(
         &mut con,
-        &[
-            "RL.ALL",
-            "1",
-            "k",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "1000",
-            "COST",
-            "4",
-            "AT",
-            &t,
-        ],
+        format!("RL.ALL 1 k TOKENBUCKET 10 1 1000 COST 4 AT {T}"),
     );
     assert_eq!(
-        ints(
-            &mut con,
-            &["RL.TOKENBUCKET", "k", "10", "1", "1000", "AT", &t]
-        ),
+        ints(&mut con, format!("RL.TOKENBUCKET k 10 1 1000 AT {T}")),
         [1, 10, 5, 0, 5000]
     );
-    ints(
-        &mut con,
-        &["RL.SLIDELOG", "l", "5", "1000", "COST", "3", "AT", &t],
-    );
+    ints(&mut con, format!("RL.SLIDELOG l 5 1000 COST 3 AT {T}"));
     let (allowed, _, items) = all(
         &mut con,
-        &[
-            "RL.ALL", "1", "l", "SLIDELOG", "5", "1000", "COST", "3", "AT", &t,
-        ],
+        format!("RL.ALL 1 l SLIDELOG 5 1000 COST 3 AT {T}"),
     );
     assert_eq!((allowed, items), (0, vec![vec![0, 5, 2, 1000, 1000]]));
 }
@@ -138,50 +92,19 @@ fn single_key_commands_share_the_same_limiters() {
 fn denied_calls_write_nothing_anywhere() {
     let server = Server::start();
     let mut con = server.connect();
-    let t = T.to_string();
     ints(
         &mut con,
-        &[
-            "RL.TOKENBUCKET",
-            "b",
-            "10",
-            "1",
-            "1000",
-            "COST",
-            "10",
-            "AT",
-            &t,
-        ],
+        format!("RL.TOKENBUCKET b 10 1 1000 COST 10 AT {T}"),
     );
-    ints(&mut con, &["RL.SLIDELOG", "l", "10", "60000", "AT", &t]);
+    ints(&mut con, format!("RL.SLIDELOG l 10 60000 AT {T}"));
     let before = (dump(&mut con, b"b"), dump(&mut con, b"l"));
     // The log allows, the bucket (second) denies: the log must not be charged.
     let (allowed, retry, items) = all(
         &mut con,
-        &[
-            "RL.ALL",
-            "3",
-            "l",
-            "b",
-            "new",
-            "SLIDELOG",
-            "10",
-            "60000",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "1000",
-            "TOKENBUCKET",
-            "5",
-            "1",
-            "1000",
-            "COSTS",
-            "2",
-            "3",
-            "1",
-            "AT",
-            &t,
-        ],
+        format!(
+            "RL.ALL 3 l b new SLIDELOG 10 60000 TOKENBUCKET 10 1 1000 TOKENBUCKET 5 1 1000 \
+             COSTS 2 3 1 AT {T}"
+        ),
     );
     assert_eq!(allowed, 0);
     assert_eq!(retry, 3000);
@@ -194,32 +117,16 @@ fn denied_calls_write_nothing_anywhere() {
         ]
     );
     assert_eq!((dump(&mut con, b"b"), dump(&mut con, b"l")), before);
-    let exists: i64 = redis::cmd("EXISTS").arg("new").query(&mut con).unwrap();
+    let exists: i64 = reply(&mut con, "EXISTS new");
     assert_eq!(exists, 0);
     // A peek over every limit writes nothing either.
     let (allowed, _, _) = all(
         &mut con,
-        &[
-            "RL.ALL",
-            "2",
-            "l",
-            "fresh",
-            "SLIDELOG",
-            "10",
-            "60000",
-            "TOKENBUCKET",
-            "5",
-            "1",
-            "1000",
-            "COST",
-            "0",
-            "AT",
-            &t,
-        ],
+        format!("RL.ALL 2 l fresh SLIDELOG 10 60000 TOKENBUCKET 5 1 1000 COST 0 AT {T}"),
     );
     assert_eq!(allowed, 1);
     assert_eq!(dump(&mut con, b"l"), before.1);
-    let exists: i64 = redis::cmd("EXISTS").arg("fresh").query(&mut con).unwrap();
+    let exists: i64 = reply(&mut con, "EXISTS fresh");
     assert_eq!(exists, 0);
 }
 
@@ -227,105 +134,24 @@ fn denied_calls_write_nothing_anywhere() {
 fn overall_retry_after_is_the_longest_wait_or_never() {
     let server = Server::start();
     let mut con = server.connect();
-    let t = T.to_string();
     ints(
         &mut con,
-        &[
-            "RL.TOKENBUCKET",
-            "slow",
-            "10",
-            "1",
-            "1000",
-            "COST",
-            "10",
-            "AT",
-            &t,
-        ],
+        format!("RL.TOKENBUCKET slow 10 1 1000 COST 10 AT {T}"),
     );
     ints(
         &mut con,
-        &[
-            "RL.TOKENBUCKET",
-            "fast",
-            "10",
-            "1",
-            "100",
-            "COST",
-            "10",
-            "AT",
-            &t,
-        ],
+        format!("RL.TOKENBUCKET fast 10 1 100 COST 10 AT {T}"),
     );
-    let (_, retry, _) = all(
-        &mut con,
-        &[
-            "RL.ALL",
-            "2",
-            "fast",
-            "slow",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "100",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "1000",
-            "COST",
-            "2",
-            "AT",
-            &t,
-        ],
-    );
+    let both = "RL.ALL 2 fast slow TOKENBUCKET 10 1 100 TOKENBUCKET 10 1 1000";
+    let (_, retry, _) = all(&mut con, format!("{both} COST 2 AT {T}"));
     assert_eq!(retry, 2000);
-    let later = (T + 2000).to_string();
-    let (allowed, _, _) = all(
-        &mut con,
-        &[
-            "RL.ALL",
-            "2",
-            "fast",
-            "slow",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "100",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "1000",
-            "COST",
-            "2",
-            "AT",
-            &later,
-        ],
-    );
+    let later = T + 2000;
+    let (allowed, _, _) = all(&mut con, format!("{both} COST 2 AT {later}"));
     assert_eq!(
         allowed, 1,
         "every limit allows after the overall retry_after"
     );
-    let (_, retry, _) = all(
-        &mut con,
-        &[
-            "RL.ALL",
-            "2",
-            "fast",
-            "slow",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "100",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "1000",
-            "COSTS",
-            "2",
-            "11",
-            "AT",
-            &later,
-        ],
-    );
+    let (_, retry, _) = all(&mut con, format!("{both} COSTS 2 11 AT {later}"));
     assert_eq!(retry, -1);
 }
 
@@ -335,25 +161,10 @@ fn writes_set_each_keys_ttl() {
     let mut con = server.connect();
     all(
         &mut con,
-        &[
-            "RL.ALL",
-            "2",
-            "b",
-            "l",
-            "TOKENBUCKET",
-            "10",
-            "1",
-            "60000",
-            "SLIDELOG",
-            "5",
-            "30000",
-            "COSTS",
-            "2",
-            "1",
-        ],
+        "RL.ALL 2 b l TOKENBUCKET 10 1 60000 SLIDELOG 5 30000 COSTS 2 1",
     );
-    let bucket_ttl: i64 = redis::cmd("PTTL").arg("b").query(&mut con).unwrap();
-    let log_ttl: i64 = redis::cmd("PTTL").arg("l").query(&mut con).unwrap();
+    let bucket_ttl: i64 = reply(&mut con, "PTTL b");
+    let log_ttl: i64 = reply(&mut con, "PTTL l");
     assert!((119_000..=120_000).contains(&bucket_ttl), "{bucket_ttl}");
     assert!((29_000..=30_000).contains(&log_ttl), "{log_ttl}");
 }
@@ -364,195 +175,98 @@ fn writes_set_each_keys_ttl() {
 fn no_key_after_a_wrong_type_is_looked_up() {
     let server = Server::start();
     let mut con = server.connect();
-    call(&mut con, &["SET", "s", "text"]).unwrap();
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    call(&mut con, "SET s text").unwrap();
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
     let expired_before = expire_unreaped(&mut con, &["b"]);
-    let words = [
-        "RL.ALL",
-        "2",
-        "s",
-        "b",
-        "TOKENBUCKET",
-        "10",
-        "1",
-        "1000",
-        "TOKENBUCKET",
-        "10",
-        "1",
-        "1000",
-    ];
     assert_eq!(
-        error(&mut con, &words),
+        error(
+            &mut con,
+            "RL.ALL 2 s b TOKENBUCKET 10 1 1000 TOKENBUCKET 10 1 1000"
+        ),
         "WRONGTYPE Operation against a key holding the wrong kind of value (key 1)"
     );
     assert_eq!(
         info_field(&mut con, "stats", "expired_keys"),
         expired_before
     );
-    assert_eq!(call(&mut con, &["DBSIZE"]).unwrap(), Value::Int(2));
+    assert_eq!(call(&mut con, "DBSIZE").unwrap(), Value::Int(2));
 }
 
 #[test]
 fn bad_input_is_named_and_changes_nothing() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
-    redis::cmd("SET")
-        .arg("s")
-        .arg("v")
-        .query::<()>(&mut con)
-        .unwrap();
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
+    reply::<()>(&mut con, "SET s v");
     let before = dump(&mut con, b"b");
     let max = i64::MAX;
-    let cases: Vec<(Vec<&str>, String)> = vec![
+    let cases: Vec<(&str, String)> = vec![
         (
-            vec!["RL.ALL", "0", "b", "TOKENBUCKET", "10", "1", "1000"],
+            "RL.ALL 0 b TOKENBUCKET 10 1 1000",
             "ERR numkeys must be an integer from 1 to 16".into(),
         ),
         (
-            vec!["RL.ALL", "17", "b", "TOKENBUCKET", "10", "1", "1000"],
+            "RL.ALL 17 b TOKENBUCKET 10 1 1000",
             "ERR numkeys must be an integer from 1 to 16".into(),
         ),
         (
-            vec!["RL.ALL", "x", "b", "TOKENBUCKET", "10", "1", "1000"],
+            "RL.ALL x b TOKENBUCKET 10 1 1000",
             "ERR numkeys must be an integer from 1 to 16".into(),
         ),
         (
-            vec!["RL.ALL", "9", "b", "TOKENBUCKET", "10"],
+            "RL.ALL 9 b TOKENBUCKET 10",
             "ERR numkeys is more than the keys given".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "2",
-                "b",
-                "b",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "SLIDELOG",
-                "1",
-                "1",
-            ],
+            "RL.ALL 2 b b TOKENBUCKET 10 1 1000 SLIDELOG 1 1",
             "ERR key 2 is the same as key 1".into(),
         ),
         (
-            vec!["RL.ALL", "1", "b", "LEAKY", "10", "1", "1000"],
+            "RL.ALL 1 b LEAKY 10 1 1000",
             "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE or ACQUIRE".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "2",
-                "b",
-                "c",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "SLIDELOG",
-                "5",
-            ],
+            "RL.ALL 2 b c TOKENBUCKET 10 1 1000 SLIDELOG 5",
             "ERR spec 2: missing numbers, expected SLIDELOG limit window_ms".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "2",
-                "b",
-                "c",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "SLIDELOG",
-                "5",
-                "0",
-            ],
+            "RL.ALL 2 b c TOKENBUCKET 10 1 1000 SLIDELOG 5 0",
             format!("ERR spec 2: window_ms must be an integer from 1 to {max}"),
         ),
         (
-            vec!["RL.ALL", "1", "b", "TOKENBUCKET", "0", "1", "1000"],
+            "RL.ALL 1 b TOKENBUCKET 0 1 1000",
             format!("ERR spec 1: capacity must be an integer from 1 to {max}"),
         ),
         (
-            vec!["RL.ALL", "2", "b", "c", "TOKENBUCKET", "10", "1", "1000"],
+            "RL.ALL 2 b c TOKENBUCKET 10 1 1000",
             "ERR spec 2: missing (one spec is needed per key)".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "1",
-                "b",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "COST",
-                "1",
-                "COSTS",
-                "1",
-            ],
+            "RL.ALL 1 b TOKENBUCKET 10 1 1000 COST 1 COSTS 1",
             "ERR COST and COSTS cannot be combined".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "2",
-                "b",
-                "c",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "SLIDELOG",
-                "5",
-                "5",
-                "COSTS",
-                "1",
-            ],
+            "RL.ALL 2 b c TOKENBUCKET 10 1 1000 SLIDELOG 5 5 COSTS 1",
             "ERR option COSTS needs 2 values".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "1",
-                "b",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "EXTRA",
-            ],
+            "RL.ALL 1 b TOKENBUCKET 10 1 1000 EXTRA",
             "ERR unknown option 'EXTRA'".into(),
         ),
         (
-            vec![
-                "RL.ALL",
-                "2",
-                "b",
-                "s",
-                "TOKENBUCKET",
-                "10",
-                "1",
-                "1000",
-                "SLIDELOG",
-                "5",
-                "5",
-            ],
+            "RL.ALL 2 b s TOKENBUCKET 10 1 1000 SLIDELOG 5 5",
             "WRONGTYPE Operation against a key holding the wrong kind of value (key 2)".into(),
         ),
         (
-            vec!["RL.ALL", "1", "b", "SLIDELOG", "5", "5"],
+            "RL.ALL 1 b SLIDELOG 5 5",
             "WRONGTYPE Operation against a key holding the wrong kind of value (key 1)".into(),
         ),
     ];
-    for (words, expected) in cases {
-        assert_eq!(error(&mut con, &words), expected, "{words:?}");
+    for (line, expected) in cases {
+        assert_eq!(error(&mut con, line), expected, "{line}");
     }
     assert_eq!(dump(&mut con, b"b"), before);
-    let exists: i64 = redis::cmd("EXISTS").arg("c").query(&mut con).unwrap();
+    let exists: i64 = reply(&mut con, "EXISTS c");
     assert_eq!(exists, 0);
 }
 
@@ -560,62 +274,22 @@ fn bad_input_is_named_and_changes_nothing() {
 fn every_key_is_visible_to_getkeys_and_acl() {
     let server = Server::start();
     let mut con = server.connect();
-    let keys: Vec<String> = redis::cmd("COMMAND")
-        .arg("GETKEYS")
-        .arg("RL.ALL")
-        .arg("3")
-        .arg("x")
-        .arg("y")
-        .arg("z")
-        .arg("SLIDELOG")
-        .arg("1")
-        .arg("1")
-        .arg("SLIDELOG")
-        .arg("1")
-        .arg("1")
-        .arg("SLIDELOG")
-        .arg("1")
-        .arg("1")
-        .query(&mut con)
-        .unwrap();
+    let keys: Vec<String> = reply(
+        &mut con,
+        "COMMAND GETKEYS RL.ALL 3 x y z SLIDELOG 1 1 SLIDELOG 1 1 SLIDELOG 1 1",
+    );
     assert_eq!(keys, ["x", "y", "z"]);
     let mut tenant = login(&server, &mut con, "tenant", &["~tenantA:*", "+@all"]);
     let denied = error(
         &mut tenant,
-        &[
-            "RL.ALL",
-            "2",
-            "tenantA:1",
-            "tenantB:1",
-            "SLIDELOG",
-            "5",
-            "1000",
-            "SLIDELOG",
-            "5",
-            "1000",
-        ],
+        "RL.ALL 2 tenantA:1 tenantB:1 SLIDELOG 5 1000 SLIDELOG 5 1000",
     );
     assert!(denied.starts_with("NOPERM"), "{denied}");
-    let created: i64 = redis::cmd("EXISTS")
-        .arg("tenantA:1")
-        .arg("tenantB:1")
-        .query(&mut con)
-        .unwrap();
+    let created: i64 = reply(&mut con, "EXISTS tenantA:1 tenantB:1");
     assert_eq!(created, 0);
     let (allowed, _, _) = all(
         &mut tenant,
-        &[
-            "RL.ALL",
-            "2",
-            "tenantA:1",
-            "tenantA:2",
-            "SLIDELOG",
-            "5",
-            "1000",
-            "SLIDELOG",
-            "5",
-            "1000",
-        ],
+        "RL.ALL 2 tenantA:1 tenantA:2 SLIDELOG 5 1000 SLIDELOG 5 1000",
     );
     assert_eq!(allowed, 1);
 }
@@ -624,35 +298,15 @@ fn every_key_is_visible_to_getkeys_and_acl() {
 fn inspect_shows_each_limiter_and_agrees_with_peeks() {
     let server = Server::start();
     let mut con = server.connect();
-    let t = T.to_string();
     assert_eq!(inspect(&mut con, "missing", T), None);
     ints(
         &mut con,
-        &[
-            "RL.TOKENBUCKET",
-            "b",
-            "10",
-            "3",
-            "1000",
-            "COST",
-            "8",
-            "AT",
-            &t,
-        ],
+        format!("RL.TOKENBUCKET b 10 3 1000 COST 8 AT {T}"),
     );
     for entry_time in [T, T, T + 400] {
         ints(
             &mut con,
-            &[
-                "RL.SLIDELOG",
-                "l",
-                "10",
-                "1000",
-                "COST",
-                "2",
-                "AT",
-                &entry_time.to_string(),
-            ],
+            format!("RL.SLIDELOG l 10 1000 COST 2 AT {entry_time}"),
         );
     }
     let bucket = inspect(&mut con, "b", T + 500).unwrap();
@@ -674,17 +328,7 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
     );
     let peek = ints(
         &mut con,
-        &[
-            "RL.TOKENBUCKET",
-            "b",
-            "10",
-            "3",
-            "1000",
-            "COST",
-            "0",
-            "AT",
-            &(T + 500).to_string(),
-        ],
+        format!("RL.TOKENBUCKET b 10 3 1000 COST 0 AT {}", T + 500),
     );
     assert_eq!(field(&bucket, "tokens"), Value::Int(peek[2]));
     assert_eq!(field(&bucket, "reset_after_ms"), Value::Int(peek[4]));
@@ -711,16 +355,7 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
     assert_eq!(field(&log, "newest_ms"), Value::Int(T + 400));
     let peek = ints(
         &mut con,
-        &[
-            "RL.SLIDELOG",
-            "l",
-            "10",
-            "1000",
-            "COST",
-            "0",
-            "AT",
-            &(T + 500).to_string(),
-        ],
+        format!("RL.SLIDELOG l 10 1000 COST 0 AT {}", T + 500),
     );
     assert_eq!(field(&log, "reset_after_ms"), Value::Int(peek[4]));
     let later = inspect(&mut con, "l", T + 1200).unwrap();
@@ -731,14 +366,10 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
         (Value::Nil, Value::Nil)
     );
 
-    redis::cmd("SET")
-        .arg("s")
-        .arg("v")
-        .query::<()>(&mut con)
-        .unwrap();
-    assert!(error(&mut con, &["RL.INSPECT", "s"]).starts_with("WRONGTYPE"));
+    reply::<()>(&mut con, "SET s v");
+    assert!(error(&mut con, "RL.INSPECT s").starts_with("WRONGTYPE"));
     assert_eq!(
-        error(&mut con, &["RL.INSPECT", "b", "COST", "1"]),
+        error(&mut con, "RL.INSPECT b COST 1"),
         "ERR unknown option 'COST'"
     );
 }
@@ -747,20 +378,16 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
 fn inspect_is_a_map_under_resp3_and_never_touches_the_ttl() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
-    redis::cmd("PEXPIRE")
-        .arg("b")
-        .arg(500_000)
-        .query::<()>(&mut con)
-        .unwrap();
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
+    reply::<()>(&mut con, "PEXPIRE b 500000");
     let client = redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap();
     let mut resp3 = client.get_connection().unwrap();
-    let reply: Value = redis::cmd("RL.INSPECT").arg("b").query(&mut resp3).unwrap();
+    let reply: Value = reply(&mut resp3, "RL.INSPECT b");
     assert!(
         matches!(reply, Value::Map(ref pairs) if pairs.len() == 6),
         "{reply:?}"
     );
-    let ttl: i64 = redis::cmd("PTTL").arg("b").query(&mut con).unwrap();
+    let ttl = int(&mut con, "PTTL b");
     assert!(ttl > 499_000, "{ttl}");
 }
 
@@ -768,7 +395,7 @@ fn inspect_is_a_map_under_resp3_and_never_touches_the_ttl() {
 fn inspect_works_for_a_read_only_user() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]);
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
     // On Redis 7.0 module commands have no ACL category: grant RL.INSPECT by name.
     let mut viewer = login(
         &server,
@@ -776,10 +403,7 @@ fn inspect_works_for_a_read_only_user() {
         "viewer",
         &["~*", "+@read", "+rl.inspect"],
     );
-    let reply: Value = redis::cmd("RL.INSPECT")
-        .arg("b")
-        .query(&mut viewer)
-        .unwrap();
+    let reply: Value = reply(&mut viewer, "RL.INSPECT b");
     assert!(matches!(reply, Value::Array(_)), "{reply:?}");
-    assert!(error(&mut viewer, &["RL.TOKENBUCKET", "b", "10", "1", "1000"]).starts_with("NOPERM"));
+    assert!(error(&mut viewer, "RL.TOKENBUCKET b 10 1 1000").starts_with("NOPERM"));
 }
