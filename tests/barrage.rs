@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dump, Rng, Server};
+use common::{command, dump, reply, Rng, Server};
 use redis::Value;
 
 const COMMANDS: [(&str, usize); 15] = [
@@ -110,81 +110,25 @@ fn every_hostile_call_is_answered_and_the_server_survives() {
     let server = Server::start();
     let mut con = server.connect();
     // Keys of every type, and a limiter of each kind that the barrage never names.
-    redis::pipe()
-        .cmd("SET")
-        .arg("string")
-        .arg("v")
-        .ignore()
-        .cmd("RPUSH")
-        .arg("list")
-        .arg("a")
-        .ignore()
-        .cmd("HSET")
-        .arg("hash")
-        .arg("level")
-        .arg("1")
-        .ignore()
-        .cmd("SADD")
-        .arg("set")
-        .arg("a")
-        .ignore()
-        .cmd("ZADD")
-        .arg("zset")
-        .arg(1)
-        .arg("a")
-        .ignore()
-        .cmd("XADD")
-        .arg("stream")
-        .arg("*")
-        .arg("f")
-        .arg("v")
-        .ignore()
-        .cmd("RL.TOKENBUCKET")
-        .arg("bucket")
-        .arg(100)
-        .arg(1)
-        .arg(1000)
-        .ignore()
-        .cmd("RL.SLIDELOG")
-        .arg("log")
-        .arg(100)
-        .arg(60_000)
-        .ignore()
-        .cmd("RL.ACQUIRE")
-        .arg("leases")
-        .arg(100)
-        .arg(60_000)
-        .ignore()
-        .cmd("RL.TOKENBUCKET")
-        .arg("untouched:bucket")
-        .arg(10)
-        .arg(1)
-        .arg(3_600_000)
-        .arg("COST")
-        .arg(3)
-        .ignore()
-        .cmd("RL.SLIDELOG")
-        .arg("untouched:log")
-        .arg(10)
-        .arg(3_600_000)
-        .arg("COST")
-        .arg(3)
-        .ignore()
-        .cmd("RL.RESERVE")
-        .arg("untouched:reserved")
-        .arg(10)
-        .arg(1)
-        .arg(3_600_000)
-        .arg(3)
-        .arg(3_600_000)
-        .ignore()
-        .cmd("RL.ACQUIRE")
-        .arg("untouched:leases")
-        .arg(10)
-        .arg(3_600_000)
-        .ignore()
-        .query::<()>(&mut con)
-        .unwrap();
+    let mut setup = redis::pipe();
+    for line in [
+        "SET string v",
+        "RPUSH list a",
+        "HSET hash level 1",
+        "SADD set a",
+        "ZADD zset 1 a",
+        "XADD stream * f v",
+        "RL.TOKENBUCKET bucket 100 1 1000",
+        "RL.SLIDELOG log 100 60000",
+        "RL.ACQUIRE leases 100 60000",
+        "RL.TOKENBUCKET untouched:bucket 10 1 3600000 COST 3",
+        "RL.SLIDELOG untouched:log 10 3600000 COST 3",
+        "RL.RESERVE untouched:reserved 10 1 3600000 3 3600000",
+        "RL.ACQUIRE untouched:leases 10 3600000",
+    ] {
+        setup.add_command(command(line)).ignore();
+    }
+    setup.query::<()>(&mut con).unwrap();
     let untouched = [
         "untouched:bucket",
         "untouched:log",
@@ -237,7 +181,7 @@ fn every_hostile_call_is_answered_and_the_server_survives() {
     }
     assert_eq!(answered, 40_000);
     assert!(errors > 10_000 && errors < answered, "{errors} errors");
-    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    let pong: String = reply(&mut con, "PING");
     assert_eq!(pong, "PONG");
     let after: Vec<_> = untouched
         .iter()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ints, Rng, Server};
+use common::{ints, reply, Rng, Server};
 
 const T: i64 = 1_700_000_000_000;
 
@@ -31,13 +31,9 @@ fn clock_jumps_never_grant_more_than_the_rate() {
     let mut log_admitted: Vec<i64> = Vec::new();
     for _ in 0..5000 {
         jump(&mut rng, &mut now);
-        let at = now.to_string();
-        let bucket = ints(
-            &mut con,
-            &["RL.TOKENBUCKET", "b", "20", "3", "1000", "AT", &at],
-        );
+        let bucket = ints(&mut con, format!("RL.TOKENBUCKET b 20 3 1000 AT {now}"));
         bucket_admitted += bucket[0];
-        let log = ints(&mut con, &["RL.SLIDELOG", "l", "15", "10000", "AT", &at]);
+        let log = ints(&mut con, format!("RL.SLIDELOG l 15 10000 AT {now}"));
         latest = latest.max(now);
         if log[0] == 1 {
             // The log counts the call at the time it ran: never before its last write.
@@ -66,10 +62,7 @@ fn clock_jumps_never_grant_more_than_the_rate() {
         .iter()
         .map(|k| common::dump(&mut con, k.as_bytes()))
         .collect();
-    redis::cmd("DEBUG")
-        .arg("RELOAD")
-        .query::<()>(&mut con)
-        .unwrap();
+    reply::<()>(&mut con, "DEBUG RELOAD");
     let after: Vec<_> = ["b", "l"]
         .iter()
         .map(|k| common::dump(&mut con, k.as_bytes()))
