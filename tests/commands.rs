@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    call, command, dump, error, expire_unreaped, info_field, int, ints, login, reply, Server,
+    call, command, dump, error, expire_unreaped, info_field, int, ints, login, reply,
+    transaction_runs, Server,
 };
 use redis::Value;
 
@@ -160,17 +161,6 @@ fn calls_in_a_transaction_run_at_its_start_where_the_server_caches_the_time() {
     }
 }
 
-/// Runs `SET key value` in a transaction on `con`: whether it ran, that is
-/// whether nothing touched the keys `con` watches.
-fn transaction_runs(con: &mut redis::Connection, key: &str, value: &str) -> bool {
-    let result: Option<Vec<String>> = redis::pipe()
-        .atomic()
-        .add_command(command(["SET", key, value]))
-        .query(con)
-        .unwrap();
-    result.is_some()
-}
-
 #[test]
 fn denied_calls_and_peeks_do_not_touch_watched_keys() {
     let server = Server::start();
@@ -197,7 +187,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         format!("RL.TOKENBUCKET b 1 1 60000 COST 0 AT {T}"),
     );
     assert!(
-        transaction_runs(&mut con, "x", "1"),
+        transaction_runs(&mut con, "SET x 1"),
         "the transaction must run: nothing was written"
     );
     // While an allowed call does abort it.
@@ -207,7 +197,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         format!("RL.TOKENBUCKET b 1 1 60000 AT {}", T + 60_000),
     );
     assert!(
-        !transaction_runs(&mut con, "x", "2"),
+        !transaction_runs(&mut con, "SET x 2"),
         "a write must abort the watching transaction"
     );
     // A call refused with WRONGTYPE does not either.
@@ -219,7 +209,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
     );
     assert!(refused.unwrap_err().to_string().contains("WRONGTYPE"));
     assert!(
-        transaction_runs(&mut con, "y", "1"),
+        transaction_runs(&mut con, "SET y 1"),
         "WRONGTYPE must not abort the transaction"
     );
     // So do an allowed log call and a call that creates its key.
@@ -230,7 +220,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         reply::<()>(&mut con, ["WATCH", watched]);
         assert_eq!(ints(&mut other, &call)[0], 1);
         assert!(
-            !transaction_runs(&mut con, "x", "3"),
+            !transaction_runs(&mut con, "SET x 3"),
             "{call:?} must abort the transaction"
         );
     }

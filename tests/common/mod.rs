@@ -350,6 +350,17 @@ pub fn error(con: &mut impl ConnectionLike, line: impl Line) -> String {
     }
 }
 
+/// Runs a command line in MULTI/EXEC: whether EXEC ran it, that is whether
+/// nothing touched the keys `con` WATCHes.
+pub fn transaction_runs(con: &mut impl ConnectionLike, line: impl Line) -> bool {
+    let exec: Option<Vec<Value>> = redis::pipe()
+        .atomic()
+        .add_command(command(line))
+        .query(con)
+        .unwrap();
+    exec.is_some()
+}
+
 /// Code and message of a server error, as the server sent them.
 pub fn error_text(error: &redis::RedisError) -> String {
     match (error.code(), error.detail()) {
