@@ -6,11 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dump, error, int, ints, Server};
+use common::{command, dump, error, int, ints, reply, Server};
 use redis::Connection;
 
 fn dbsize(con: &mut Connection) -> i64 {
-    redis::cmd("DBSIZE").query(con).unwrap()
+    reply(con, "DBSIZE")
 }
 
 #[test]
@@ -22,39 +22,20 @@ fn a_million_idle_limiters_expire_by_themselves() {
         let mut pipe = redis::pipe();
         for i in 0..10_000 {
             let n = chunk * 10_000 + i;
-            match n % 4 {
-                0 => pipe
-                    .cmd("RL.TOKENBUCKET")
-                    .arg(format!("b{n}"))
-                    .arg(5)
-                    .arg(5)
-                    .arg(5000),
-                1 => pipe
-                    .cmd("RL.SLIDELOG")
-                    .arg(format!("l{n}"))
-                    .arg(5)
-                    .arg(5000),
-                2 => pipe.cmd("RL.ACQUIRE").arg(format!("s{n}")).arg(5).arg(5000),
-                _ => pipe
-                    .cmd("RL.RESERVE")
-                    .arg(format!("r{n}"))
-                    .arg(5)
-                    .arg(5)
-                    .arg(5000)
-                    .arg(1)
-                    .arg(5000),
+            let line = match n % 4 {
+                0 => format!("RL.TOKENBUCKET b{n} 5 5 5000"),
+                1 => format!("RL.SLIDELOG l{n} 5 5000"),
+                2 => format!("RL.ACQUIRE s{n} 5 5000"),
+                _ => format!("RL.RESERVE r{n} 5 5 5000 1 5000"),
             };
-            pipe.ignore();
+            pipe.add_command(command(line)).ignore();
         }
         pipe.query::<()>(&mut con).unwrap();
         peak = peak.max(dbsize(&mut con));
     }
     // Quotas that never refill live until deleted.
     for i in 0..100 {
-        ints(
-            &mut con,
-            &["RL.TOKENBUCKET", &format!("quota{i}"), "5", "0", "1000"],
-        );
+        ints(&mut con, format!("RL.TOKENBUCKET quota{i} 5 0 1000"));
     }
     assert!(
         peak > 150_000,
@@ -70,13 +51,7 @@ fn a_million_idle_limiters_expire_by_themselves() {
 
 /// MEMORY USAGE of a key.
 fn usage(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("MEMORY")
-        .arg("USAGE")
-        .arg(key)
-        .arg("SAMPLES")
-        .arg(0)
-        .query(con)
-        .unwrap()
+    reply(con, format!("MEMORY USAGE {key} SAMPLES 0"))
 }
 
 #[test]
@@ -86,15 +61,10 @@ fn a_log_stays_within_its_bound() {
     // Worst case for the encoding: records far apart in time, huge costs.
     let mut pipe = redis::pipe();
     for i in 0..10_000i64 {
-        pipe.cmd("RL.SLIDELOG")
-            .arg("sparse")
-            .arg(1_000_000)
-            .arg(i64::MAX / 2)
-            .arg("COST")
-            .arg(if i < 9_000 { 1 } else { 100 })
-            .arg("AT")
-            .arg(i * 1_000_000_000)
-            .ignore();
+        let (window, at) = (i64::MAX / 2, i * 1_000_000_000);
+        let cost = if i < 9_000 { 1 } else { 100 };
+        let line = format!("RL.SLIDELOG sparse 1000000 {window} COST {cost} AT {at}");
+        pipe.add_command(command(line)).ignore();
     }
     pipe.query::<()>(&mut con).unwrap();
     let bound = 80 * 10_000 + 1000;
@@ -108,12 +78,8 @@ fn a_log_stays_within_its_bound() {
     for round in 0..50i64 {
         let mut pipe = redis::pipe();
         for i in 0..2_000i64 {
-            pipe.cmd("RL.SLIDELOG")
-                .arg("steady")
-                .arg(1000)
-                .arg(1000)
-                .arg("AT")
-                .arg(1_700_000_000_000 + round * 2000 + i)
+            let at = 1_700_000_000_000 + round * 2000 + i;
+            pipe.add_command(command(format!("RL.SLIDELOG steady 1000 1000 AT {at}")))
                 .ignore();
         }
         pipe.query::<()>(&mut con).unwrap();
@@ -124,12 +90,7 @@ fn a_log_stays_within_its_bound() {
         "steady log peaked at {peak} bytes"
     );
     let last = 1_700_000_000_000i64 + 49 * 2000 + 1999;
-    let inspect: Vec<redis::Value> = redis::cmd("RL.INSPECT")
-        .arg("steady")
-        .arg("AT")
-        .arg(last)
-        .query(&mut con)
-        .unwrap();
+    let inspect: Vec<redis::Value> = reply(&mut con, format!("RL.INSPECT steady AT {last}"));
     assert_eq!(
         inspect[7],
         redis::Value::Int(1000),
@@ -141,13 +102,10 @@ fn a_log_stays_within_its_bound() {
 fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
     let server = Server::start();
     let mut con = server.connect();
-    let reserved = ints(
-        &mut con,
-        &["RL.RESERVE", "held", "100", "1", "3600000", "10", "3600000"],
-    );
-    let lease = ints(&mut con, &["RL.ACQUIRE", "slots", "5", "3600000"]);
+    let reserved = ints(&mut con, "RL.RESERVE held 100 1 3600000 10 3600000");
+    let lease = ints(&mut con, "RL.ACQUIRE slots 5 3600000");
     let used: i64 = {
-        let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+        let info: String = reply(&mut con, "INFO memory");
         info.lines()
             .find_map(|l| l.strip_prefix("used_memory:"))
             .unwrap()
@@ -155,30 +113,20 @@ fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
             .parse()
             .unwrap()
     };
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query::<()>(&mut con)
-        .unwrap();
+    reply::<()>(&mut con, "CONFIG SET maxmemory-policy noeviction");
     // Well below what the server holds, so that the limit stays exceeded
     // while client buffers come and go.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(used / 2)
-        .query::<()>(&mut con)
-        .unwrap();
-    let refused = error(&mut con, &["RL.TOKENBUCKET", "new", "5", "1", "3600000"]);
+    reply::<()>(&mut con, format!("CONFIG SET maxmemory {}", used / 2));
+    let refused = error(&mut con, "RL.TOKENBUCKET new 5 1 3600000");
     assert!(refused.starts_with("OOM"), "{refused}");
     let before = dump(&mut con, b"held");
-    for command in [
-        vec!["RL.SLIDELOG", "another", "5", "1000"],
-        vec!["RL.RESERVE", "held", "100", "1", "3600000", "1", "1000"],
-        vec!["RL.ACQUIRE", "slots", "5", "1000"],
-        vec!["RL.ALL", "1", "x", "SLIDELOG", "5", "1000"],
+    for line in [
+        "RL.SLIDELOG another 5 1000",
+        "RL.RESERVE held 100 1 3600000 1 1000",
+        "RL.ACQUIRE slots 5 1000",
+        "RL.ALL 1 x SLIDELOG 5 1000",
     ] {
-        assert!(error(&mut con, &command).starts_with("OOM"), "{command:?}");
+        assert!(error(&mut con, line).starts_with("OOM"), "{line}");
     }
     assert_eq!(
         dump(&mut con, b"held"),
@@ -187,11 +135,8 @@ fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
     );
     // Giving back never grows memory, so it works on a full server.
     assert_eq!(
-        ints(&mut con, &["RL.CANCEL", "held", &reserved[5].to_string()])[0],
+        ints(&mut con, format!("RL.CANCEL held {}", reserved[5]))[0],
         1
     );
-    assert_eq!(
-        int(&mut con, &["RL.RELEASE", "slots", &lease[5].to_string()]),
-        1
-    );
+    assert_eq!(int(&mut con, format!("RL.RELEASE slots {}", lease[5])), 1);
 }

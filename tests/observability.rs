@@ -4,12 +4,12 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{call, error, ints, module_path, Server};
+use common::{call, error, ints, module_path, reply, Server};
 use redis::{Connection, Value};
 
 /// The `field:value` lines of `INFO section`.
 fn info(con: &mut Connection, section: &str) -> HashMap<String, String> {
-    let text: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    let text: String = reply(con, format!("INFO {section}"));
     text.lines()
         .filter_map(|line| line.split_once(':'))
         .map(|(field, value)| (field.to_owned(), value.to_owned()))
@@ -34,12 +34,8 @@ fn live_keys(con: &mut Connection) -> [i64; 3] {
 }
 
 fn config_get(con: &mut Connection, name: &str) -> String {
-    let reply: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg(name)
-        .query(con)
-        .unwrap();
-    reply.get(1).cloned().unwrap_or_default()
+    let pair: Vec<String> = reply(con, format!("CONFIG GET {name}"));
+    pair.get(1).cloned().unwrap_or_default()
 }
 
 #[test]
@@ -48,50 +44,38 @@ fn info_counts_calls_verdicts_errors_and_live_keys() {
     let mut con = server.connect();
     assert_eq!(command_stats(&mut con, "tokenbucket"), [0, 0, 0, 0]);
     for _ in 0..3 {
-        ints(&mut con, &["RL.TOKENBUCKET", "b", "2", "0", "1000"]);
+        ints(&mut con, "RL.TOKENBUCKET b 2 0 1000");
     }
-    error(&mut con, &["RL.TOKENBUCKET", "b", "x", "0", "1000"]);
-    call(&mut con, &["HSET", "h", "f", "v"]).unwrap();
-    error(&mut con, &["RL.TOKENBUCKET", "h", "1", "1", "1000"]);
+    error(&mut con, "RL.TOKENBUCKET b x 0 1000");
+    call(&mut con, "HSET h f v").unwrap();
+    error(&mut con, "RL.TOKENBUCKET h 1 1 1000");
     // Two allowed, one denied, two errors (an argument, a WRONGTYPE).
     assert_eq!(command_stats(&mut con, "tokenbucket"), [5, 2, 1, 2]);
-    ints(&mut con, &["RL.SLIDELOG", "l1", "5", "60000"]);
-    ints(&mut con, &["RL.SLIDELOG", "l2", "5", "60000"]);
-    ints(&mut con, &["RL.ACQUIRE", "s", "2", "60000"]);
+    ints(&mut con, "RL.SLIDELOG l1 5 60000");
+    ints(&mut con, "RL.SLIDELOG l2 5 60000");
+    ints(&mut con, "RL.ACQUIRE s 2 60000");
     call(
         &mut con,
-        &[
-            "RL.ALL",
-            "2",
-            "a",
-            "l3",
-            "TOKENBUCKET",
-            "1",
-            "1",
-            "1000",
-            "SLIDELOG",
-            "1",
-            "1000",
-        ],
+        "RL.ALL 2 a l3 TOKENBUCKET 1 1 1000 SLIDELOG 1 1000",
     )
     .unwrap();
-    call(&mut con, &["CL.THROTTLE", "c", "1", "1", "60"]).unwrap();
+    call(&mut con, "CL.THROTTLE c 1 1 60").unwrap();
     assert_eq!(command_stats(&mut con, "all"), [1, 1, 0, 0]);
     assert_eq!(command_stats(&mut con, "cl.throttle"), [1, 1, 0, 0]);
     assert_eq!(live_keys(&mut con), [2, 3, 1]);
-    call(&mut con, &["DEL", "l1", "b"]).unwrap();
-    call(&mut con, &["COPY", "s", "s2"]).unwrap();
+    call(&mut con, "DEL l1 b").unwrap();
+    call(&mut con, "COPY s s2").unwrap();
     assert_eq!(live_keys(&mut con), [1, 2, 2]);
     // A reload frees and loads every value: the counts stay true.
-    call(&mut con, &["DEBUG", "RELOAD"]).unwrap();
+    call(&mut con, "DEBUG RELOAD").unwrap();
     assert_eq!(live_keys(&mut con), [1, 2, 2]);
     // Expiry frees too.
-    ints(&mut con, &["RL.TOKENBUCKET", "short", "1", "1", "10"]);
+    ints(&mut con, "RL.TOKENBUCKET short 1 1 10");
     assert_eq!(live_keys(&mut con)[0], 2);
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(call(&mut con, &["EXISTS", "short"]).unwrap(), Value::Int(0));
+    assert_eq!(call(&mut con, "EXISTS short").unwrap(), Value::Int(0));
     assert_eq!(live_keys(&mut con)[0], 1);
-    call(&mut con, &["FLUSHALL", "SYNC"]).unwrap();
+    call(&mut con, "FLUSHALL SYNC").unwrap();
     assert_eq!(live_keys(&mut con), [0, 0, 0]);
 
     // The sections are part of INFO modules and INFO everything, not of
@@ -113,20 +97,17 @@ fn the_largest_log_limit_is_a_setting() {
     let server = Server::start();
     let mut con = server.connect();
     assert_eq!(config_get(&mut con, "rl.max-log-limit"), "1000000");
-    assert!(error(&mut con, &["RL.SLIDELOG", "l", "1000001", "1000"]).contains("from 1 to 1000000"));
-    call(&mut con, &["CONFIG", "SET", "rl.max-log-limit", "2000000"]).unwrap();
-    assert_eq!(
-        ints(&mut con, &["RL.SLIDELOG", "l", "1000001", "1000"])[0],
-        1
-    );
-    call(&mut con, &["CONFIG", "SET", "rl.max-log-limit", "10"]).unwrap();
-    let message = error(&mut con, &["RL.ALL", "1", "l", "SLIDELOG", "11", "1000"]);
+    assert!(error(&mut con, "RL.SLIDELOG l 1000001 1000").contains("from 1 to 1000000"));
+    call(&mut con, "CONFIG SET rl.max-log-limit 2000000").unwrap();
+    assert_eq!(ints(&mut con, "RL.SLIDELOG l 1000001 1000")[0], 1);
+    call(&mut con, "CONFIG SET rl.max-log-limit 10").unwrap();
+    let message = error(&mut con, "RL.ALL 1 l SLIDELOG 11 1000");
     assert!(
         message.contains("limit must be an integer from 1 to 10"),
         "{message}"
     );
     for bad in ["0", "-1", "1000000001", "ten"] {
-        let message = error(&mut con, &["CONFIG", "SET", "rl.max-log-limit", bad]);
+        let message = error(&mut con, format!("CONFIG SET rl.max-log-limit {bad}"));
         assert!(message.contains("rl.max-log-limit"), "{bad}: {message}");
     }
     assert_eq!(config_get(&mut con, "rl.max-log-limit"), "10");
@@ -147,14 +128,14 @@ fn settings_come_from_redis_conf_and_module_arguments() {
 
     let server = Server::start_without_module();
     let mut con = server.connect();
+    // The path keeps its words: it may hold spaces.
     for bad in [
         &["max-log-limit", "0"][..],
         &["max-log-limit"],
         &["no-such-setting", "1"],
     ] {
-        let mut load = redis::cmd("MODULE");
-        load.arg("LOAD").arg(&path).arg(bad);
-        assert!(load.query::<()>(&mut con).is_err(), "{bad:?}");
+        let load = [&["MODULE", "LOAD", &path][..], bad].concat();
+        assert!(call(&mut con, load).is_err(), "{bad:?}");
     }
     assert!(server
         .log()
@@ -164,31 +145,21 @@ fn settings_come_from_redis_conf_and_module_arguments() {
         .contains("unknown module argument 'no-such-setting'"));
     call(
         &mut con,
-        &["MODULE", "LOAD", &path, "rl.max-log-limit", "77"],
+        ["MODULE", "LOAD", &path, "rl.max-log-limit", "77"],
     )
     .unwrap();
     assert_eq!(config_get(&mut con, "rl.max-log-limit"), "77");
-    assert!(error(&mut con, &["RL.SLIDELOG", "l", "78", "1000"]).contains("from 1 to 77"));
+    assert!(error(&mut con, "RL.SLIDELOG l 78 1000").contains("from 1 to 77"));
 }
 
 #[test]
 fn command_docs_describe_every_command() {
     let server = Server::start();
     let mut con = server.connect();
-    let names: Vec<String> = redis::cmd("COMMAND")
-        .arg("LIST")
-        .arg("FILTERBY")
-        .arg("MODULE")
-        .arg("rl")
-        .query(&mut con)
-        .unwrap();
+    let names: Vec<String> = reply(&mut con, "COMMAND LIST FILTERBY MODULE rl");
     assert_eq!(names.len(), 15, "{names:?}");
     for name in &names {
-        let docs: HashMap<String, Value> = redis::cmd("COMMAND")
-            .arg("DOCS")
-            .arg(name)
-            .query(&mut con)
-            .unwrap();
+        let docs: HashMap<String, Value> = reply(&mut con, format!("COMMAND DOCS {name}"));
         let Some(Value::Map(fields)) = docs.get(name) else {
             // RESP2 clients get a flat array.
             let Some(Value::Array(flat)) = docs.get(name) else {
