@@ -3,7 +3,13 @@
 //! Numbers are base-10 integers written as Redis writes them: an optional
 //! `-`, no `+`, no spaces, no leading zeros. Every error names the argument.
 
+#![forbid(unsafe_code)]
+
 use crate::error::{CommandError, CommandResult};
+
+/// One item per key of a call: on the stack for the usual few keys, so a
+/// call allocates nothing for them.
+pub type PerKey<T> = smallvec::SmallVec<[T; 4]>;
 
 /// An integer argument with its accepted range.
 pub struct IntArg {
@@ -114,7 +120,7 @@ impl OptionName {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Options {
     pub cost: Option<i64>,
-    pub costs: Option<crate::commands::PerKey<i64>>,
+    pub costs: Option<PerKey<i64>>,
     pub at: Option<i64>,
 }
 
@@ -149,7 +155,7 @@ pub fn parse_options<'a>(
         };
         let repeated = match name {
             OptionName::Costs(count) => {
-                let mut values = crate::commands::PerKey::with_capacity(count);
+                let mut values = PerKey::with_capacity(count);
                 for _ in 0..count {
                     let raw = args.next().ok_or_else(|| value_missing(count))?;
                     values.push(name.value_arg().parse(raw)?);
@@ -167,6 +173,15 @@ pub fn parse_options<'a>(
         }
     }
     Ok(options)
+}
+
+/// `a, b, c or d`, for error messages.
+pub fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// A short, printable rendering of an argument for an error message.
@@ -188,6 +203,13 @@ pub fn printable(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_read_as_one_of() {
+        assert_eq!(one_of(&["a"]), "a");
+        assert_eq!(one_of(&["a", "b"]), "a or b");
+        assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
+    }
 
     #[test]
     fn integers_format_like_to_string() {

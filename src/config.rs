@@ -2,10 +2,12 @@
 //! `CONFIG SET rl.<name>`, `rl.<name> <value>` lines in redis.conf, `MODULE
 //! LOADEX ... CONFIG`, and `loadmodule <path> <name> <value>` arguments.
 
-use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
+#![forbid(unsafe_code)]
+
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use redis_module::raw;
+use crate::ffi::{self, Ctx};
 
 /// One numeric setting: its name without the `rl.` prefix, its default and
 /// accepted range, and where its value lives.
@@ -42,45 +44,19 @@ pub const SETTINGS: [&Setting; 1] = [&MAX_LOG_LIMIT];
 /// arguments as defaults, then loads what redis.conf or MODULE LOADEX gave:
 /// a config line wins over an argument, so that CONFIG SET followed by
 /// CONFIG REWRITE survives a restart.
-pub fn load(ctx: *mut raw::RedisModuleCtx, args: &[&[u8]]) -> Result<(), String> {
-    let (Some(register), Some(load_configs)) =
-        (unsafe { raw::RedisModule_RegisterNumericConfig }, unsafe {
-            raw::RedisModule_LoadConfigs
-        })
-    else {
-        return Err("this server lacks the module configuration API".to_owned());
-    };
+pub fn load(ctx: Ctx, args: &[&[u8]]) -> Result<(), String> {
     let defaults = defaults_from_arguments(args)?;
     for (setting, default) in SETTINGS.into_iter().zip(defaults) {
         setting.value.store(default, Ordering::Relaxed);
-        // SAFETY: ctx is the module's load context; the name is static and
-        // the private data is the setting itself, which lives for good.
-        let status = unsafe {
-            register(
-                ctx,
-                setting.name.as_ptr(),
-                default,
-                raw::REDISMODULE_CONFIG_DEFAULT,
-                setting.min,
-                setting.max,
-                Some(get_numeric),
-                Some(set_numeric),
-                None,
-                (setting as *const Setting).cast_mut().cast::<c_void>(),
-            )
-        };
-        if status != raw::Status::Ok as c_int {
-            return Err(format!(
-                "could not register the setting {}",
-                setting.name.to_string_lossy()
-            ));
-        }
+        ffi::config::register_numeric(
+            ctx,
+            setting.name,
+            default,
+            (setting.min, setting.max),
+            setting.value,
+        )?;
     }
-    // SAFETY: ctx is the module's load context, after every registration.
-    if unsafe { load_configs(ctx) } != raw::Status::Ok as c_int {
-        return Err("could not load the module's settings".to_owned());
-    }
-    Ok(())
+    ffi::config::load(ctx)
 }
 
 /// Each setting's default: its own, or the value the `name value` pairs of
@@ -121,26 +97,4 @@ fn defaults_from_arguments(args: &[&[u8]]) -> Result<[i64; SETTINGS.len()], Stri
         defaults[index] = parsed;
     }
     Ok(defaults)
-}
-
-extern "C" fn get_numeric(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    // SAFETY: privdata is the &'static Setting given at registration.
-    unsafe { privdata.cast::<Setting>().as_ref() }.map_or(0, Setting::get)
-}
-
-extern "C" fn set_numeric(
-    _name: *const c_char,
-    value: c_longlong,
-    privdata: *mut c_void,
-    _error: *mut *mut raw::RedisModuleString,
-) -> c_int {
-    // SAFETY: privdata is the &'static Setting given at registration; Redis
-    // has checked the range.
-    match unsafe { privdata.cast::<Setting>().as_ref() } {
-        Some(setting) => {
-            setting.value.store(value, Ordering::Relaxed);
-            raw::Status::Ok as c_int
-        }
-        None => raw::Status::Err as c_int,
-    }
 }

@@ -1,5 +1,7 @@
 //! Errors a command replies with, following Redis conventions.
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogParams, LogState};
 use crate::algo::token_bucket::{self, BucketParams, BucketState};
 use crate::args::{parse_i64, parse_options, OptionName};
+use crate::ffi::data_type::Stored;
 use crate::test_rng::Rng;
 use crate::types::bucket::Bucket;
-use crate::types::Stored;
 
 fn corpus_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/args.txt")

@@ -1,6 +1,9 @@
 //! redis-ratelimit: atomic, exact, replicated rate limiting as native Redis
-//! commands. This file only registers the module; see `commands/` for each
-//! command, `algo/` for the pure limiters and `types/` for their storage.
+//! commands. This file registers the module. The layers, each using only
+//! those before it: `algo/` (the pure limiters), `error`, `args` and
+//! `reply`; `ffi/` (every call of the raw module API); `stats`, `config`,
+//! `types/` (storage) and `replication`; `limiters/` (each limiter kind and
+//! its commands) and `commands/` (the others, and the list of all).
 
 #![cfg_attr(
     not(test),
@@ -21,7 +24,7 @@ mod error;
 mod ffi;
 #[cfg(test)]
 mod fuzz;
-mod registry;
+mod limiters;
 mod replication;
 mod reply;
 mod stats;
@@ -30,8 +33,6 @@ mod test_rng;
 mod types;
 
 use redis_module::{redis_module, Context, RedisString, Status};
-
-use types::{bucket::BUCKET_TYPE, leases::LEASES_TYPE, log::LOG_TYPE};
 
 // Unit tests run without Redis, hence without its allocator.
 #[cfg(not(test))]
@@ -44,34 +45,38 @@ type Allocator = std::alloc::System;
 const ALLOCATOR: Allocator = std::alloc::System;
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    ffi::take_over_modified_signals(ctx.ctx);
-    let with_category = registry::add_acl_category(ctx.ctx);
-    for spec in commands::all() {
-        if let Err(message) = registry::register(ctx.ctx, spec, with_category) {
+    match load(ctx, args) {
+        Ok(()) => Status::Ok,
+        Err(message) => {
             ctx.log_warning(&format!("rl: {message}"));
-            return Status::Err;
+            Status::Err
         }
     }
+}
+
+fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    ffi::install_panic_hook();
+    for stored in types::stored_types() {
+        ffi::data_type::create(ctx.ctx, stored.data_type)?;
+    }
+    ffi::take_over_modified_signals(ctx.ctx);
+    let with_category = ffi::command::add_acl_category(ctx.ctx);
+    for spec in commands::all() {
+        ffi::command::register(ctx.ctx, spec, with_category)?;
+    }
     let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_slice()).collect();
-    if let Err(message) = config::load(ctx.ctx, &args) {
-        ctx.log_warning(&format!("rl: {message}"));
-        return Status::Err;
+    config::load(ctx.ctx, &args)?;
+    replication::init(ctx.ctx)?;
+    if !ffi::info::register(ctx.ctx, commands::write_info) {
+        return Err("could not register the INFO sections".to_owned());
     }
-    if let Err(message) = replication::init(ctx.ctx) {
-        ctx.log_warning(&format!("rl: {message}"));
-        return Status::Err;
-    }
-    if !stats::register_info(ctx.ctx) {
-        ctx.log_warning("rl: could not register the INFO sections");
-        return Status::Err;
-    }
-    Status::Ok
+    Ok(())
 }
 
 redis_module! {
     name: "rl",
     version: 1,
     allocator: (Allocator, ALLOCATOR),
-    data_types: [BUCKET_TYPE, LOG_TYPE, LEASES_TYPE],
+    data_types: [],
     init: init,
 }

@@ -25,12 +25,18 @@
 //! another module's `RedisModule_Call` without `!`) is not remembered: the
 //! next write announces its ms again.
 
-use std::os::raw::c_int;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+#![forbid(unsafe_code)]
 
-use redis_module::raw;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::ffi::{Call, Ctx};
+use crate::error::CommandResult;
+use crate::ffi::data_type::AuxValue;
+use crate::ffi::{server, Call, Ctx};
+
+/// The command that announces the clock.
+pub const CLOCK_COMMAND: &CStr = c"RL.CLOCK";
 
 /// No clock known.
 const UNKNOWN: i64 = i64::MIN;
@@ -39,25 +45,77 @@ const UNKNOWN: i64 = i64::MIN;
 static ANNOUNCED: AtomicI64 = AtomicI64::new(UNKNOWN);
 /// The ms the master's stream (or the AOF or RDB being loaded) last announced.
 static RECEIVED: AtomicI64 = AtomicI64::new(UNKNOWN);
-static IS_REPLICA: AtomicBool = AtomicBool::new(false);
-static LOADING: AtomicBool = AtomicBool::new(false);
 /// Writes from the master or a file that ran on this server's clock, since
 /// no clock was known (`INFO rl`).
 static UNCLOCKED_WRITES: AtomicI64 = AtomicI64::new(0);
 
-/// The time a call that pins none runs at: the server clock, or for a write
-/// from the master or from a file being loaded, the clock the stream
-/// announced.
-pub fn clock_ms(call: &Call) -> i64 {
-    stream_or_server_clock(call, true)
+/// The clock of one call: the time it read, if it read one, which its
+/// write then announces.
+pub struct CallClock<'a> {
+    call: &'a Call<'a>,
+    /// The time the call read from the clock (for its decision, or for its
+    /// TTLs when pinned with `AT`), if it read one.
+    read: Cell<Option<i64>>,
+    /// Whether the call runs at the clock's time (pins none with `AT`).
+    on_clock: Cell<bool>,
 }
 
-/// The time the TTLs of a call pinned with `AT` count from: [`clock_ms`],
-/// except that a write from a stream that announced no clock (one from an
-/// earlier build) is not counted as unclocked, since its decision pinned
-/// its time.
-pub fn ttl_clock_ms(call: &Call) -> i64 {
-    stream_or_server_clock(call, false)
+impl<'a> CallClock<'a> {
+    pub fn new(call: &'a Call<'a>) -> Self {
+        CallClock {
+            call,
+            read: Cell::new(None),
+            on_clock: Cell::new(false),
+        }
+    }
+
+    /// The time, in unix ms, of a call that pins none with `AT`: the server
+    /// clock, or for a write from the master or from a file being loaded,
+    /// the clock the stream announced.
+    pub fn now_ms(&self) -> i64 {
+        self.on_clock.set(true);
+        let now = stream_or_server_clock(self.call, true);
+        self.read.set(Some(now));
+        now
+    }
+
+    /// The unix ms the TTLs this call sets count from, for a limiter it ran
+    /// at `at_ms`: that time when the call runs on the clock. A call pinned
+    /// with `AT` (a time that may be far from the server's) counts them from
+    /// the clock as it writes, read once and announced to replicas and the
+    /// AOF like a decision's time, so that they set the same expiry. A write
+    /// from a stream that announced no clock (one from an earlier build) is
+    /// then not counted as unclocked, since its decision pinned its time.
+    pub fn ttl_from(&self, at_ms: i64) -> i64 {
+        if self.on_clock.get() {
+            return at_ms;
+        }
+        self.read.get().unwrap_or_else(|| {
+            let now = stream_or_server_clock(self.call, false);
+            self.read.set(Some(now));
+            now
+        })
+    }
+
+    /// Propagates the call's write, announcing the ms it read (see the
+    /// module's docs above).
+    pub fn publish(&self) -> CommandResult<()> {
+        if let Some(ms) = self.read.get() {
+            if ANNOUNCED.load(Ordering::Relaxed) != ms {
+                self.call.replicate_with_integer(CLOCK_COMMAND, ms)?;
+                // Where what a call propagates may be dropped, the next write
+                // announces its ms again.
+                let sent = if self.call.may_lose_propagation() {
+                    UNKNOWN
+                } else {
+                    ms
+                };
+                ANNOUNCED.store(sent, Ordering::Relaxed);
+            }
+        }
+        self.call.replicate_verbatim();
+        Ok(())
+    }
 }
 
 fn stream_or_server_clock(call: &Call, count_unclocked: bool) -> i64 {
@@ -74,53 +132,7 @@ fn stream_or_server_clock(call: &Call, count_unclocked: bool) -> i64 {
             announced => return announced,
         }
     }
-    server_clock_ms()
-}
-
-/// Whether this server follows a master.
-pub fn is_replica() -> bool {
-    IS_REPLICA.load(Ordering::Relaxed)
-}
-
-/// Whether a call may come from a master or a file being loaded: never on
-/// a master that is not loading, which spares its writes a context lookup.
-pub fn may_receive() -> bool {
-    is_replica() || LOADING.load(Ordering::Relaxed)
-}
-
-/// The server's clock in unix ms. Redis 7.2+ and Valkey cache it as each
-/// command starts (the time they check key expiry against), which spares a
-/// clock read; Redis 7.0 has no such cache.
-pub fn server_clock_ms() -> i64 {
-    if let Some(cached_micros) = unsafe { raw::RedisModule_CachedMicroseconds } {
-        // SAFETY: no arguments; reads the server's cached time.
-        return unsafe { cached_micros() }.div_euclid(1000);
-    }
-    match unsafe { raw::RedisModule_Milliseconds } {
-        // SAFETY: no arguments; reads the clock.
-        Some(milliseconds) => unsafe { milliseconds() },
-        None => 0,
-    }
-}
-
-/// Propagates a write, announcing the ms it read with [`clock_ms`] or
-/// [`ttl_clock_ms`].
-pub fn publish(call: &Call) -> crate::error::CommandResult<()> {
-    if let Some(ms) = call.clock_read() {
-        if ANNOUNCED.load(Ordering::Relaxed) != ms {
-            call.replicate_clock(ms)?;
-            // Where what a call propagates may be dropped, the next write
-            // announces its ms again.
-            let sent = if call.may_lose_propagation() {
-                UNKNOWN
-            } else {
-                ms
-            };
-            ANNOUNCED.store(sent, Ordering::Relaxed);
-        }
-    }
-    call.replicate_verbatim();
-    Ok(())
+    server::clock_ms()
 }
 
 /// How many writes from the master or a file ran on this server's clock.
@@ -133,111 +145,35 @@ pub fn received(ms: i64) {
     RECEIVED.store(ms, Ordering::Relaxed);
 }
 
-/// The clock in effect at this point of the stream that a snapshot taken
-/// now would be followed by. A master that announced none yet will
-/// announce before its next write, so any value serves; the received one
-/// covers a replica that has not learnt its role yet (a cluster replica
-/// learns it after loading).
-fn stream_clock() -> i64 {
-    match ANNOUNCED.load(Ordering::Relaxed) {
-        announced if announced != UNKNOWN && !IS_REPLICA.load(Ordering::Relaxed) => announced,
-        _ => RECEIVED.load(Ordering::Relaxed),
+/// The stream's clock in RDB files: the clock in effect at this point of
+/// the stream that a snapshot taken now would be followed by. A master that
+/// announced none yet will announce before its next write, so any value
+/// serves; the received one covers a replica that has not learnt its role
+/// yet (a cluster replica learns it after loading).
+pub struct StreamClock;
+
+impl AuxValue for StreamClock {
+    const UNKNOWN: i64 = UNKNOWN;
+
+    fn save() -> i64 {
+        match ANNOUNCED.load(Ordering::Relaxed) {
+            announced if announced != UNKNOWN && !server::is_replica() => announced,
+            _ => RECEIVED.load(Ordering::Relaxed),
+        }
+    }
+
+    fn load(value: i64) {
+        received(value);
     }
 }
 
+/// After a fork, a change of role or the end of a load, the next write
+/// announces its ms again.
 fn restart_stream() {
     ANNOUNCED.store(UNKNOWN, Ordering::Relaxed);
 }
 
 /// Learns the server's role and follows the events that start a stream.
 pub fn init(ctx: Ctx) -> Result<(), &'static str> {
-    if let Some(flags) = unsafe { raw::RedisModule_GetContextFlags } {
-        // SAFETY: ctx is the module's load context.
-        let flags = unsafe { flags(ctx) } as u32;
-        IS_REPLICA.store(
-            flags & raw::REDISMODULE_CTX_FLAGS_SLAVE != 0,
-            Ordering::Relaxed,
-        );
-        LOADING.store(
-            flags & raw::REDISMODULE_CTX_FLAGS_LOADING != 0,
-            Ordering::Relaxed,
-        );
-    }
-    let subscribe = unsafe { raw::RedisModule_SubscribeToServerEvent }
-        .ok_or("this server lacks server events")?;
-    for id in [
-        raw::REDISMODULE_EVENT_FORK_CHILD,
-        raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
-        raw::REDISMODULE_EVENT_LOADING,
-    ] {
-        let event = raw::RedisModuleEvent { id, dataver: 1 };
-        // SAFETY: ctx is the module's load context; the callback is static.
-        if unsafe { subscribe(ctx, event, Some(on_server_event)) } != raw::Status::Ok as c_int {
-            return Err("could not subscribe to server events");
-        }
-    }
-    Ok(())
-}
-
-extern "C" fn on_server_event(
-    _ctx: *mut raw::RedisModuleCtx,
-    event: raw::RedisModuleEvent,
-    subevent: u64,
-    _data: *mut std::ffi::c_void,
-) {
-    match event.id {
-        raw::REDISMODULE_EVENT_FORK_CHILD
-            if subevent == raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN =>
-        {
-            restart_stream()
-        }
-        raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED => {
-            IS_REPLICA.store(
-                subevent == raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_REPLICA,
-                Ordering::Relaxed,
-            );
-            restart_stream();
-        }
-        raw::REDISMODULE_EVENT_LOADING => {
-            let ended = matches!(
-                subevent,
-                raw::REDISMODULE_SUBEVENT_LOADING_ENDED | raw::REDISMODULE_SUBEVENT_LOADING_FAILED
-            );
-            LOADING.store(!ended, Ordering::Relaxed);
-            if subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED {
-                restart_stream()
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Saves the stream's clock in an RDB (Redis 7.0, which always writes the
-/// aux field).
-pub extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
-    if let Some(save) = unsafe { raw::RedisModule_SaveSigned } {
-        // SAFETY: rdb is the live saving stream.
-        unsafe { save(rdb, stream_clock()) };
-    }
-}
-
-/// Saves the stream's clock in an RDB (Redis 7.2+ and Valkey): nothing
-/// when no clock is known, so such an RDB loads without the module.
-pub extern "C" fn aux_save_when_known(rdb: *mut raw::RedisModuleIO, when: c_int) {
-    if stream_clock() != UNKNOWN {
-        aux_save(rdb, when);
-    }
-}
-
-pub extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
-    // The clock is one signed integer in every encoding version.
-    let (true, Some(load)) = (
-        (1..=crate::types::ENCODING_VERSION).contains(&encver),
-        unsafe { raw::RedisModule_LoadSigned },
-    ) else {
-        return raw::Status::Err as c_int;
-    };
-    // SAFETY: rdb is the live loading stream.
-    received(unsafe { load(rdb) });
-    raw::Status::Ok as c_int
+    server::follow_events(ctx, restart_stream)
 }

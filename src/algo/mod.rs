@@ -3,6 +3,8 @@
 //! Each limiter is a function of (stored state, parameters, now, cost) that
 //! returns a [`Decision`] and, when the call writes, the state to store.
 
+#![forbid(unsafe_code)]
+
 pub mod gcra;
 pub mod ids;
 pub mod leases;

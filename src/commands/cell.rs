@@ -14,14 +14,16 @@ use crate::algo::gcra::{self, Gcra, GcraError, GcraParams, MAX_SECONDS};
 use crate::args::{format_i64, parse_i64, IntArg};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
+use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::Call;
-use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
+use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
 
 pub static THROTTLE: CommandSpec = CommandSpec {
     name: c"CL.THROTTLE",
-    callback: callback!(throttle, THROTTLE),
+    callback: callback!(THROTTLE),
+    handler: throttle,
     stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: -5,
@@ -47,7 +49,6 @@ const NANOS_PER_MS: i64 = 1_000_000;
 
 /// `CL.THROTTLE key max_burst count_per_period period [quantity]`
 fn throttle(call: &Call) -> CommandResult<Reply> {
-    call.require(5)?;
     if call.arg_count() > 6 {
         return Err(CommandError::WrongArity);
     }
@@ -61,7 +62,7 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
         _ => 1,
     };
     let rule = Gcra::new(&params).map_err(rule_error)?;
-    let now_ns = call
+    let now_ns = CallClock::new(call)
         .now_ms()
         .checked_mul(NANOS_PER_MS)
         .ok_or(CommandError::Server("the server clock is out of range"))?;
@@ -84,7 +85,7 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
         key.set_expire_at(expire_at_ms)?;
         drop(key);
         call.replicate_string_set(1, tat, expire_at_ms)?;
-        call.notify_module_event(c"CL.THROTTLE", 1);
+        call.notify_module_event(THROTTLE.name, 1);
     }
     Ok(Reply::Throttle(outcome.reply()))
 }

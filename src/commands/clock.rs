@@ -4,14 +4,16 @@
 use crate::args::IntArg;
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
+use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::Call;
-use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
+use crate::replication::CLOCK_COMMAND;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
 
 pub static CLOCK: CommandSpec = CommandSpec {
-    name: c"RL.CLOCK",
-    callback: callback!(clock, CLOCK),
+    name: CLOCK_COMMAND,
+    callback: callback!(CLOCK),
+    handler: clock,
     stats: CommandStats::new(),
     flags: c"write fast",
     arity: 2,
@@ -26,7 +28,6 @@ const UNIX_MS: IntArg = IntArg::new("unix_ms", 0, i64::MAX);
 
 /// `RL.CLOCK unix_ms`
 fn clock(call: &Call) -> CommandResult<Reply> {
-    call.require(2)?;
     if !call.is_replicated_or_loading() {
         return Err(CommandError::invalid(
             "RL.CLOCK comes only from a master or an AOF file being loaded",

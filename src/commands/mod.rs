@@ -1,22 +1,19 @@
-//! One adapter per command family: parse arguments, load state, run the
-//! pure algorithm, store, expire, replicate, reply.
+//! The commands that are not a limiter kind's own (those live in
+//! [`crate::limiters`]), and [`all`]: the one list of every command, which
+//! registration, RL.REPLAY and `INFO rl` read.
+
+#![forbid(unsafe_code)]
 
 pub mod all;
 pub mod cell;
 pub mod clock;
 pub mod inspect;
-pub mod lease;
 pub mod replay;
-pub mod reservation;
 pub mod restore_state;
-pub mod sliding_log;
-pub mod token_bucket;
 
-use crate::registry::CommandSpec;
-
-/// One item per key of a call: on the stack for the usual few keys, so a
-/// call allocates nothing for them.
-pub type PerKey<T> = smallvec::SmallVec<[T; 4]>;
+use crate::ffi::command::CommandSpec;
+use crate::ffi::info::InfoWriter;
+use crate::limiters::{acquire, reserve, sliding_log, token_bucket};
 
 /// Every command the module registers.
 pub fn all() -> [&'static CommandSpec; 15] {
@@ -25,12 +22,12 @@ pub fn all() -> [&'static CommandSpec; 15] {
         &token_bucket::COST,
         &sliding_log::SLIDELOG,
         &all::ALL,
-        &reservation::RESERVE,
-        &reservation::SETTLE,
-        &reservation::CANCEL,
-        &lease::ACQUIRE,
-        &lease::RELEASE,
-        &lease::EXTEND,
+        &reserve::RESERVE,
+        &reserve::SETTLE,
+        &reserve::CANCEL,
+        &acquire::ACQUIRE,
+        &acquire::RELEASE,
+        &acquire::EXTEND,
         &inspect::INSPECT,
         &restore_state::RESTORESTATE,
         &replay::REPLAY,
@@ -39,24 +36,24 @@ pub fn all() -> [&'static CommandSpec; 15] {
     ]
 }
 
-/// The TTL a write needs: the ms until the limiter is whole again, none
-/// when it never will be (a quota that never refills).
-fn ttl_for(reset_after_ms: i64) -> Option<i64> {
-    (reset_after_ms != crate::algo::NEVER).then_some(reset_after_ms.max(0))
-}
-
-/// What every write does besides storing: propagate the call (see
-/// [`crate::replication`]) and send a keyspace event in the module class,
-/// named after the command (`rl.tokenbucket`, ...), for each key written
-/// (argument indexes in `written`).
-fn publish_write(
-    call: &crate::ffi::Call,
-    spec: &'static CommandSpec,
-    written: &[usize],
-) -> crate::error::CommandResult<()> {
-    crate::replication::publish(call)?;
-    for &key in written {
-        call.notify_module_event(spec.name, key);
+/// `INFO rl`. `# rl_commands`: `rl_<command>:calls=..,allowed=..,denied=..,errors=..`
+/// (the command in lower case, less a leading `rl.`); `# rl_keys`:
+/// `rl_keys_<type>:<count>`; `# rl_replication`: `rl_unclocked_writes`;
+/// `# rl_health`: `rl_panics`, panics caught (there should be none).
+pub fn write_info(info: &mut InfoWriter) {
+    info.section("commands");
+    for spec in all() {
+        let name = spec.name.to_string_lossy().to_ascii_lowercase();
+        let name = name.strip_prefix("rl.").unwrap_or(&name);
+        info.dict(name, &spec.stats.fields());
     }
-    Ok(())
+    info.section("keys");
+    for stored in crate::types::stored_types() {
+        let label = format!("keys_{}", stored.kind.to_string_lossy());
+        info.field(&label, stored.live_keys.get());
+    }
+    info.section("replication");
+    info.field("unclocked_writes", crate::replication::unclocked_writes());
+    info.section("health");
+    info.field("panics", crate::stats::PANICS.get());
 }

@@ -1,20 +1,17 @@
-//! RL.REPLAY: the form in which writes travel to replicas and the AOF
-//! (see [`crate::ffi::Call::replicate_pinned`]). It carries the keys as
-//! arguments and everything else, time pinned, in one text, so replication
-//! costs a few arguments instead of every parameter.
+//! RL.REPLAY: runs a write from the form that carries its keys as arguments
+//! and everything else, time pinned, in one text.
 
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::{Call, Handler, Replay};
-use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
+use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
+use crate::ffi::{Call, Replay};
 use crate::reply::Reply;
 use crate::stats::CommandStats;
 
-use super::{all, lease, reservation, sliding_log, token_bucket};
-
 pub static REPLAY: CommandSpec = CommandSpec {
     name: c"RL.REPLAY",
-    callback: callback!(replay, REPLAY),
+    callback: callback!(REPLAY),
+    handler: replay,
     stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: -3,
@@ -28,32 +25,16 @@ pub static REPLAY: CommandSpec = CommandSpec {
     ],
 };
 
-/// The commands that replicate in this form, with their handlers.
-fn replayable() -> [(&'static CommandSpec, Handler); 10] {
-    [
-        (&token_bucket::TOKENBUCKET, token_bucket::token_bucket),
-        (&token_bucket::COST, token_bucket::cost),
-        (&sliding_log::SLIDELOG, sliding_log::slide_log),
-        (&all::ALL, all::all),
-        (&reservation::RESERVE, reservation::reserve_command),
-        (&reservation::SETTLE, reservation::settle_command),
-        (&reservation::CANCEL, reservation::cancel_command),
-        (&lease::ACQUIRE, lease::acquire_command),
-        (&lease::RELEASE, lease::release_command),
-        (&lease::EXTEND, lease::extend_command),
-    ]
-}
-
-/// `RL.REPLAY key [key ...] "COMMAND word ..."`
+/// `RL.REPLAY key [key ...] "COMMAND word ..."`: any command that writes
+/// and takes `AT` ([`CommandSpec::is_replayable`]).
 fn replay(call: &Call) -> CommandResult<Reply> {
-    call.require(3)?;
     let last = call.arg_count() - 1;
     let text = call.arg(last)?;
     let mut words = text.split(|&byte| byte == b' ');
     let name = words.next().unwrap_or_default();
-    let Some((spec, handler)) = replayable()
+    let Some(spec) = super::all()
         .into_iter()
-        .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.to_bytes()))
+        .find(|spec| spec.is_replayable() && name.eq_ignore_ascii_case(spec.name.to_bytes()))
     else {
         return Err(CommandError::invalid(format!(
             "RL.REPLAY cannot replay '{}'",
@@ -89,10 +70,13 @@ fn replay(call: &Call) -> CommandResult<Reply> {
             spec.name.to_string_lossy()
         )));
     }
-    for key in keys {
+    for (index, key) in (1..last).zip(keys) {
         rebuilt.keys.push((rebuilt.words.len(), key));
-        rebuilt.words.push(crate::ffi::string_bytes(key));
+        rebuilt.words.push(call.arg(index)?);
     }
     rebuilt.words.extend(words);
-    handler(&call.replaying(&rebuilt))
+    if !spec.accepts_arg_count(rebuilt.words.len()) {
+        return Err(CommandError::WrongArity);
+    }
+    (spec.handler)(&call.replaying(&rebuilt))
 }

@@ -1,20 +1,20 @@
 //! RL.RESTORESTATE: stores a limiter's encoded state as is. AOF rewrite
 //! emits it to rebuild each limiter exactly; it is not meant for clients.
 
-use crate::algo::leases::LeaseState;
-use crate::algo::sliding_log::LogState;
+use crate::args::one_of;
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
+use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
+use crate::ffi::data_type::RESTORE_COMMAND;
 use crate::ffi::Call;
-use crate::registry::{ArgSpec, CommandSpec, KeyLayout};
 use crate::reply::Reply;
 use crate::stats::CommandStats;
-use crate::types::bucket::Bucket;
-use crate::types::{self, Stored};
+use crate::types::stored_types;
 
 pub static RESTORESTATE: CommandSpec = CommandSpec {
-    name: c"RL.RESTORESTATE",
-    callback: callback!(restore_state, RESTORESTATE),
+    name: RESTORE_COMMAND,
+    callback: callback!(RESTORESTATE),
+    handler: restore_state,
     stats: CommandStats::new(),
     flags: c"write deny-oom",
     arity: 4,
@@ -31,26 +31,24 @@ pub static RESTORESTATE: CommandSpec = CommandSpec {
 
 /// `RL.RESTORESTATE key tokenbucket|slidelog|leases payload`
 fn restore_state(call: &Call) -> CommandResult<Reply> {
-    call.require(4)?;
     let kind = call.arg(2)?;
-    let is = |stored_kind: &std::ffi::CStr| kind.eq_ignore_ascii_case(stored_kind.to_bytes());
-    if is(Bucket::KIND) {
-        restore::<Bucket>(call)?;
-    } else if is(LogState::KIND) {
-        restore::<LogState>(call)?;
-    } else if is(LeaseState::KIND) {
-        restore::<LeaseState>(call)?;
-    } else {
-        return Err(CommandError::invalid(
-            "kind must be tokenbucket, slidelog or leases",
-        ));
-    }
+    let types = stored_types();
+    let Some(stored) = types
+        .iter()
+        .find(|stored| kind.eq_ignore_ascii_case(stored.kind.to_bytes()))
+    else {
+        let kinds: Vec<String> = types
+            .iter()
+            .map(|stored| stored.kind.to_string_lossy().into_owned())
+            .collect();
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        return Err(CommandError::invalid(format!(
+            "kind must be {}",
+            one_of(&kinds)
+        )));
+    };
+    (stored.restore)(&mut call.write_key(1)?, call.arg(3)?)?;
     call.replicate_verbatim();
-    call.notify_module_event(c"RL.RESTORESTATE", 1);
+    call.notify_module_event(RESTORE_COMMAND, 1);
     Ok(Reply::Ok)
-}
-
-fn restore<T: Stored>(call: &Call) -> CommandResult<()> {
-    let state = types::decode::<T>(call.arg(3)?)?;
-    types::put(&mut call.write_key(1)?, state)
 }

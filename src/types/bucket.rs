@@ -6,32 +6,24 @@
 //! for a bucket that has reserved: last_id i64, count i64, and per open
 //! reservation id i64, estimate i64, ends_ms i64.
 
-use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
-use redis_module::raw;
-
-use crate::replication;
 
 use super::codec::{put_i128, put_i64, Reader};
-use super::{type_methods, Stored, ENCODING_VERSION};
 use crate::algo::ids::MAX_ID;
 use crate::algo::reservations::{Reservation, Reservations, MAX_OPEN};
 use crate::algo::token_bucket::{BucketParams, BucketState};
+use crate::ffi::data_type::{type_methods, with_aux, Stored, ENCODING_VERSION};
+use crate::replication::StreamClock;
+use crate::stats::LiveKeys;
 
 /// The bucket type also carries the replication stream's clock in RDB
 /// files (aux data, see [`crate::replication`]).
 pub static BUCKET_TYPE: RedisType = RedisType::new(
     "rl-bucket",
     ENCODING_VERSION,
-    raw::RedisModuleTypeMethods {
-        aux_load: Some(replication::aux_load),
-        aux_save: Some(replication::aux_save),
-        aux_save2: Some(replication::aux_save_when_known),
-        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as i32,
-        ..type_methods::<Bucket>()
-    },
+    with_aux::<StreamClock>(type_methods::<Bucket>()),
 );
 
 /// What a bucket key holds, packed into 48 bytes: the level is kept as an
@@ -111,7 +103,8 @@ impl Bucket {
     }
 }
 
-impl Stored for Bucket {
+// SAFETY: the data type is made with type_methods of this type alone.
+unsafe impl Stored for Bucket {
     const KIND: &'static CStr = c"tokenbucket";
 
     fn data_type() -> &'static RedisType {

@@ -3,20 +3,21 @@
 //! Encoding (version 1, little-endian): limit i64, updated_ms i64,
 //! last_id i64, count i64, then per lease id i64 and ends_ms i64.
 
-use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
 
 use super::codec::{put_i64, Reader};
-use super::{type_methods, Stored, ENCODING_VERSION};
 use crate::algo::ids::MAX_ID;
 use crate::algo::leases::{Lease, LeaseState, MAX_LEASE_LIMIT};
+use crate::ffi::data_type::{type_methods, Stored, ENCODING_VERSION};
+use crate::stats::LiveKeys;
 
 pub static LEASES_TYPE: RedisType =
     RedisType::new("rl-leases", ENCODING_VERSION, type_methods::<LeaseState>());
 
-impl Stored for LeaseState {
+// SAFETY: the data type is made with type_methods of this type alone.
+unsafe impl Stored for LeaseState {
     const KIND: &'static CStr = c"leases";
 
     fn data_type() -> &'static RedisType {

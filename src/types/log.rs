@@ -3,20 +3,21 @@
 //! Encoding (version 1, little-endian): limit i64, window_ms i64,
 //! oldest_ms i64, then the records as [`RecordLog`] stores them.
 
-use crate::stats::LiveKeys;
 use std::ffi::CStr;
 
 use redis_module::native_types::RedisType;
 
 use super::codec::{put_i64, Reader};
-use super::{type_methods, Stored, ENCODING_VERSION};
 use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{LogParams, LogState};
+use crate::ffi::data_type::{type_methods, Stored, ENCODING_VERSION};
+use crate::stats::LiveKeys;
 
 pub static LOG_TYPE: RedisType =
     RedisType::new("rl-sldlog", ENCODING_VERSION, type_methods::<LogState>());
 
-impl Stored for LogState {
+// SAFETY: the data type is made with type_methods of this type alone.
+unsafe impl Stored for LogState {
     const KIND: &'static CStr = c"slidelog";
 
     fn data_type() -> &'static RedisType {

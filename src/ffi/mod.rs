@@ -1,20 +1,30 @@
-//! The thin unsafe boundary with the Redis module API: command dispatch,
-//! arguments, keys, replies, time, replication.
+//! The wall: every call of the raw Redis module API is in this folder, and
+//! the rest of the module is safe Rust. Command dispatch, arguments, keys
+//! and replication here; replies, command registration, data types, server
+//! events, INFO and settings in the submodules.
 //!
 //! Every raw API is an `Option<fn>`: a missing one turns into an error reply
 //! or a no-op here, never a panic.
+
+pub mod command;
+pub mod config;
+pub mod data_type;
+pub mod info;
+mod reply;
+pub mod server;
 
 use std::cell::Cell;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
-use redis_module::native_types::RedisType;
 use redis_module::raw;
 
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
-use crate::stats::CommandStats;
+use command::CommandSpec;
+use data_type::Stored;
 
 pub type Ctx = *mut raw::RedisModuleCtx;
 pub type RawString = *mut raw::RedisModuleString;
@@ -26,15 +36,11 @@ pub const MAX_TTL_MS: i64 = i64::MAX / 4;
 /// A command handler: parses, decides, writes, and returns the reply.
 pub type Handler = fn(&Call) -> CommandResult<Reply>;
 
-/// Runs a handler for Redis, turning errors and (as a last defence) panics
-/// into error replies so that Redis never aborts.
-pub fn dispatch(
-    ctx: Ctx,
-    argv: *mut RawString,
-    argc: c_int,
-    handler: Handler,
-    stats: &CommandStats,
-) -> c_int {
+/// Runs the handler of `spec` for Redis: checks the registered arity,
+/// counts the call, and turns errors and (as a last defence) panics into
+/// error replies so that Redis never aborts. A panic is logged with its
+/// message and place, and counted in `INFO rl`.
+pub fn dispatch(ctx: Ctx, argv: *mut RawString, argc: c_int, spec: &CommandSpec) -> c_int {
     let argv: &[RawString] = match usize::try_from(argc) {
         // SAFETY: Redis passes argc valid pointers in argv.
         Ok(len) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, len) },
@@ -44,22 +50,29 @@ pub fn dispatch(
         ctx,
         argv,
         replay: None,
-        clock_read: Cell::new(None),
-        on_clock: Cell::new(false),
         context_flags: Cell::new(None),
     };
-    let result = catch_unwind(AssertUnwindSafe(|| handler(&call)));
+    let result = if spec.accepts_arg_count(argv.len()) {
+        catch_unwind(AssertUnwindSafe(|| (spec.handler)(&call)))
+    } else {
+        Ok(Err(CommandError::WrongArity))
+    };
     match &result {
         Ok(Ok(Reply::KeysReported)) => {}
-        Ok(Ok(reply)) => stats.record(Ok(reply)),
-        _ => stats.record(Err(())),
+        Ok(Ok(reply)) => spec.stats.record(Ok(reply)),
+        Ok(Err(_)) => spec.stats.record(Err(())),
+        Err(_) => {
+            spec.stats.record(Err(()));
+            crate::stats::PANICS.bump();
+            call.log_warning(&panic_report(spec.name));
+        }
     }
     match result {
         Ok(Ok(Reply::KeysReported)) => {}
         // A replica's master reads no reply: Redis would format one only to
         // drop it.
         Ok(Ok(_)) if call.comes_from_master() => {}
-        Ok(Ok(reply)) => reply.send(ctx),
+        Ok(Ok(reply)) => reply::send(ctx, &reply),
         Ok(Err(CommandError::WrongArity)) => {
             if let Some(wrong_arity) = unsafe { raw::RedisModule_WrongArity } {
                 // SAFETY: ctx is the live context of this command.
@@ -70,6 +83,35 @@ pub fn dispatch(
         Err(_) => reply_error(ctx, "ERR internal error in the rl module"),
     }
     raw::Status::Ok as c_int
+}
+
+/// What the panic hook saw of the last panic: its message and place.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Keeps each panic's message and place for [`dispatch`] to log, then
+/// lets the hook before (Rust's, which prints to stderr) run as well.
+pub fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(info.to_string());
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The log line for a panic caught in `command`.
+fn panic_report(command: &CStr) -> CString {
+    let seen = LAST_PANIC.lock().ok().and_then(|mut last| last.take());
+    let text = format!(
+        "rl: {} {}; answered with an error. Please report this bug.",
+        command.to_string_lossy(),
+        seen.as_deref().unwrap_or("panicked (no message)"),
+    );
+    CString::new(text.replace(['\0', '\n'], " ")).unwrap_or_default()
 }
 
 pub fn reply_error(ctx: Ctx, text: &str) {
@@ -85,11 +127,6 @@ pub struct Call<'a> {
     ctx: Ctx,
     argv: &'a [RawString],
     replay: Option<&'a Replay<'a>>,
-    /// The time the call read from the clock (for its decision, or for its
-    /// TTLs when pinned with `AT`), if it read one.
-    clock_read: Cell<Option<i64>>,
-    /// Whether the call runs at the clock's time (pins none with `AT`).
-    on_clock: Cell<bool>,
     /// `RedisModule_GetContextFlags`, once asked.
     context_flags: Cell<Option<u32>>,
 }
@@ -109,8 +146,6 @@ impl<'a> Call<'a> {
             ctx: self.ctx,
             argv: self.argv,
             replay: Some(replay),
-            clock_read: Cell::new(None),
-            on_clock: Cell::new(false),
             context_flags: self.context_flags.clone(),
         }
     }
@@ -123,20 +158,10 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Fails with Redis's arity error unless there are at least `count`
-    /// arguments, the command name included.
-    pub fn require(&self, count: usize) -> CommandResult<()> {
-        if self.arg_count() < count {
-            Err(CommandError::WrongArity)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Whether the call comes from the master or an AOF being loaded: what
     /// the master accepted must run here whatever this server's settings.
     pub fn is_replicated_or_loading(&self) -> bool {
-        crate::replication::may_receive()
+        server::may_receive()
             && self.context_flags()
                 & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
                 != 0
@@ -144,8 +169,7 @@ impl<'a> Call<'a> {
 
     /// Whether the call comes from this replica's master.
     pub fn comes_from_master(&self) -> bool {
-        crate::replication::is_replica()
-            && self.context_flags() & raw::REDISMODULE_CTX_FLAGS_REPLICATED != 0
+        server::is_replica() && self.context_flags() & raw::REDISMODULE_CTX_FLAGS_REPLICATED != 0
     }
 
     /// The raw RedisModuleString of argument `index` (when replaying, only
@@ -174,44 +198,15 @@ impl<'a> Call<'a> {
                 .get(index)
                 .copied()
                 .ok_or(CommandError::WrongArity),
-            None => Ok(string_bytes(self.raw(index)?)),
+            // SAFETY: Redis keeps the call's arguments for as long as argv
+            // lives.
+            None => Ok(unsafe { string_bytes(self.raw(index)?) }),
         }
     }
 
     /// The bytes of every argument from `index` on.
     pub fn args_from(&self, index: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
         (index..self.arg_count()).filter_map(|i| self.arg(i).ok())
-    }
-
-    /// The time, in unix ms, of a call that pins none with `AT` (see
-    /// [`crate::replication::clock_ms`]); [`Call::clock_read`] remembers it.
-    pub fn now_ms(&self) -> i64 {
-        self.on_clock.set(true);
-        let now = crate::replication::clock_ms(self);
-        self.clock_read.set(Some(now));
-        now
-    }
-
-    /// The unix ms the TTLs this call sets count from, for a limiter it ran
-    /// at `at_ms`: that time when the call runs on the clock. A call pinned
-    /// with `AT` (a time that may be far from the server's) counts them from
-    /// the clock as it writes, read once and announced to replicas and the
-    /// AOF like a decision's time, so that they set the same expiry.
-    pub fn ttl_from(&self, at_ms: i64) -> i64 {
-        if self.on_clock.get() {
-            return at_ms;
-        }
-        self.clock_read().unwrap_or_else(|| {
-            let now = crate::replication::ttl_clock_ms(self);
-            self.clock_read.set(Some(now));
-            now
-        })
-    }
-
-    /// The time this call read from the clock ([`Call::now_ms`] or
-    /// [`Call::ttl_from`]), if it read one: the time its write announces.
-    pub fn clock_read(&self) -> Option<i64> {
-        self.clock_read.get()
     }
 
     /// Logs `message` at warning level in the server log.
@@ -273,17 +268,17 @@ impl<'a> Call<'a> {
         flags
     }
 
-    /// Propagates `RL.CLOCK ms` (see [`crate::replication`]).
-    pub fn replicate_clock(&self, ms: i64) -> CommandResult<()> {
+    /// Propagates `command value`: a command of one integer argument.
+    pub fn replicate_with_integer(&self, command: &CStr, value: i64) -> CommandResult<()> {
         let replicate = unsafe { raw::RedisModule_Replicate }
             .ok_or(CommandError::Server("replication API missing"))?;
         // SAFETY: the format "l" matches one long long.
         let status = unsafe {
             replicate(
                 self.ctx,
-                c"RL.CLOCK".as_ptr(),
+                command.as_ptr(),
                 c"l".as_ptr(),
-                ms as std::os::raw::c_longlong,
+                value as std::os::raw::c_longlong,
             )
         };
         replication_status(status)
@@ -378,7 +373,7 @@ fn replication_status(status: c_int) -> CommandResult<()> {
 
 /// `name` in lower case as a nul-terminated C string, cut at 31 bytes:
 /// keyspace event and INFO field names.
-pub fn lowercase_name(name: &[u8]) -> [u8; 32] {
+fn lowercase_name(name: &[u8]) -> [u8; 32] {
     let mut lower = [0u8; 32];
     for (slot, byte) in lower.iter_mut().zip(name.iter().take(31)) {
         *slot = byte.to_ascii_lowercase();
@@ -387,12 +382,15 @@ pub fn lowercase_name(name: &[u8]) -> [u8; 32] {
 }
 
 /// The bytes of a RedisModuleString.
-pub fn string_bytes<'a>(string: RawString) -> &'a [u8] {
+///
+/// # Safety
+/// `string` must be a live RedisModuleString that outlives `'a`.
+unsafe fn string_bytes<'a>(string: RawString) -> &'a [u8] {
     let Some(ptr_len) = (unsafe { raw::RedisModule_StringPtrLen }) else {
         return &[];
     };
     let mut len = 0usize;
-    // SAFETY: string is a live RedisModuleString owned by Redis for the call.
+    // SAFETY: string is live (the caller's contract).
     let ptr = unsafe { ptr_len(string, &mut len) };
     if ptr.is_null() {
         return &[];
@@ -454,7 +452,7 @@ impl Key {
         self.written = true;
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         if self.inner.is_null() {
             return true;
         }
@@ -467,48 +465,87 @@ impl Key {
         }
     }
 
-    /// The value if the key holds one of `data_type`; WRONGTYPE if it holds
-    /// anything else.
-    ///
-    /// # Safety
-    /// `T` must be the Rust type stored under `data_type`.
-    pub unsafe fn value<T>(&mut self, data_type: &RedisType) -> CommandResult<Option<&mut T>> {
+    /// The `T` in the key, if it holds one; WRONGTYPE if it holds anything
+    /// else.
+    pub fn value<T: Stored>(&mut self) -> CommandResult<Option<&mut T>> {
         if self.is_empty() {
             return Ok(None);
         }
-        let (Some(get_type), Some(get_value)) = (
-            raw::RedisModule_ModuleTypeGetType,
-            raw::RedisModule_ModuleTypeGetValue,
-        ) else {
+        let (Some(get_type), Some(get_value)) =
+            (unsafe { raw::RedisModule_ModuleTypeGetType }, unsafe {
+                raw::RedisModule_ModuleTypeGetValue
+            })
+        else {
             return Err(CommandError::Server("module type API missing"));
         };
-        if get_type(self.inner) != *data_type.raw_type.borrow() {
+        // SAFETY: inner is an open, non-empty key.
+        if unsafe { get_type(self.inner) } != *T::data_type().raw_type.borrow() {
             // Never written, so never signalled as modified.
             self.written = false;
             return Err(CommandError::WrongType);
         }
-        let value = get_value(self.inner).cast::<T>();
-        Ok(value.as_mut())
+        // SAFETY: a key of T's data type holds a T (the contract of
+        // `Stored`), owned by Redis and borrowed here while the key is open.
+        Ok(unsafe { get_value(self.inner).cast::<T>().as_mut() })
     }
 
-    /// Stores a new value in an empty key opened for writing.
-    ///
-    /// # Safety
-    /// `T` must be the Rust type stored under `data_type`.
-    pub unsafe fn set_value<T>(&self, data_type: &RedisType, value: T) -> CommandResult<()> {
-        let set_value = raw::RedisModule_ModuleTypeSetValue
+    /// The `T` in the key (open for writing), stored first from `make` if
+    /// the key is empty; WRONGTYPE if it holds anything else.
+    pub fn value_or_insert<T: Stored>(
+        &mut self,
+        make: impl FnOnce() -> T,
+    ) -> CommandResult<&mut T> {
+        if !self.is_empty() {
+            return self
+                .value::<T>()?
+                .ok_or(CommandError::Server("module type API missing"));
+        }
+        let set_value = unsafe { raw::RedisModule_ModuleTypeSetValue }
             .ok_or(CommandError::Server("module type API missing"))?;
-        let boxed = Box::into_raw(Box::new(value));
-        if set_value(
-            self.inner,
-            *data_type.raw_type.borrow(),
-            boxed.cast::<c_void>(),
-        ) != raw::Status::Ok as c_int
-        {
-            drop(Box::from_raw(boxed));
+        let boxed = Box::into_raw(Box::new(make()));
+        // SAFETY: inner is an empty key open for writing; Redis takes the
+        // box, and frees it through the type's free callback.
+        let status = unsafe {
+            set_value(
+                self.inner,
+                *T::data_type().raw_type.borrow(),
+                boxed.cast::<c_void>(),
+            )
+        };
+        if status != raw::Status::Ok as c_int {
+            // SAFETY: Redis refused the box, so it is still ours.
+            drop(unsafe { Box::from_raw(boxed) });
             return Err(CommandError::Server("could not store the value"));
         }
-        Ok(())
+        T::live_keys().created();
+        // SAFETY: the box now belongs to the key, which outlives this borrow.
+        unsafe { boxed.as_mut() }.ok_or(CommandError::Server("could not store the value"))
+    }
+
+    /// Stores `value` in the key (open for writing), replacing a `T` it holds.
+    pub fn put<T: Stored>(&mut self, value: T) -> CommandResult<()> {
+        if let Some(existing) = self.value::<T>()? {
+            *existing = value;
+            return Ok(());
+        }
+        self.value_or_insert(|| value).map(|_| ())
+    }
+
+    /// Starts loading the `T` in the key into the CPU cache, so that the
+    /// work a call does before reading it overlaps that memory access (the
+    /// limiter is the last of the pointers from the key: its object, the
+    /// module's value record, the limiter). Both ends are fetched: the
+    /// allocator's 48- and 80-byte slots often straddle two cache lines.
+    /// False when the key holds another type.
+    pub fn prefetch<T: Stored>(&mut self) -> bool {
+        match self.value::<T>() {
+            Ok(Some(value)) => {
+                prefetch_value(value);
+                true
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
     }
 
     /// Sets the TTL, at least 1 ms, counted from `from_ms` (unix ms); `None`
@@ -528,6 +565,20 @@ impl Key {
 }
 
 const NO_EXPIRE: i64 = raw::REDISMODULE_NO_EXPIRE as i64;
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch_value<T>(value: &T) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let first = std::ptr::from_ref(value).cast::<i8>();
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(first);
+        _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_value<T>(_value: &T) {}
 
 /// When a TTL of `ttl_ms`, at least 1 ms, counted from `from_ms` ends, in
 /// unix ms; `None` for no TTL.
@@ -643,5 +694,28 @@ impl Drop for Key {
             // SAFETY: inner was opened by RedisModule_OpenKey and is closed once.
             unsafe { close(self.inner) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_reported_with_its_message_and_place() {
+        install_panic_hook();
+        let line = line!() + 1;
+        let caught = catch_unwind(|| panic!("boom {}", 42));
+        assert!(caught.is_err());
+        let report = panic_report(c"RL.TEST").into_string().unwrap();
+        let place = format!("RL.TEST panicked at src/ffi/mod.rs:{line}:");
+        assert!(report.starts_with(&format!("rl: {place}")), "{report}");
+        assert!(report.contains("boom 42"), "{report}");
+        assert!(!report.contains('\n'), "{report}");
+        assert_eq!(
+            panic_report(c"RL.TEST").into_string().unwrap(),
+            "rl: RL.TEST panicked (no message); answered with an error. Please report this bug.",
+            "a report takes the panic it tells of"
+        );
     }
 }

@@ -12,14 +12,18 @@ use std::ptr;
 use redis_module::commands::{BeginSearch, FindKeys, KeySpec, KeySpecFlags};
 use redis_module::raw;
 
-/// Everything Redis is told about one command.
+/// One command: its handler, and everything Redis is told about it.
 pub struct CommandSpec {
     pub name: &'static CStr,
+    /// What Redis calls: [`callback!`] of this spec.
     pub callback: raw::RedisModuleCmdFunc,
+    pub handler: super::Handler,
     /// Its counters for `INFO rl`.
     pub stats: crate::stats::CommandStats,
     pub flags: &'static CStr,
-    /// Redis arity: the exact count, or minus the least count.
+    /// Redis arity: the exact count, or minus the least count (the command
+    /// name included). [`super::dispatch`] checks it too, for calls that
+    /// Redis did not check (RL.REPLAY's).
     pub arity: c_int,
     pub summary: &'static CStr,
     pub complexity: &'static CStr,
@@ -28,6 +32,28 @@ pub struct CommandSpec {
     /// The arguments after the command name.
     pub args: &'static [ArgSpec],
 }
+
+impl CommandSpec {
+    /// Whether `count` arguments (the command name included) fit the arity.
+    pub fn accepts_arg_count(&self, count: usize) -> bool {
+        let needed = usize::try_from(self.arity.unsigned_abs()).unwrap_or(usize::MAX);
+        if self.arity < 0 {
+            count >= needed
+        } else {
+            count == needed
+        }
+    }
+
+    /// Whether the command writes and takes `AT`: whether RL.REPLAY can run
+    /// it with its time pinned.
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self.keys, KeyLayout::Read | KeyLayout::Keyless)
+            && self.args.iter().any(|arg| arg.token == Some(AT))
+    }
+}
+
+/// The option that pins a call's time.
+pub const AT: &CStr = c"AT";
 
 /// Where a command's keys are and what it does with them.
 #[derive(Clone, Copy)]
@@ -93,6 +119,10 @@ impl ArgSpec {
     pub const fn string(name: &'static CStr) -> Self {
         ArgSpec::new(name, ArgKind::String)
     }
+    /// `[AT unix_ms]`.
+    pub const fn at() -> Self {
+        ArgSpec::option(AT, c"unix_ms")
+    }
     /// `[TOKEN name]`.
     pub const fn option(token: &'static CStr, name: &'static CStr) -> Self {
         ArgSpec {
@@ -117,17 +147,17 @@ impl ArgSpec {
     }
 }
 
-/// Wraps a [`crate::ffi::Handler`] in the C callback Redis calls, counting
-/// its calls in the stats of the command spec named.
+/// The C callback Redis calls for the command spec named: it runs the
+/// spec's handler through [`crate::ffi::dispatch`].
 #[macro_export]
 macro_rules! callback {
-    ($handler:path, $spec:path) => {{
+    ($spec:path) => {{
         extern "C" fn callback(
             ctx: *mut ::redis_module::raw::RedisModuleCtx,
             argv: *mut *mut ::redis_module::raw::RedisModuleString,
             argc: ::std::os::raw::c_int,
         ) -> ::std::os::raw::c_int {
-            $crate::ffi::dispatch(ctx, argv, argc, $handler, &$spec.stats)
+            $crate::ffi::dispatch(ctx, argv, argc, &$spec)
         }
         Some(callback as _)
     }};
