@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{call, error, int, login, reply, Server};
+use common::{call, error, int, login, query, Server};
 
 /// Every RL.* command that writes, each on its own key under `prefix`.
 fn writers(prefix: &str) -> Vec<String> {
@@ -39,7 +39,7 @@ fn key_patterns_bind_every_command() {
     assert!(error(&mut tenant, "RL.INSPECT tenantB:k").starts_with("NOPERM"));
     assert_eq!(int(&mut admin, "DBSIZE"), 0, "nothing was created");
     for line in writers("tenantA:k").into_iter().take(1) {
-        let reply: redis::Value = reply(&mut tenant, &line);
+        let reply: redis::Value = query(&mut tenant, &line);
         assert!(matches!(reply, redis::Value::Array(_)));
     }
 }
@@ -48,7 +48,7 @@ fn key_patterns_bind_every_command() {
 fn read_only_users_cannot_write() {
     let server = Server::start();
     let mut admin = server.connect();
-    let categories: Vec<String> = reply(&mut admin, "ACL CAT read");
+    let categories: Vec<String> = query(&mut admin, "ACL CAT read");
     let has_categories = categories
         .iter()
         .any(|c| c.eq_ignore_ascii_case("rl.inspect"));
@@ -60,7 +60,7 @@ fn read_only_users_cannot_write() {
     let inspect = call(&mut reader, "RL.INSPECT k");
     // Redis 7.2+ and Valkey place RL.INSPECT in @read; 7.0 cannot.
     assert_eq!(inspect.is_ok(), has_categories, "{inspect:?}");
-    let with_module_category: Vec<String> = reply(&mut admin, "ACL CAT");
+    let with_module_category: Vec<String> = query(&mut admin, "ACL CAT");
     if with_module_category.iter().any(|c| c == "ratelimit") {
         let mut limiter = login(&server, &mut admin, "limiter", &["~*", "+@ratelimit"]);
         for line in writers("k") {

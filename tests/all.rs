@@ -3,7 +3,7 @@
 mod common;
 
 use common::{
-    call, dump, error, expire_unreaped, info_field, int, ints, login, reply, Line, Server,
+    call, dump, error, expire_unreaped, info_field, int, ints, login, query, Line, Server,
 };
 use redis::{Connection, Value};
 
@@ -11,7 +11,7 @@ const T: i64 = 1_700_000_000_000;
 
 /// Runs RL.ALL (or any command) and flattens its nested integer reply.
 fn all(con: &mut Connection, line: impl Line) -> (i64, i64, Vec<Vec<i64>>) {
-    let reply: Vec<Value> = reply(con, line);
+    let reply: Vec<Value> = query(con, line);
     let allowed: i64 = redis::from_redis_value(&reply[0]).unwrap();
     let retry: i64 = redis::from_redis_value(&reply[1]).unwrap();
     let items = reply[2..]
@@ -22,7 +22,7 @@ fn all(con: &mut Connection, line: impl Line) -> (i64, i64, Vec<Vec<i64>>) {
 }
 
 fn inspect(con: &mut Connection, key: &str, at: i64) -> Option<Vec<(String, Value)>> {
-    match reply(con, format!("RL.INSPECT {key} AT {at}")) {
+    match query(con, format!("RL.INSPECT {key} AT {at}")) {
         Value::Nil => None,
         Value::Array(items) => Some(
             items
@@ -117,7 +117,7 @@ fn denied_calls_write_nothing_anywhere() {
         ]
     );
     assert_eq!((dump(&mut con, b"b"), dump(&mut con, b"l")), before);
-    let exists: i64 = reply(&mut con, "EXISTS new");
+    let exists: i64 = query(&mut con, "EXISTS new");
     assert_eq!(exists, 0);
     // A peek over every limit writes nothing either.
     let (allowed, _, _) = all(
@@ -126,7 +126,7 @@ fn denied_calls_write_nothing_anywhere() {
     );
     assert_eq!(allowed, 1);
     assert_eq!(dump(&mut con, b"l"), before.1);
-    let exists: i64 = reply(&mut con, "EXISTS fresh");
+    let exists: i64 = query(&mut con, "EXISTS fresh");
     assert_eq!(exists, 0);
 }
 
@@ -163,8 +163,8 @@ fn writes_set_each_keys_ttl() {
         &mut con,
         "RL.ALL 2 b l TOKENBUCKET 10 1 60000 SLIDELOG 5 30000 COSTS 2 1",
     );
-    let bucket_ttl: i64 = reply(&mut con, "PTTL b");
-    let log_ttl: i64 = reply(&mut con, "PTTL l");
+    let bucket_ttl: i64 = query(&mut con, "PTTL b");
+    let log_ttl: i64 = query(&mut con, "PTTL l");
     assert!((119_000..=120_000).contains(&bucket_ttl), "{bucket_ttl}");
     assert!((29_000..=30_000).contains(&log_ttl), "{log_ttl}");
 }
@@ -197,7 +197,7 @@ fn bad_input_is_named_and_changes_nothing() {
     let server = Server::start();
     let mut con = server.connect();
     ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
-    reply::<()>(&mut con, "SET s v");
+    query::<()>(&mut con, "SET s v");
     let before = dump(&mut con, b"b");
     let max = i64::MAX;
     let cases: Vec<(&str, String)> = vec![
@@ -266,7 +266,7 @@ fn bad_input_is_named_and_changes_nothing() {
         assert_eq!(error(&mut con, line), expected, "{line}");
     }
     assert_eq!(dump(&mut con, b"b"), before);
-    let exists: i64 = reply(&mut con, "EXISTS c");
+    let exists: i64 = query(&mut con, "EXISTS c");
     assert_eq!(exists, 0);
 }
 
@@ -274,7 +274,7 @@ fn bad_input_is_named_and_changes_nothing() {
 fn every_key_is_visible_to_getkeys_and_acl() {
     let server = Server::start();
     let mut con = server.connect();
-    let keys: Vec<String> = reply(
+    let keys: Vec<String> = query(
         &mut con,
         "COMMAND GETKEYS RL.ALL 3 x y z SLIDELOG 1 1 SLIDELOG 1 1 SLIDELOG 1 1",
     );
@@ -285,7 +285,7 @@ fn every_key_is_visible_to_getkeys_and_acl() {
         "RL.ALL 2 tenantA:1 tenantB:1 SLIDELOG 5 1000 SLIDELOG 5 1000",
     );
     assert!(denied.starts_with("NOPERM"), "{denied}");
-    let created: i64 = reply(&mut con, "EXISTS tenantA:1 tenantB:1");
+    let created: i64 = query(&mut con, "EXISTS tenantA:1 tenantB:1");
     assert_eq!(created, 0);
     let (allowed, _, _) = all(
         &mut tenant,
@@ -366,7 +366,7 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
         (Value::Nil, Value::Nil)
     );
 
-    reply::<()>(&mut con, "SET s v");
+    query::<()>(&mut con, "SET s v");
     assert!(error(&mut con, "RL.INSPECT s").starts_with("WRONGTYPE"));
     assert_eq!(
         error(&mut con, "RL.INSPECT b COST 1"),
@@ -379,10 +379,10 @@ fn inspect_is_a_map_under_resp3_and_never_touches_the_ttl() {
     let server = Server::start();
     let mut con = server.connect();
     ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
-    reply::<()>(&mut con, "PEXPIRE b 500000");
+    query::<()>(&mut con, "PEXPIRE b 500000");
     let client = redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap();
     let mut resp3 = client.get_connection().unwrap();
-    let reply: Value = reply(&mut resp3, "RL.INSPECT b");
+    let reply: Value = query(&mut resp3, "RL.INSPECT b");
     assert!(
         matches!(reply, Value::Map(ref pairs) if pairs.len() == 6),
         "{reply:?}"
@@ -403,7 +403,7 @@ fn inspect_works_for_a_read_only_user() {
         "viewer",
         &["~*", "+@read", "+rl.inspect"],
     );
-    let reply: Value = reply(&mut viewer, "RL.INSPECT b");
+    let reply: Value = query(&mut viewer, "RL.INSPECT b");
     assert!(matches!(reply, Value::Array(_)), "{reply:?}");
     assert!(error(&mut viewer, "RL.TOKENBUCKET b 10 1 1000").starts_with("NOPERM"));
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{command, dump, reply, Rng, Server};
+use common::{command, dump, query, Rng, Server};
 use redis::Value;
 
 const COMMANDS: [(&str, usize); 15] = [
@@ -181,7 +181,7 @@ fn every_hostile_call_is_answered_and_the_server_survives() {
     }
     assert_eq!(answered, 40_000);
     assert!(errors > 10_000 && errors < answered, "{errors} errors");
-    let pong: String = reply(&mut con, "PING");
+    let pong: String = query(&mut con, "PING");
     assert_eq!(pong, "PONG");
     let after: Vec<_> = untouched
         .iter()

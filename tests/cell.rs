@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    dump, error, info_field, int, ints, key_events, login, reply, start_pair, transaction_runs,
+    dump, error, info_field, int, ints, key_events, login, query, start_pair, transaction_runs,
     wait_for_replica, Line, Server,
 };
 use redis::{Connection, Value};
@@ -21,7 +21,7 @@ fn throttle(con: &mut Connection, key: &[u8], args: &str) -> Vec<i64> {
 }
 
 fn get(con: &mut Connection, key: &[u8]) -> Option<String> {
-    reply(con, [&b"GET"[..], key])
+    query(con, [&b"GET"[..], key])
 }
 
 fn int_reply(con: &mut Connection, command: &str, key: &[u8]) -> i64 {
@@ -29,7 +29,7 @@ fn int_reply(con: &mut Connection, command: &str, key: &[u8]) -> i64 {
 }
 
 fn server_time_ns(con: &mut Connection) -> i64 {
-    let (seconds, micros): (i64, i64) = reply(con, "TIME");
+    let (seconds, micros): (i64, i64) = query(con, "TIME");
     seconds * 1_000_000_000 + micros * 1_000
 }
 
@@ -141,7 +141,7 @@ fn quantity_zero_peeks_and_limited_calls_write_nothing() {
     // Neither a peek nor a limited call (from another client) touches the
     // key: same value, same expiry, and a WATCH on it lets EXEC run.
     let mut other = server.connect();
-    reply::<()>(&mut con, "WATCH peek");
+    query::<()>(&mut con, "WATCH peek");
     assert_eq!(
         ints(&mut other, "CL.THROTTLE peek 9 10 3600 0"),
         [0, 10, 1, -1, 3240]
@@ -157,7 +157,7 @@ fn quantity_zero_peeks_and_limited_calls_write_nothing() {
     assert_eq!(get(&mut con, b"peek"), state);
     assert_eq!(int(&mut con, "PEXPIRETIME peek"), expire_at);
     // An allowed call does write, which aborts the transaction.
-    reply::<()>(&mut con, "WATCH peek");
+    query::<()>(&mut con, "WATCH peek");
     assert_eq!(ints(&mut other, "CL.THROTTLE peek 9 10 3600 1")[0], 0);
     assert!(
         !transaction_runs(&mut con, "SET other 2"),
@@ -175,7 +175,7 @@ fn state_written_by_redis_cell_is_read() {
     // ms, so the TAT is put 10 s after the current ms.
     let now = server_time_ns(&mut con) / 1_000_000 * 1_000_000;
     let tat = now + 10_000_000_000;
-    reply::<()>(&mut con, format!("SET legacy {tat} PX 10000"));
+    query::<()>(&mut con, format!("SET legacy {tat} PX 10000"));
     // Limit 15, one per second: 10 s of TAT ahead leaves 5.
     assert_eq!(
         ints(&mut con, "CL.THROTTLE legacy 14 1 1 0"),
@@ -189,7 +189,7 @@ fn state_written_by_redis_cell_is_read() {
     assert_eq!(stored, tat + 5_000_000_000);
     assert_eq!(ints(&mut con, "CL.THROTTLE legacy 14 1 1")[..3], [1, 15, 0]);
     // A TAT in the past is a whole limiter.
-    reply::<()>(&mut con, format!("SET old {}", now - 3_600_000_000_000));
+    query::<()>(&mut con, format!("SET old {}", now - 3_600_000_000_000));
     assert_eq!(
         ints(&mut con, "CL.THROTTLE old 14 1 1 0"),
         [0, 15, 15, -1, 0]
@@ -285,8 +285,8 @@ fn errors_name_the_argument_and_change_nothing() {
     assert_eq!(int(&mut con, "EXISTS k"), 0);
 
     // Keys of other types: WRONGTYPE, after the arguments are checked.
-    reply::<()>(&mut con, "HSET hash f 1");
-    reply::<()>(&mut con, "RPUSH list 1");
+    query::<()>(&mut con, "HSET hash f 1");
+    query::<()>(&mut con, "RPUSH list 1");
     ints(&mut con, "RL.TOKENBUCKET bucket 10 1 1000");
     ints(&mut con, "RL.SLIDELOG log 10 1000");
     for key in ["hash", "list", "bucket", "log"] {
@@ -304,7 +304,7 @@ fn errors_name_the_argument_and_change_nothing() {
     }
     // A string that is not a TAT: a clear error, and it stays as it was.
     for value in ["abc", "", "1.5", " 12", "99999999999999999999"] {
-        reply::<()>(&mut con, ["SET", "text", value]);
+        query::<()>(&mut con, ["SET", "text", value]);
         assert_eq!(
             error(&mut con, "CL.THROTTLE text 1 1 1"),
             "ERR the value at the key is not a CL.THROTTLE state (an integer TAT in nanoseconds)",
@@ -363,7 +363,7 @@ fn replica_and_aof_hold_the_masters_exact_state() {
         // applying them later must still give the master's state.
         let stalled = {
             let mut stalled_con = replica.connect();
-            std::thread::spawn(move || reply::<()>(&mut stalled_con, "DEBUG SLEEP 0.5"))
+            std::thread::spawn(move || query::<()>(&mut stalled_con, "DEBUG SLEEP 0.5"))
         };
         std::thread::sleep(Duration::from_millis(50));
         for round in 0..300i64 {
@@ -398,7 +398,7 @@ fn replica_and_aof_hold_the_masters_exact_state() {
         let replica_ttl = int_reply(&mut replica_con, "PTTL", key);
         assert!((ttl - replica_ttl).abs() < 1_000, "{ttl} {replica_ttl}");
     }
-    let digest = |c: &mut Connection| -> String { reply(c, "DEBUG DIGEST") };
+    let digest = |c: &mut Connection| -> String { query(c, "DEBUG DIGEST") };
     assert_eq!(digest(&mut replica_con), digest(&mut con));
     assert!(events.iter().any(|e| e.starts_with("set ")), "{events:?}");
     assert!(
@@ -451,7 +451,7 @@ fn aof_replay_after_kill_keeps_the_exact_state() {
     let peek = ints(&mut con, "CL.THROTTLE aof:1 9 1 3600 0");
     assert_eq!(peek[..3], [0, 10, 7]);
     // And an AOF rewrite keeps it too (plain strings need nothing special).
-    reply::<()>(&mut con, "BGREWRITEAOF");
+    query::<()>(&mut con, "BGREWRITEAOF");
     let deadline = Instant::now() + Duration::from_secs(20);
     while info_field(&mut con, "persistence", "aof_rewrite_in_progress") != "0"
         || info_field(&mut con, "persistence", "aof_rewrite_scheduled") != "0"
@@ -483,7 +483,7 @@ fn writes_send_cl_throttle_events_and_the_rest_none() {
 fn command_info_and_docs_describe_cl_throttle() {
     let server = Server::start();
     let mut con = server.connect();
-    let info: Vec<Value> = reply(&mut con, "COMMAND INFO cl.throttle");
+    let info: Vec<Value> = query(&mut con, "COMMAND INFO cl.throttle");
     let Value::Array(fields) = &info[0] else {
         panic!("no info: {info:?}")
     };
@@ -499,10 +499,10 @@ fn command_info_and_docs_describe_cl_throttle() {
         text.contains("RW") && text.contains("update"),
         "key spec: {text}"
     );
-    let keys: Vec<String> = reply(&mut con, "COMMAND GETKEYS CL.THROTTLE user123 15 30 60");
+    let keys: Vec<String> = query(&mut con, "COMMAND GETKEYS CL.THROTTLE user123 15 30 60");
     assert_eq!(keys, ["user123"]);
 
-    let docs: Value = reply(&mut con, "COMMAND DOCS cl.throttle");
+    let docs: Value = query(&mut con, "COMMAND DOCS cl.throttle");
     let text = format!("{docs:?}");
     for expected in [
         "summary",
@@ -531,8 +531,8 @@ fn command_info_and_docs_describe_cl_throttle() {
         |admin: &mut Connection, name: &str, rule: &str| login(&server, admin, name, &["~*", rule]);
     let mut reader = user(&mut admin, "reader", "+@read");
     assert!(error(&mut reader, "CL.THROTTLE r 1 1 1").starts_with("NOPERM"));
-    let writers: Vec<String> = reply(&mut admin, "ACL CAT write");
-    let categories: Vec<String> = reply(&mut admin, "ACL CAT");
+    let writers: Vec<String> = query(&mut admin, "ACL CAT write");
+    let categories: Vec<String> = query(&mut admin, "ACL CAT");
     let in_write = writers
         .iter()
         .any(|c| c.eq_ignore_ascii_case("cl.throttle"));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ints, reply, Rng, Server};
+use common::{ints, query, Rng, Server};
 
 const T: i64 = 1_700_000_000_000;
 
@@ -62,7 +62,7 @@ fn clock_jumps_never_grant_more_than_the_rate() {
         .iter()
         .map(|k| common::dump(&mut con, k.as_bytes()))
         .collect();
-    reply::<()>(&mut con, "DEBUG RELOAD");
+    query::<()>(&mut con, "DEBUG RELOAD");
     let after: Vec<_> = ["b", "l"]
         .iter()
         .map(|k| common::dump(&mut con, k.as_bytes()))

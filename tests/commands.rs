@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    call, command, dump, error, expire_unreaped, info_field, int, ints, login, reply,
+    call, command, dump, error, expire_unreaped, info_field, int, ints, login, query,
     transaction_runs, Server,
 };
 use redis::Value;
@@ -103,7 +103,7 @@ fn peek_on_missing_key_creates_nothing() {
         ints(&mut con, "RL.SLIDELOG l 5 1000 COST 0"),
         [1, 5, 5, 0, 0]
     );
-    let exists: i64 = reply(&mut con, "EXISTS b l");
+    let exists: i64 = query(&mut con, "EXISTS b l");
     assert_eq!(exists, 0);
 }
 
@@ -111,12 +111,12 @@ fn peek_on_missing_key_creates_nothing() {
 fn writes_set_the_ttl_and_denials_leave_it() {
     let server = Server::start();
     let mut con = server.connect();
-    let pttl = |con: &mut redis::Connection, key: &str| -> i64 { reply(con, ["PTTL", key]) };
+    let pttl = |con: &mut redis::Connection, key: &str| -> i64 { query(con, ["PTTL", key]) };
     // The TTL follows the server clock, so these calls use it too.
     ints(&mut con, "RL.TOKENBUCKET b 2 1 60000 COST 2");
     let ttl = pttl(&mut con, "b");
     assert!((119_000..=120_000).contains(&ttl), "bucket ttl {ttl}");
-    reply::<i64>(&mut con, "PEXPIRE b 500000");
+    query::<i64>(&mut con, "PEXPIRE b 500000");
     assert_eq!(ints(&mut con, "RL.TOKENBUCKET b 2 1 60000")[0], 0);
     assert_eq!(ints(&mut con, "RL.TOKENBUCKET b 2 1 60000 COST 0")[0], 1);
     assert!(
@@ -168,7 +168,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
     let mut other = server.connect();
     ints(&mut con, format!("RL.TOKENBUCKET b 1 1 60000 AT {T}"));
     ints(&mut con, format!("RL.SLIDELOG l 1 60000 AT {T}"));
-    reply::<()>(&mut con, "WATCH b l");
+    query::<()>(&mut con, "WATCH b l");
     assert_eq!(
         ints(&mut other, format!("RL.TOKENBUCKET b 1 1 60000 AT {T}"))[0],
         0
@@ -177,7 +177,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         ints(&mut other, format!("RL.SLIDELOG l 1 60000 AT {T}"))[0],
         0
     );
-    let denied_all: Vec<Value> = reply(
+    let denied_all: Vec<Value> = query(
         &mut other,
         format!("RL.ALL 2 b l TOKENBUCKET 1 1 60000 SLIDELOG 1 60000 AT {T}"),
     );
@@ -191,7 +191,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         "the transaction must run: nothing was written"
     );
     // While an allowed call does abort it.
-    reply::<()>(&mut con, "WATCH b");
+    query::<()>(&mut con, "WATCH b");
     ints(
         &mut other,
         format!("RL.TOKENBUCKET b 1 1 60000 AT {}", T + 60_000),
@@ -201,7 +201,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         "a write must abort the watching transaction"
     );
     // A call refused with WRONGTYPE does not either.
-    reply::<()>(&mut con, "WATCH x");
+    query::<()>(&mut con, "WATCH x");
     let empty_log = [1000i64, 5000, 0].map(i64::to_le_bytes).concat();
     let refused = call(
         &mut other,
@@ -217,7 +217,7 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
         ("l", format!("RL.SLIDELOG l 1 60000 AT {}", T + 60_000)),
         ("new", "RL.COST new 1 1 60000 1".to_owned()),
     ] {
-        reply::<()>(&mut con, ["WATCH", watched]);
+        query::<()>(&mut con, ["WATCH", watched]);
         assert_eq!(ints(&mut other, &call)[0], 1);
         assert!(
             !transaction_runs(&mut con, "SET x 3"),
@@ -368,9 +368,9 @@ fn keys_of_another_type_get_wrongtype_and_stay_as_they_were() {
     let mut con = server.connect();
     ints(&mut con, "RL.TOKENBUCKET bucket 10 1 1000");
     ints(&mut con, "RL.SLIDELOG log 10 1000");
-    reply::<()>(&mut con, "SET string v");
-    reply::<()>(&mut con, "RPUSH list a");
-    reply::<()>(&mut con, "HSET hash f v");
+    query::<()>(&mut con, "SET string v");
+    query::<()>(&mut con, "RPUSH list a");
+    query::<()>(&mut con, "HSET hash f v");
     let keys = ["bucket", "log", "string", "list", "hash"];
     let before: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
     let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -392,7 +392,7 @@ fn keys_of_another_type_get_wrongtype_and_stay_as_they_were() {
     }
     let after: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
     assert_eq!(before, after);
-    let kinds: Vec<String> = keys.iter().map(|k| reply(&mut con, ["TYPE", k])).collect();
+    let kinds: Vec<String> = keys.iter().map(|k| query(&mut con, ["TYPE", k])).collect();
     assert_eq!(kinds, ["rl-bucket", "rl-sldlog", "string", "list", "hash"]);
 }
 
@@ -432,7 +432,7 @@ fn binary_keys_and_arguments_are_safe() {
         ),
         "ERR unknown option '\\x00\\xffOPT'"
     );
-    let pong: String = reply(&mut con, "PING");
+    let pong: String = query(&mut con, "PING");
     assert_eq!(pong, "PONG");
 }
 
@@ -456,7 +456,7 @@ fn extreme_legal_values_are_answered() {
         [0, i64::MAX, 0, 1, i64::MAX]
     );
     // A TTL too long for the server clock means no TTL.
-    let ttl: i64 = reply(&mut con, "PTTL b");
+    let ttl: i64 = query(&mut con, "PTTL b");
     assert_eq!(ttl, -1);
     assert_eq!(
         ints(
@@ -487,7 +487,7 @@ fn command_metadata_describes_each_command() {
         ("rl.cost", -6, vec!["write", "denyoom", "module", "fast"]),
         ("rl.slidelog", -4, vec!["write", "denyoom", "module"]),
     ] {
-        let info: Vec<Value> = reply(&mut con, format!("COMMAND INFO {name}"));
+        let info: Vec<Value> = query(&mut con, format!("COMMAND INFO {name}"));
         let Value::Array(fields) = &info[0] else {
             panic!("no info for {name}: {info:?}")
         };
@@ -499,9 +499,9 @@ fn command_metadata_describes_each_command() {
             &[Value::Int(1), Value::Int(1), Value::Int(1)],
             "{name} keys"
         );
-        let keys: Vec<String> = reply(&mut con, format!("COMMAND GETKEYS {name} user:42 1 2 3 4"));
+        let keys: Vec<String> = query(&mut con, format!("COMMAND GETKEYS {name} user:42 1 2 3 4"));
         assert_eq!(keys, ["user:42"]);
-        let docs: Value = reply(&mut con, format!("COMMAND DOCS {name}"));
+        let docs: Value = query(&mut con, format!("COMMAND DOCS {name}"));
         let text = format!("{docs:?}");
         assert!(
             text.contains("summary") && text.contains("complexity") && text.contains("key"),

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{command, dump, error, int, ints, reply, Server};
+use common::{command, dump, error, int, ints, query, Server};
 use redis::Connection;
 
 fn dbsize(con: &mut Connection) -> i64 {
-    reply(con, "DBSIZE")
+    query(con, "DBSIZE")
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn a_million_idle_limiters_expire_by_themselves() {
 
 /// MEMORY USAGE of a key.
 fn usage(con: &mut Connection, key: &str) -> i64 {
-    reply(con, format!("MEMORY USAGE {key} SAMPLES 0"))
+    query(con, format!("MEMORY USAGE {key} SAMPLES 0"))
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn a_log_stays_within_its_bound() {
         "steady log peaked at {peak} bytes"
     );
     let last = 1_700_000_000_000i64 + 49 * 2000 + 1999;
-    let inspect: Vec<redis::Value> = reply(&mut con, format!("RL.INSPECT steady AT {last}"));
+    let inspect: Vec<redis::Value> = query(&mut con, format!("RL.INSPECT steady AT {last}"));
     assert_eq!(
         inspect[7],
         redis::Value::Int(1000),
@@ -105,7 +105,7 @@ fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
     let reserved = ints(&mut con, "RL.RESERVE held 100 1 3600000 10 3600000");
     let lease = ints(&mut con, "RL.ACQUIRE slots 5 3600000");
     let used: i64 = {
-        let info: String = reply(&mut con, "INFO memory");
+        let info: String = query(&mut con, "INFO memory");
         info.lines()
             .find_map(|l| l.strip_prefix("used_memory:"))
             .unwrap()
@@ -113,10 +113,10 @@ fn a_full_server_refuses_new_limiters_but_lets_clients_give_back() {
             .parse()
             .unwrap()
     };
-    reply::<()>(&mut con, "CONFIG SET maxmemory-policy noeviction");
+    query::<()>(&mut con, "CONFIG SET maxmemory-policy noeviction");
     // Well below what the server holds, so that the limit stays exceeded
     // while client buffers come and go.
-    reply::<()>(&mut con, format!("CONFIG SET maxmemory {}", used / 2));
+    query::<()>(&mut con, format!("CONFIG SET maxmemory {}", used / 2));
     let refused = error(&mut con, "RL.TOKENBUCKET new 5 1 3600000");
     assert!(refused.starts_with("OOM"), "{refused}");
     let before = dump(&mut con, b"held");

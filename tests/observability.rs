@@ -4,12 +4,12 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{call, error, ints, module_path, reply, Server};
+use common::{call, error, ints, module_path, query, Server};
 use redis::{Connection, Value};
 
 /// The `field:value` lines of `INFO section`.
 fn info(con: &mut Connection, section: &str) -> HashMap<String, String> {
-    let text: String = reply(con, format!("INFO {section}"));
+    let text: String = query(con, format!("INFO {section}"));
     text.lines()
         .filter_map(|line| line.split_once(':'))
         .map(|(field, value)| (field.to_owned(), value.to_owned()))
@@ -34,7 +34,7 @@ fn live_keys(con: &mut Connection) -> [i64; 3] {
 }
 
 fn config_get(con: &mut Connection, name: &str) -> String {
-    let pair: Vec<String> = reply(con, format!("CONFIG GET {name}"));
+    let pair: Vec<String> = query(con, format!("CONFIG GET {name}"));
     pair.get(1).cloned().unwrap_or_default()
 }
 
@@ -156,10 +156,10 @@ fn settings_come_from_redis_conf_and_module_arguments() {
 fn command_docs_describe_every_command() {
     let server = Server::start();
     let mut con = server.connect();
-    let names: Vec<String> = reply(&mut con, "COMMAND LIST FILTERBY MODULE rl");
+    let names: Vec<String> = query(&mut con, "COMMAND LIST FILTERBY MODULE rl");
     assert_eq!(names.len(), 15, "{names:?}");
     for name in &names {
-        let docs: HashMap<String, Value> = reply(&mut con, format!("COMMAND DOCS {name}"));
+        let docs: HashMap<String, Value> = query(&mut con, format!("COMMAND DOCS {name}"));
         let Some(Value::Map(fields)) = docs.get(name) else {
             // RESP2 clients get a flat array.
             let Some(Value::Array(flat)) = docs.get(name) else {

@@ -323,7 +323,7 @@ pub fn call(con: &mut impl ConnectionLike, line: impl Line) -> RedisResult<Value
 }
 
 /// Runs a command line; its reply as a `T`.
-pub fn reply<T: FromRedisValue>(con: &mut impl ConnectionLike, line: impl Line) -> T {
+pub fn query<T: FromRedisValue>(con: &mut impl ConnectionLike, line: impl Line) -> T {
     command(&line)
         .query(con)
         .unwrap_or_else(|e| panic!("{} failed: {e}", line.show()))
@@ -331,7 +331,7 @@ pub fn reply<T: FromRedisValue>(con: &mut impl ConnectionLike, line: impl Line) 
 
 /// Runs a command line that replies with integers.
 pub fn ints(con: &mut impl ConnectionLike, line: impl Line) -> Vec<i64> {
-    reply(con, line)
+    query(con, line)
 }
 
 /// Runs a command line that replies with one integer.
@@ -372,12 +372,12 @@ pub fn error_text(error: &redis::RedisError) -> String {
 
 /// DUMP of a key (its exact serialized state), None when missing.
 pub fn dump(con: &mut impl ConnectionLike, key: &[u8]) -> Option<Vec<u8>> {
-    reply(con, [&b"DUMP"[..], key])
+    query(con, [&b"DUMP"[..], key])
 }
 
 /// The key's expiry in unix ms (PEXPIRETIME): -1 without one, -2 missing.
 pub fn expire_time(con: &mut impl ConnectionLike, key: &[u8]) -> i64 {
-    reply(con, [&b"PEXPIRETIME"[..], key])
+    query(con, [&b"PEXPIRETIME"[..], key])
 }
 
 /// The one random generator of the integration tests: a small
@@ -418,7 +418,7 @@ pub fn expire_unreaped(con: &mut Connection, keys: &[&str]) -> String {
 
 /// A field of `INFO section`, empty when absent.
 pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
-    let info: String = reply(con, ["INFO", section]);
+    let info: String = query(con, ["INFO", section]);
     info.lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .unwrap_or_default()
@@ -430,9 +430,9 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
 /// creates or updates with the ACL `rules`.
 pub fn login(server: &Server, admin: &mut Connection, user: &str, rules: &[&str]) -> Connection {
     let setuser = [&["ACL", "SETUSER", user, "on", ">pw"][..], rules].concat();
-    reply::<()>(admin, setuser);
+    query::<()>(admin, setuser);
     let mut con = server.connect();
-    reply::<()>(&mut con, ["AUTH", user, "pw"]);
+    query::<()>(&mut con, ["AUTH", user, "pw"]);
     con
 }
 
@@ -451,7 +451,7 @@ pub fn start_pair() -> (Server, Server) {
 
 /// Waits until the one replica has acknowledged every write so far.
 pub fn wait_for_replica(master: &mut Connection) {
-    let acked: i64 = reply(master, "WAIT 1 10000");
+    let acked: i64 = query(master, "WAIT 1 10000");
     assert_eq!(acked, 1, "the replica acknowledged");
 }
 
@@ -460,7 +460,7 @@ pub fn wait_for_replica(master: &mut Connection) {
 /// without its `__keyevent@0__:` prefix.
 pub fn key_events(server: &Server, flags: &str, act: impl FnOnce()) -> Vec<String> {
     let mut con = server.connect();
-    reply::<()>(&mut con, ["CONFIG", "SET", "notify-keyspace-events", flags]);
+    query::<()>(&mut con, ["CONFIG", "SET", "notify-keyspace-events", flags]);
     let mut listener = server.connect();
     listener
         .set_read_timeout(Some(Duration::from_millis(500)))
