@@ -80,6 +80,7 @@ lint:
 	cargo fmt --check
 	scripts/check-msrv.sh
 	cargo clippy --release --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items
 
 clean:
 	cargo clean

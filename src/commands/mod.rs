@@ -1,5 +1,5 @@
 //! The commands that are not a limiter kind's own (those live in
-//! [`crate::limiters`]), and [`all`]: the one list of every command, which
+//! [`crate::limiters`]), and [`all()`]: the one list of every command, which
 //! registration, RL.REPLAY and `INFO rl` read.
 
 #![forbid(unsafe_code)]

@@ -15,7 +15,7 @@ use redis_module::raw;
 /// One command: its handler, and everything Redis is told about it.
 pub struct CommandSpec {
     pub name: &'static CStr,
-    /// What Redis calls: [`callback!`] of this spec.
+    /// What Redis calls: [`crate::callback!`] of this spec.
     pub callback: raw::RedisModuleCmdFunc,
     pub handler: super::Handler,
     /// Its counters for `INFO rl`.
@@ -148,7 +148,7 @@ impl ArgSpec {
 }
 
 /// The C callback Redis calls for the command spec named: it runs the
-/// spec's handler through [`crate::ffi::dispatch`].
+/// spec's handler through `crate::ffi::dispatch`.
 #[macro_export]
 macro_rules! callback {
     ($spec:path) => {{
