@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Rng, Server};
+use common::{call, command, ints, query, Rng, Server};
 
 const TOKEN_BUCKET_LUA: &str = include_str!("../lua/token_bucket.lua");
 const SLIDING_LOG_LUA: &str = include_str!("../lua/sliding_log.lua");
@@ -21,12 +21,7 @@ fn step(rng: &mut Rng, now: &mut i64, longest: i64) {
 fn token_bucket_matches_lua() {
     let server = Server::start();
     let mut con = server.connect();
-    let _: () = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(TOKEN_BUCKET_LUA)
-        .query(&mut con)
-        .unwrap();
-    let sha = redis::Script::new(TOKEN_BUCKET_LUA).get_hash().to_owned();
+    let sha: String = query(&mut con, ["SCRIPT", "LOAD", TOKEN_BUCKET_LUA]);
     let mut rng = Rng::new(0x5eed_0001);
     for sequence in 0..40 {
         let native_key = format!("native:{sequence}");
@@ -46,37 +41,15 @@ fn token_bucket_matches_lua() {
                 _ => rng.range(1, capacity),
             };
             step(&mut rng, &mut now, period.max(10));
-            if rng.chance(50) {
-                native
-                    .cmd("RL.TOKENBUCKET")
-                    .arg(&native_key)
-                    .arg(capacity)
-                    .arg(amount)
-                    .arg(period)
-                    .arg("COST")
-                    .arg(cost)
-                    .arg("AT")
-                    .arg(now);
+            let spec = format!("{capacity} {amount} {period}");
+            native.add_command(command(if rng.chance(50) {
+                format!("RL.TOKENBUCKET {native_key} {spec} COST {cost} AT {now}")
             } else {
-                native
-                    .cmd("RL.COST")
-                    .arg(&native_key)
-                    .arg(capacity)
-                    .arg(amount)
-                    .arg(period)
-                    .arg(cost)
-                    .arg("AT")
-                    .arg(now);
-            }
-            lua.cmd("EVALSHA")
-                .arg(&sha)
-                .arg(1)
-                .arg(&lua_key)
-                .arg(capacity)
-                .arg(amount)
-                .arg(period)
-                .arg(cost)
-                .arg(now);
+                format!("RL.COST {native_key} {spec} {cost} AT {now}")
+            }));
+            lua.add_command(command(format!(
+                "EVALSHA {sha} 1 {lua_key} {spec} {cost} {now}"
+            )));
         }
         let native_replies: Vec<Vec<i64>> = native.query(&mut con).unwrap();
         let lua_replies: Vec<Vec<i64>> = lua.query(&mut con).unwrap();
@@ -94,12 +67,7 @@ fn token_bucket_matches_lua() {
 fn sliding_log_matches_lua() {
     let server = Server::start();
     let mut con = server.connect();
-    let _: () = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(SLIDING_LOG_LUA)
-        .query(&mut con)
-        .unwrap();
-    let sha = redis::Script::new(SLIDING_LOG_LUA).get_hash().to_owned();
+    let sha: String = query(&mut con, ["SCRIPT", "LOAD", SLIDING_LOG_LUA]);
     let mut rng = Rng::new(0x5eed_0002);
     for sequence in 0..40 {
         let native_key = format!("native:{sequence}");
@@ -119,23 +87,12 @@ fn sliding_log_matches_lua() {
                 _ => rng.range(1, limit.min(4)),
             };
             step(&mut rng, &mut now, window / 4 + 1);
-            native
-                .cmd("RL.SLIDELOG")
-                .arg(&native_key)
-                .arg(limit)
-                .arg(window)
-                .arg("COST")
-                .arg(cost)
-                .arg("AT")
-                .arg(now);
-            lua.cmd("EVALSHA")
-                .arg(&sha)
-                .arg(1)
-                .arg(&lua_key)
-                .arg(limit)
-                .arg(window)
-                .arg(cost)
-                .arg(now);
+            native.add_command(command(format!(
+                "RL.SLIDELOG {native_key} {limit} {window} COST {cost} AT {now}"
+            )));
+            lua.add_command(command(format!(
+                "EVALSHA {sha} 1 {lua_key} {limit} {window} {cost} {now}"
+            )));
         }
         let native_replies: Vec<Vec<i64>> = native.query(&mut con).unwrap();
         let lua_replies: Vec<Vec<i64>> = lua.query(&mut con).unwrap();
@@ -156,8 +113,7 @@ fn lua_scripts_read_the_server_clock_when_now_is_left_out() {
     let bucket = redis::Script::new(TOKEN_BUCKET_LUA);
     let log = redis::Script::new(SLIDING_LOG_LUA);
     let server_now = || -> i64 {
-        let (seconds, micros): (i64, i64) =
-            redis::cmd("TIME").query(&mut server.connect()).unwrap();
+        let (seconds, micros): (i64, i64) = query(&mut server.connect(), "TIME");
         seconds * 1000 + micros / 1000
     };
     let before = server_now();
@@ -180,11 +136,7 @@ fn lua_scripts_read_the_server_clock_when_now_is_left_out() {
         .invoke(&mut con)
         .unwrap();
     assert_eq!(&reply[..3], &[1, 3, 1]);
-    let ts: i64 = redis::cmd("HGET")
-        .arg("b")
-        .arg("ts")
-        .query(&mut con)
-        .unwrap();
+    let ts: i64 = query(&mut con, "HGET b ts");
     assert!(
         ts >= before && ts <= server_now(),
         "ts {ts} not the server time"
@@ -197,17 +149,17 @@ fn lua_scripts_read_the_server_clock_when_now_is_left_out() {
         .invoke(&mut con)
         .unwrap();
     assert_eq!(reply, [1, 2, 1, 0, 60000]);
-    let newest: Vec<(String, i64)> = redis::cmd("ZRANGE")
-        .arg("l")
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query(&mut con)
-        .unwrap();
+    let newest: Vec<(String, i64)> = query(&mut con, "ZRANGE l 0 -1 WITHSCORES");
     assert!(newest[0].1 >= before && newest[0].1 <= server_now());
 }
 
 const ALL_LUA: &str = include_str!("../lua/all.lua");
+
+/// Numbers as the words of a command line.
+fn spaced(numbers: &[i64]) -> String {
+    let words: Vec<String> = numbers.iter().map(i64::to_string).collect();
+    words.join(" ")
+}
 
 /// A random limiter spec as RL.ALL words.
 fn random_spec(rng: &mut Rng, bucket: bool) -> Vec<i64> {
@@ -224,11 +176,7 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
     let mut con = server.connect();
     let mut shas = Vec::new();
     for script in [ALL_LUA, TOKEN_BUCKET_LUA, SLIDING_LOG_LUA] {
-        let sha: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(script)
-            .query(&mut con)
-            .unwrap();
+        let sha: String = query(&mut con, ["SCRIPT", "LOAD", script]);
         shas.push(sha);
     }
     let mut rng = Rng::new(0x5eed_0003);
@@ -264,42 +212,45 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
                     .iter()
                     .map(|&k| cost_for(&mut rng, &specs[k]))
                     .collect();
-                let n = native.cmd("RL.ALL").arg(chosen.len());
-                let l = lua.cmd("EVALSHA").arg(&shas[0]).arg(chosen.len());
-                for &k in &chosen {
-                    n.arg(format!("native:{sequence}:{k}"));
-                    l.arg(format!("lua:{sequence}:{k}"));
-                }
-                for &k in &chosen {
-                    let name = if kinds[k] { "TOKENBUCKET" } else { "SLIDELOG" };
-                    n.arg(name).arg(&specs[k]);
-                    l.arg(name).arg(&specs[k]);
-                }
-                n.arg("COSTS").arg(&costs).arg("AT").arg(now);
-                l.arg(&costs).arg(now);
+                let keys = |side: &str| {
+                    let keys: Vec<String> = chosen
+                        .iter()
+                        .map(|k| format!("{side}:{sequence}:{k}"))
+                        .collect();
+                    keys.join(" ")
+                };
+                let specs: Vec<String> = chosen
+                    .iter()
+                    .map(|&k| {
+                        let name = if kinds[k] { "TOKENBUCKET" } else { "SLIDELOG" };
+                        format!("{name} {}", spaced(&specs[k]))
+                    })
+                    .collect();
+                let (count, specs, costs) = (chosen.len(), specs.join(" "), spaced(&costs));
+                native.add_command(command(format!(
+                    "RL.ALL {count} {} {specs} COSTS {costs} AT {now}",
+                    keys("native")
+                )));
+                lua.add_command(command(format!(
+                    "EVALSHA {} {count} {} {specs} {costs} {now}",
+                    shas[0],
+                    keys("lua")
+                )));
             } else {
                 let k = rng.range(0, 3) as usize;
                 let cost = cost_for(&mut rng, &specs[k]);
-                let (command, sha) = if kinds[k] {
+                let (name, sha) = if kinds[k] {
                     ("RL.TOKENBUCKET", &shas[1])
                 } else {
                     ("RL.SLIDELOG", &shas[2])
                 };
-                native
-                    .cmd(command)
-                    .arg(format!("native:{sequence}:{k}"))
-                    .arg(&specs[k])
-                    .arg("COST")
-                    .arg(cost)
-                    .arg("AT")
-                    .arg(now);
-                lua.cmd("EVALSHA")
-                    .arg(sha)
-                    .arg(1)
-                    .arg(format!("lua:{sequence}:{k}"))
-                    .arg(&specs[k])
-                    .arg(cost)
-                    .arg(now);
+                let spec = spaced(&specs[k]);
+                native.add_command(command(format!(
+                    "{name} native:{sequence}:{k} {spec} COST {cost} AT {now}"
+                )));
+                lua.add_command(command(format!(
+                    "EVALSHA {sha} 1 lua:{sequence}:{k} {spec} {cost} {now}"
+                )));
             }
         }
         let native_replies: Vec<redis::Value> = native.query(&mut con).unwrap();
@@ -314,11 +265,7 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
 fn load(con: &mut redis::Connection, name: &str) -> String {
     let path = format!("{}/lua/{name}.lua", env!("CARGO_MANIFEST_DIR"));
     let source = std::fs::read_to_string(path).expect("script");
-    redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(source)
-        .query(con)
-        .expect("SCRIPT LOAD")
+    query(con, ["SCRIPT", "LOAD", &source])
 }
 
 /// Runs the native command and its script on their own keys; both replies
@@ -326,27 +273,15 @@ fn load(con: &mut redis::Connection, name: &str) -> String {
 fn both(
     con: &mut redis::Connection,
     sha: &str,
-    command: &str,
+    name: &str,
     key: &str,
     args: &[i64],
     now: i64,
 ) -> redis::Value {
-    let native: redis::Value = redis::cmd(command)
-        .arg(format!("native:{key}"))
-        .arg(args)
-        .arg("AT")
-        .arg(now)
-        .query(con)
-        .unwrap_or_else(|e| panic!("{command} {args:?}: {e}"));
-    let lua: redis::Value = redis::cmd("EVALSHA")
-        .arg(sha)
-        .arg(1)
-        .arg(format!("lua:{key}"))
-        .arg(args)
-        .arg(now)
-        .query(con)
-        .unwrap_or_else(|e| panic!("lua {command} {args:?}: {e}"));
-    assert_eq!(native, lua, "{command} {key} {args:?} at {now}");
+    let args = spaced(args);
+    let native: redis::Value = query(con, format!("{name} native:{key} {args} AT {now}"));
+    let lua: redis::Value = query(con, format!("EVALSHA {sha} 1 lua:{key} {args} {now}"));
+    assert_eq!(native, lua, "{name} {key} {args} at {now}");
     native
 }
 
@@ -408,25 +343,15 @@ fn reservations_match_lua_mixed_with_bucket_calls() {
                     both(&mut con, &cost, "RL.COST", &key, &args, now);
                 }
                 _ => {
-                    let mut args = params.clone();
-                    args.push(rng.range(0, 3));
-                    let native: Vec<i64> = redis::cmd("RL.TOKENBUCKET")
-                        .arg(format!("native:{key}"))
-                        .arg(&params)
-                        .arg("COST")
-                        .arg(args[3])
-                        .arg("AT")
-                        .arg(now)
-                        .query(&mut con)
-                        .unwrap();
-                    let lua: Vec<i64> = redis::cmd("EVALSHA")
-                        .arg(&bucket)
-                        .arg(1)
-                        .arg(format!("lua:{key}"))
-                        .arg(&args)
-                        .arg(now)
-                        .query(&mut con)
-                        .unwrap();
+                    let (spec, cost) = (spaced(&params), rng.range(0, 3));
+                    let native = ints(
+                        &mut con,
+                        format!("RL.TOKENBUCKET native:{key} {spec} COST {cost} AT {now}"),
+                    );
+                    let lua = ints(
+                        &mut con,
+                        format!("EVALSHA {bucket} 1 lua:{key} {spec} {cost} {now}"),
+                    );
                     assert_eq!(native, lua);
                 }
             }
@@ -522,14 +447,14 @@ fn all_with_every_kind_matches_lua() {
             if chosen.is_empty() {
                 continue;
             }
-            let mut native = redis::cmd("RL.ALL");
-            let mut lua = redis::cmd("EVALSHA");
-            native.arg(chosen.len());
-            lua.arg(&all_sha).arg(chosen.len());
-            for &k in &chosen {
-                native.arg(format!("native:a{sequence}:{k}"));
-                lua.arg(format!("lua:a{sequence}:{k}"));
-            }
+            let keys = |side: &str| {
+                let keys: Vec<String> = chosen
+                    .iter()
+                    .map(|k| format!("{side}:a{sequence}:{k}"))
+                    .collect();
+                keys.join(" ")
+            };
+            let mut specs = Vec::new();
             let mut costs = Vec::new();
             for &k in &chosen {
                 let spec: Vec<i64> = match kinds[k] {
@@ -538,18 +463,28 @@ fn all_with_every_kind_matches_lua() {
                     "RESERVE" => vec![12, 3, 1000, rng.range(100, 2000)],
                     _ => vec![3, rng.range(100, 2000)],
                 };
-                native.arg(kinds[k]).arg(&spec);
-                lua.arg(kinds[k]).arg(&spec);
+                specs.push(format!("{} {}", kinds[k], spaced(&spec)));
                 costs.push(if kinds[k] == "ACQUIRE" {
                     rng.range(0, 1)
                 } else {
                     rng.range(0, 4)
                 });
             }
-            native.arg("COSTS").arg(&costs).arg("AT").arg(now);
-            lua.arg(&costs).arg(now);
-            let n: redis::Value = native.query(&mut con).unwrap();
-            let l: redis::Value = lua.query(&mut con).unwrap();
+            let (count, specs, costs) = (chosen.len(), specs.join(" "), spaced(&costs));
+            let n: redis::Value = query(
+                &mut con,
+                format!(
+                    "RL.ALL {count} {} {specs} COSTS {costs} AT {now}",
+                    keys("native")
+                ),
+            );
+            let l: redis::Value = query(
+                &mut con,
+                format!(
+                    "EVALSHA {all_sha} {count} {} {specs} {costs} {now}",
+                    keys("lua")
+                ),
+            );
             assert_eq!(n, l, "sequence {sequence}");
             let replies: Vec<redis::Value> = redis::from_redis_value(&n).unwrap();
             for (position, &k) in chosen.iter().enumerate() {
@@ -595,26 +530,14 @@ fn large_values_match_lua_within_the_exact_range() {
                 rng.range(1, 1 << 40),
                 rng.range(0, 3),
             );
-            let native: Vec<i64> = redis::cmd("RL.SLIDELOG")
-                .arg(format!("native:{key}:log"))
-                .arg(limit)
-                .arg(window)
-                .arg("COST")
-                .arg(log_cost)
-                .arg("AT")
-                .arg(now)
-                .query(&mut con)
-                .unwrap();
-            let lua: Vec<i64> = redis::cmd("EVALSHA")
-                .arg(&log)
-                .arg(1)
-                .arg(format!("lua:{key}:log"))
-                .arg(limit)
-                .arg(window)
-                .arg(log_cost)
-                .arg(now)
-                .query(&mut con)
-                .unwrap();
+            let native = ints(
+                &mut con,
+                format!("RL.SLIDELOG native:{key}:log {limit} {window} COST {log_cost} AT {now}"),
+            );
+            let lua = ints(
+                &mut con,
+                format!("EVALSHA {log} 1 lua:{key}:log {limit} {window} {log_cost} {now}"),
+            );
             assert_eq!(native, lua, "log {key} at {now}");
         }
     }
@@ -628,22 +551,12 @@ fn scripts_refuse_the_numbers_the_commands_refuse() {
     for bad in [
         "1e3", "+1", "01", "0x10", "1.0", " 1", "1 ", "-0", "", "inf", "nan",
     ] {
-        let native: redis::RedisResult<redis::Value> = redis::cmd("RL.COST")
-            .arg("native")
-            .arg(10)
-            .arg(1)
-            .arg(1000)
-            .arg(bad)
-            .query(&mut con);
-        let lua: redis::RedisResult<redis::Value> = redis::cmd("EVALSHA")
-            .arg(&sha)
-            .arg(1)
-            .arg("lua")
-            .arg(10)
-            .arg(1)
-            .arg(1000)
-            .arg(bad)
-            .query(&mut con);
+        // As words: some hold spaces, one is empty.
+        let native = call(&mut con, ["RL.COST", "native", "10", "1", "1000", bad]);
+        let lua = call(
+            &mut con,
+            ["EVALSHA", &sha, "1", "lua", "10", "1", "1000", bad],
+        );
         let native = native.expect_err(bad).to_string();
         let lua = lua.expect_err(bad).to_string();
         assert!(
@@ -653,15 +566,10 @@ fn scripts_refuse_the_numbers_the_commands_refuse() {
         assert!(lua.contains("cost must be an integer"), "{bad:?}: {lua}");
     }
     // Past 2^53 the scripts refuse what the module still takes exactly.
-    let lua: redis::RedisResult<redis::Value> = redis::cmd("EVALSHA")
-        .arg(&sha)
-        .arg(1)
-        .arg("lua")
-        .arg(10)
-        .arg(1)
-        .arg(1000)
-        .arg("9007199254740992")
-        .query(&mut con);
+    let lua = call(
+        &mut con,
+        format!("EVALSHA {sha} 1 lua 10 1 1000 9007199254740992"),
+    );
     assert!(lua
         .expect_err("2^53")
         .to_string()
