@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dump, expire_time, ints, Rng, Server};
+use common::{call, command, dump, error, error_text, expire_time, int, ints, query, Rng, Server};
 use redis::Connection;
 
 const T: i64 = 1_700_000_000_000;
@@ -21,25 +21,13 @@ fn fill(con: &mut Connection, count: usize, seed: u64) -> Vec<String> {
         for _ in 0..20 {
             now += rng.range(0, 50);
             // Long periods keep every key alive on the real clock.
-            pipe.cmd("RL.TOKENBUCKET")
-                .arg(&bucket)
-                .arg(1000)
-                .arg(rng.range(0, 7))
-                .arg(3_600_000)
-                .arg("COST")
-                .arg(rng.range(0, 40))
-                .arg("AT")
-                .arg(now)
-                .ignore();
-            pipe.cmd("RL.SLIDELOG")
-                .arg(&log)
-                .arg(1000)
-                .arg(3_600_000)
-                .arg("COST")
-                .arg(rng.range(0, 9))
-                .arg("AT")
-                .arg(now)
-                .ignore();
+            let (amount, cost) = (rng.range(0, 7), rng.range(0, 40));
+            let line =
+                format!("RL.TOKENBUCKET {bucket} 1000 {amount} 3600000 COST {cost} AT {now}");
+            pipe.add_command(command(line)).ignore();
+            let cost = rng.range(0, 9);
+            let line = format!("RL.SLIDELOG {log} 1000 3600000 COST {cost} AT {now}");
+            pipe.add_command(command(line)).ignore();
         }
         keys.push(bucket);
         keys.push(log);
@@ -51,43 +39,19 @@ fn fill(con: &mut Connection, count: usize, seed: u64) -> Vec<String> {
         let leases = format!("leases:{index}");
         for round in 0..4 {
             let now = T + round * 10;
-            let reply: Vec<i64> = redis::cmd("RL.RESERVE")
-                .arg(&reserved)
-                .arg(1000)
-                .arg(1)
-                .arg(3_600_000)
-                .arg(rng.range(1, 50))
-                .arg(3_600_000)
-                .arg("AT")
-                .arg(now)
-                .query(con)
-                .expect("reserve");
+            let estimate = rng.range(1, 50);
+            let reply = ints(
+                con,
+                format!("RL.RESERVE {reserved} 1000 1 3600000 {estimate} 3600000 AT {now}"),
+            );
             if round % 2 == 0 {
-                redis::cmd("RL.SETTLE")
-                    .arg(&reserved)
-                    .arg(reply[5])
-                    .arg(rng.range(0, 80))
-                    .arg("AT")
-                    .arg(now)
-                    .query::<()>(con)
-                    .expect("settle");
+                let actual = rng.range(0, 80);
+                let settle = format!("RL.SETTLE {reserved} {} {actual} AT {now}", reply[5]);
+                query::<()>(con, settle);
             }
-            let lease: Vec<i64> = redis::cmd("RL.ACQUIRE")
-                .arg(&leases)
-                .arg(10)
-                .arg(3_600_000)
-                .arg("AT")
-                .arg(now)
-                .query(con)
-                .expect("acquire");
+            let lease = ints(con, format!("RL.ACQUIRE {leases} 10 3600000 AT {now}"));
             if round == 1 {
-                redis::cmd("RL.RELEASE")
-                    .arg(&leases)
-                    .arg(lease[5])
-                    .arg("AT")
-                    .arg(now)
-                    .query::<()>(con)
-                    .expect("release");
+                query::<()>(con, format!("RL.RELEASE {leases} {} AT {now}", lease[5]));
             }
         }
         keys.push(reserved);
@@ -101,10 +65,7 @@ fn dumps(con: &mut Connection, keys: &[String]) -> Vec<Option<Vec<u8>>> {
 }
 
 fn digest(con: &mut Connection) -> String {
-    redis::cmd("DEBUG")
-        .arg("DIGEST")
-        .query(con)
-        .expect("DEBUG DIGEST")
+    query(con, "DEBUG DIGEST")
 }
 
 #[test]
@@ -115,10 +76,7 @@ fn debug_reload_keeps_exact_state() {
     let before = dumps(&mut con, &keys);
     assert!(before.iter().all(Option::is_some));
     let digest_before = digest(&mut con);
-    redis::cmd("DEBUG")
-        .arg("RELOAD")
-        .query::<()>(&mut con)
-        .unwrap();
+    query::<()>(&mut con, "DEBUG RELOAD");
     assert_eq!(dumps(&mut con, &keys), before);
     assert_eq!(digest(&mut con), digest_before);
 }
@@ -132,50 +90,33 @@ fn dump_restore_and_copy_give_identical_limiters() {
         let payload = dump(&mut con, key.as_bytes()).expect("dumped");
         let restored = format!("{key}:restored");
         let copied = format!("{key}:copied");
-        redis::cmd("RESTORE")
-            .arg(&restored)
-            .arg(0)
-            .arg(&payload)
-            .query::<()>(&mut con)
-            .unwrap();
-        let copied_count: i64 = redis::cmd("COPY")
-            .arg(key)
-            .arg(&copied)
-            .query(&mut con)
-            .unwrap();
+        query::<()>(
+            &mut con,
+            [&b"RESTORE"[..], restored.as_bytes(), b"0", &payload],
+        );
+        let copied_count: i64 = query(&mut con, format!("COPY {key} {copied}"));
         assert_eq!(copied_count, 1);
         assert_eq!(dump(&mut con, restored.as_bytes()).as_ref(), Some(&payload));
         assert_eq!(dump(&mut con, copied.as_bytes()).as_ref(), Some(&payload));
         // The copies behave like the original.
-        let command = if key.starts_with("bucket") {
-            vec![
-                "RL.TOKENBUCKET",
-                "",
-                "1000",
-                "3",
-                "3600000",
-                "COST",
-                "0",
-                "AT",
-            ]
-        } else {
-            vec!["RL.SLIDELOG", "", "1000", "3600000", "COST", "0", "AT"]
-        };
-        let at = (T + 10_000).to_string();
         let peek = |con: &mut Connection, name: &str| {
-            let mut words = command.clone();
-            words[1] = name;
-            words.push(&at);
-            ints(con, &words)
+            let at = T + 10_000;
+            if key.starts_with("bucket") {
+                ints(
+                    con,
+                    format!("RL.TOKENBUCKET {name} 1000 3 3600000 COST 0 AT {at}"),
+                )
+            } else {
+                ints(
+                    con,
+                    format!("RL.SLIDELOG {name} 1000 3600000 COST 0 AT {at}"),
+                )
+            }
         };
         let original = peek(&mut con, key);
         assert_eq!(peek(&mut con, &restored), original);
         assert_eq!(peek(&mut con, &copied), original);
-        let usage: i64 = redis::cmd("MEMORY")
-            .arg("USAGE")
-            .arg(key)
-            .query(&mut con)
-            .unwrap();
+        let usage: i64 = query(&mut con, format!("MEMORY USAGE {key}"));
         assert!(usage > 0 && usage < 4096, "{key}: {usage} bytes");
     }
     let corrupt = {
@@ -184,11 +125,7 @@ fn dump_restore_and_copy_give_identical_limiters() {
         payload[middle] ^= 0xff;
         payload
     };
-    let result: redis::RedisResult<()> = redis::cmd("RESTORE")
-        .arg("bad")
-        .arg(0)
-        .arg(corrupt)
-        .query(&mut con);
+    let result = call(&mut con, [&b"RESTORE"[..], b"bad", b"0", &corrupt]);
     assert!(result.is_err(), "a corrupt payload is refused");
 }
 
@@ -198,7 +135,7 @@ fn restart_from_rdb_keeps_exact_state() {
     let mut con = server.connect();
     let keys = fill(&mut con, 50, 3);
     let before = dumps(&mut con, &keys);
-    redis::cmd("SAVE").query::<()>(&mut con).unwrap();
+    query::<()>(&mut con, "SAVE");
     server.restart();
     let mut con = server.connect();
     assert_eq!(dumps(&mut con, &keys), before);
@@ -213,7 +150,7 @@ fn aof_replay_after_kill_keeps_exact_state() {
     for key in keys.iter().filter(|k| k.starts_with("bucket")) {
         ints(
             &mut con,
-            &["RL.TOKENBUCKET", key, "1000", "1", "3600000", "COST", "3"],
+            format!("RL.TOKENBUCKET {key} 1000 1 3600000 COST 3"),
         );
     }
     let before = dumps(&mut con, &keys);
@@ -245,13 +182,10 @@ fn aof_rewrite_without_rdb_preamble_keeps_exact_state() {
     ]);
     let mut con = server.connect();
     let keys = fill(&mut con, 50, 5);
-    redis::cmd("BGREWRITEAOF").query::<()>(&mut con).unwrap();
+    query::<()>(&mut con, "BGREWRITEAOF");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query(&mut con)
-            .unwrap();
+        let info: String = query(&mut con, "INFO persistence");
         if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
             assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
             break;
@@ -287,30 +221,21 @@ fn aof_rewrite_without_rdb_preamble_keeps_exact_state() {
 fn restore_state_rejects_bad_payloads_and_wrong_types() {
     let server = Server::start();
     let mut con = server.connect();
-    let bad = common::error(
-        &mut con,
-        &["RL.RESTORESTATE", "k", "tokenbucket", "garbage"],
-    );
+    let bad = error(&mut con, "RL.RESTORESTATE k tokenbucket garbage");
     assert_eq!(bad, "ERR payload is not a valid tokenbucket state");
-    let kind = common::error(&mut con, &["RL.RESTORESTATE", "k", "hash", ""]);
+    let kind = error(&mut con, ["RL.RESTORESTATE", "k", "hash", ""]);
     assert_eq!(kind, "ERR kind must be tokenbucket, slidelog or leases");
-    redis::cmd("SET")
-        .arg("s")
-        .arg("v")
-        .query::<()>(&mut con)
-        .unwrap();
+    query::<()>(&mut con, "SET s v");
     let empty_log = [
         1000i64.to_le_bytes(),
         5000i64.to_le_bytes(),
         0i64.to_le_bytes(),
     ]
     .concat();
-    let result: redis::RedisResult<()> = redis::cmd("RL.RESTORESTATE")
-        .arg("s")
-        .arg("slidelog")
-        .arg(&empty_log)
-        .query(&mut con);
-    assert!(common::error_text(&result.expect_err("wrong type")).starts_with("WRONGTYPE"));
-    let exists: i64 = redis::cmd("EXISTS").arg("k").query(&mut con).unwrap();
-    assert_eq!(exists, 0);
+    let result = call(
+        &mut con,
+        [&b"RL.RESTORESTATE"[..], b"s", b"slidelog", &empty_log],
+    );
+    assert!(error_text(&result.expect_err("wrong type")).starts_with("WRONGTYPE"));
+    assert_eq!(int(&mut con, "EXISTS k"), 0);
 }
