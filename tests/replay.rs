@@ -22,77 +22,20 @@ fn split(words: &[String]) -> (Vec<String>, Vec<String>) {
     }
 }
 
-fn random_call(rng: &mut Rng, at: i64, prefix: &str, ids: &[i64]) -> Vec<String> {
-    let key = |name: &str| format!("{prefix}{name}");
-    let mut words: Vec<String> = match rng.range(0, 8) {
-        0 => vec![
-            "RL.TOKENBUCKET".into(),
-            key("b"),
-            "10".into(),
-            "3".into(),
-            "1000".into(),
-            "COST".into(),
-            rng.range(0, 4).to_string(),
-        ],
-        1 => vec![
-            "RL.COST".into(),
-            key("b"),
-            "10".into(),
-            "3".into(),
-            "1000".into(),
-            rng.range(0, 4).to_string(),
-        ],
-        2 => vec![
-            "RL.SLIDELOG".into(),
-            key("l"),
-            "7".into(),
-            "2000".into(),
-            "COST".into(),
-            rng.range(0, 3).to_string(),
-        ],
-        3 => vec![
-            "RL.ALL".into(),
-            "2".into(),
-            key("b"),
-            key("l"),
-            "TOKENBUCKET".into(),
-            "10".into(),
-            "3".into(),
-            "1000".into(),
-            "SLIDELOG".into(),
-            "7".into(),
-            "2000".into(),
-        ],
-        4 => vec![
-            "RL.RESERVE".into(),
-            key("r"),
-            "50".into(),
-            "5".into(),
-            "1000".into(),
-            rng.range(1, 9).to_string(),
-            "3000".into(),
-        ],
-        5 => vec![
-            "RL.SETTLE".into(),
-            key("r"),
-            ids.get(rng.range(0, 3) as usize)
-                .copied()
-                .unwrap_or(1)
-                .to_string(),
-            rng.range(0, 9).to_string(),
-        ],
-        6 => vec!["RL.ACQUIRE".into(), key("s"), "3".into(), "2000".into()],
-        _ => vec![
-            "RL.RELEASE".into(),
-            key("s"),
-            ids.get(rng.range(0, 3) as usize)
-                .copied()
-                .unwrap_or(1)
-                .to_string(),
-        ],
+fn random_call(rng: &mut Rng, at: i64, prefix: &str, ids: &[i64]) -> String {
+    let id = |rng: &mut Rng| ids.get(rng.range(0, 3) as usize).copied().unwrap_or(1);
+    let [b, l, r, s] = ["b", "l", "r", "s"].map(|name| format!("{prefix}{name}"));
+    let line = match rng.range(0, 8) {
+        0 => format!("RL.TOKENBUCKET {b} 10 3 1000 COST {}", rng.range(0, 4)),
+        1 => format!("RL.COST {b} 10 3 1000 {}", rng.range(0, 4)),
+        2 => format!("RL.SLIDELOG {l} 7 2000 COST {}", rng.range(0, 3)),
+        3 => format!("RL.ALL 2 {b} {l} TOKENBUCKET 10 3 1000 SLIDELOG 7 2000"),
+        4 => format!("RL.RESERVE {r} 50 5 1000 {} 3000", rng.range(1, 9)),
+        5 => format!("RL.SETTLE {r} {} {}", id(rng), rng.range(0, 9)),
+        6 => format!("RL.ACQUIRE {s} 3 2000"),
+        _ => format!("RL.RELEASE {s} {}", id(rng)),
     };
-    words.extend(["AT".to_owned(), at.to_string()]);
-    words
+    format!("{line} AT {at}")
 }
 
 #[test]
@@ -106,19 +49,19 @@ fn replaying_a_call_computes_what_the_call_computes() {
         at += rng.range(0, 300);
         let direct = random_call(&mut rng, at, "direct:", &ids);
         let replayed_words: Vec<String> = direct
-            .iter()
-            .map(|w| w.replacen("direct:", "replayed:", 1))
+            .replace("direct:", "replayed:")
+            .split_whitespace()
+            .map(str::to_owned)
             .collect();
         let (keys, rest) = split(&replayed_words);
-        let words: Vec<&str> = direct.iter().map(String::as_str).collect();
-        let direct_reply = call(&mut con, &words);
-        let mut replay = redis::cmd("RL.REPLAY");
-        replay.arg(&keys).arg(rest.join(" "));
-        let replay_reply: redis::RedisResult<Value> = replay.query(&mut con);
+        let direct_reply = call(&mut con, &direct);
+        // RL.REPLAY key [key ...] "command and its other words", one argument.
+        let replay = [&["RL.REPLAY".to_owned()][..], &keys, &[rest.join(" ")]].concat();
+        let replay_reply = call(&mut con, &replay);
         match (&direct_reply, &replay_reply) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "{words:?}"),
-            (Err(a), Err(b)) => assert_eq!(a.detail(), b.detail(), "{words:?}"),
-            _ => panic!("{words:?}: {direct_reply:?} vs {replay_reply:?}"),
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{direct}"),
+            (Err(a), Err(b)) => assert_eq!(a.detail(), b.detail(), "{direct}"),
+            _ => panic!("{direct}: {direct_reply:?} vs {replay_reply:?}"),
         }
         if let Ok(Value::Array(items)) = &direct_reply {
             if let Some(Value::Int(id)) = items.get(5) {
@@ -183,8 +126,8 @@ fn replay_refuses_what_it_cannot_replay_and_writes_nothing() {
         let message = error(&mut con, words);
         assert!(message.contains(wanted), "{words:?}: {message}");
     }
-    assert!(error(&mut con, &["RL.REPLAY", "a"]).contains("wrong number of arguments"));
-    assert_eq!(call(&mut con, &["DBSIZE"]).unwrap(), Value::Int(0));
+    assert!(error(&mut con, "RL.REPLAY a").contains("wrong number of arguments"));
+    assert_eq!(call(&mut con, "DBSIZE").unwrap(), Value::Int(0));
 }
 
 #[test]
@@ -193,7 +136,7 @@ fn replay_declares_its_keys() {
     let mut con = server.connect();
     let keys = call(
         &mut con,
-        &[
+        [
             "COMMAND",
             "GETKEYS",
             "RL.REPLAY",
