@@ -5,7 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, dump, expire_time, info_field, ints, start_pair, wait_for_replica, Rng};
+use common::{
+    call, dump, error, expire_time, info_field, ints, query, start_pair, wait_for_replica, Rng,
+};
 
 #[test]
 fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
@@ -16,13 +18,7 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
     // replication stream can make it reach the same state.
     let stalled = {
         let mut replica_con = replica.connect();
-        std::thread::spawn(move || {
-            redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("0.5")
-                .query::<()>(&mut replica_con)
-                .unwrap();
-        })
+        std::thread::spawn(move || query::<()>(&mut replica_con, "DEBUG SLEEP 0.5"))
     };
     std::thread::sleep(Duration::from_millis(50));
     let mut rng = Rng::new(7);
@@ -33,88 +29,41 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
         if round % 500 == 0 {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let mut pipe = redis::pipe();
         let key = &keys[rng.range(0, 39) as usize];
         let cost = rng.range(0, 3);
         // Periods short enough that every ms refills a fraction of a token.
-        if rng.chance(20) {
+        let line = if rng.chance(20) {
             let bucket = &keys[2 * rng.range(0, 19) as usize];
             let log = &keys[2 * rng.range(0, 19) as usize + 1];
-            pipe.cmd("RL.ALL")
-                .arg(2)
-                .arg(bucket)
-                .arg(log)
-                .arg("TOKENBUCKET")
-                .arg(20)
-                .arg(7)
-                .arg(3000)
-                .arg("SLIDELOG")
-                .arg(30)
-                .arg(5000)
-                .arg("COST")
-                .arg(cost)
-                .ignore();
+            format!("RL.ALL 2 {bucket} {log} TOKENBUCKET 20 7 3000 SLIDELOG 30 5000 COST {cost}")
         } else if key.starts_with("bucket") {
             if rng.chance(50) {
-                pipe.cmd("RL.TOKENBUCKET")
-                    .arg(key)
-                    .arg(20)
-                    .arg(7)
-                    .arg(3000)
-                    .arg("COST")
-                    .arg(cost)
-                    .ignore();
+                format!("RL.TOKENBUCKET {key} 20 7 3000 COST {cost}")
             } else {
-                pipe.cmd("RL.COST")
-                    .arg(key)
-                    .arg(20)
-                    .arg(7)
-                    .arg(3000)
-                    .arg(cost)
-                    .ignore();
+                format!("RL.COST {key} 20 7 3000 {cost}")
             }
         } else {
-            pipe.cmd("RL.SLIDELOG")
-                .arg(key)
-                .arg(30)
-                .arg(5000)
-                .arg("COST")
-                .arg(cost)
-                .ignore();
-        }
-        pipe.query::<()>(&mut con).unwrap();
+            format!("RL.SLIDELOG {key} 30 5000 COST {cost}")
+        };
+        call(&mut con, line).unwrap();
     }
     // Reservations and leases on the server clock: ids must match too.
     for round in 0..200 {
-        let reply: Vec<i64> = redis::cmd("RL.RESERVE")
-            .arg("reserved")
-            .arg(1000)
-            .arg(5)
-            .arg(1000)
-            .arg(rng.range(1, 9))
-            .arg(60_000)
-            .query(&mut con)
-            .unwrap();
+        let estimate = rng.range(1, 9);
+        let reply = ints(
+            &mut con,
+            format!("RL.RESERVE reserved 1000 5 1000 {estimate} 60000"),
+        );
         if round % 3 == 0 && reply[5] > 0 {
-            redis::cmd("RL.SETTLE")
-                .arg("reserved")
-                .arg(reply[5])
-                .arg(rng.range(0, 9))
-                .query::<()>(&mut con)
-                .unwrap();
+            let actual = rng.range(0, 9);
+            query::<()>(
+                &mut con,
+                format!("RL.SETTLE reserved {} {actual}", reply[5]),
+            );
         }
-        let lease: Vec<i64> = redis::cmd("RL.ACQUIRE")
-            .arg("leases")
-            .arg(50)
-            .arg(60_000)
-            .query(&mut con)
-            .unwrap();
+        let lease = ints(&mut con, "RL.ACQUIRE leases 50 60000");
         if round % 2 == 0 && lease[5] > 0 {
-            redis::cmd("RL.RELEASE")
-                .arg("leases")
-                .arg(lease[5])
-                .query::<()>(&mut con)
-                .unwrap();
+            query::<()>(&mut con, format!("RL.RELEASE leases {}", lease[5]));
         }
     }
     stalled.join().unwrap();
@@ -140,25 +89,13 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
     assert!(compared >= 30, "most keys exist: {compared}");
     // RL.INSPECT reads on the replica and agrees with the master.
     for key in &keys {
-        let on_master: redis::Value = redis::cmd("RL.INSPECT")
-            .arg(key)
-            .arg("AT")
-            .arg(1)
-            .query(&mut con)
-            .unwrap();
-        let on_replica: redis::Value = redis::cmd("RL.INSPECT")
-            .arg(key)
-            .arg("AT")
-            .arg(1)
-            .query(&mut replica_con)
-            .unwrap();
+        let inspect = format!("RL.INSPECT {key} AT 1");
+        let on_master: redis::Value = query(&mut con, &inspect);
+        let on_replica: redis::Value = query(&mut replica_con, &inspect);
         assert_eq!(on_replica, on_master, "{key}");
     }
-    let master_digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut con).unwrap();
-    let replica_digest: String = redis::cmd("DEBUG")
-        .arg("DIGEST")
-        .query(&mut replica_con)
-        .unwrap();
+    let master_digest: String = query(&mut con, "DEBUG DIGEST");
+    let replica_digest: String = query(&mut replica_con, "DEBUG DIGEST");
     assert_eq!(master_digest, replica_digest);
 }
 
@@ -166,35 +103,23 @@ fn replica_state_is_identical_after_thousands_of_calls_on_the_server_clock() {
 fn denied_calls_and_peeks_replicate_nothing() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
-    ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000"]);
-    ints(&mut con, &["RL.SLIDELOG", "l", "1", "3600000"]);
+    ints(&mut con, "RL.TOKENBUCKET b 1 1 3600000");
+    ints(&mut con, "RL.SLIDELOG l 1 3600000");
     wait_for_replica(&mut con);
     let offset = info_field(&mut con, "replication", "master_repl_offset");
     for _ in 0..100 {
-        assert_eq!(
-            ints(&mut con, &["RL.TOKENBUCKET", "b", "1", "1", "3600000"])[0],
-            0
-        );
-        assert_eq!(
-            ints(&mut con, &["RL.COST", "b", "1", "1", "3600000", "1"])[0],
-            0
-        );
-        assert_eq!(ints(&mut con, &["RL.SLIDELOG", "l", "1", "3600000"])[0], 0);
-        ints(
-            &mut con,
-            &["RL.TOKENBUCKET", "b", "1", "1", "3600000", "COST", "0"],
-        );
-        ints(
-            &mut con,
-            &["RL.SLIDELOG", "missing", "1", "3600000", "COST", "0"],
-        );
+        assert_eq!(ints(&mut con, "RL.TOKENBUCKET b 1 1 3600000")[0], 0);
+        assert_eq!(ints(&mut con, "RL.COST b 1 1 3600000 1")[0], 0);
+        assert_eq!(ints(&mut con, "RL.SLIDELOG l 1 3600000")[0], 0);
+        ints(&mut con, "RL.TOKENBUCKET b 1 1 3600000 COST 0");
+        ints(&mut con, "RL.SLIDELOG missing 1 3600000 COST 0");
     }
     assert_eq!(
         info_field(&mut con, "replication", "master_repl_offset"),
         offset
     );
     // An allowed call does replicate, and the replica applies it.
-    ints(&mut con, &["RL.TOKENBUCKET", "c", "1", "1", "3600000"]);
+    ints(&mut con, "RL.TOKENBUCKET c 1 1 3600000");
     assert_ne!(
         info_field(&mut con, "replication", "master_repl_offset"),
         offset
@@ -203,7 +128,7 @@ fn denied_calls_and_peeks_replicate_nothing() {
     let mut replica_con = replica.connect();
     assert_eq!(dump(&mut replica_con, b"c"), dump(&mut con, b"c"));
     // The replica refuses writes from clients.
-    let refused = common::error(&mut replica_con, &["RL.TOKENBUCKET", "d", "1", "1", "1000"]);
+    let refused = error(&mut replica_con, "RL.TOKENBUCKET d 1 1 1000");
     assert!(refused.starts_with("READONLY"), "{refused}");
 }
 
@@ -211,12 +136,11 @@ fn denied_calls_and_peeks_replicate_nothing() {
 fn writes_the_master_accepted_run_on_replicas_and_aof_whatever_their_settings() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
-    call(&mut con, &["CONFIG", "SET", "appendonly", "yes"]).unwrap();
-    call(&mut con, &["CONFIG", "SET", "rl.max-log-limit", "2000000"]).unwrap();
-    let big = ["RL.SLIDELOG", "big", "1500000", "3600000", "COST", "2"];
-    assert_eq!(ints(&mut con, &big)[0], 1);
-    let all = ["RL.ALL", "1", "big2", "SLIDELOG", "1500000", "3600000"];
-    assert!(call(&mut con, &all).is_ok());
+    call(&mut con, "CONFIG SET appendonly yes").unwrap();
+    call(&mut con, "CONFIG SET rl.max-log-limit 2000000").unwrap();
+    let big = "RL.SLIDELOG big 1500000 3600000 COST 2";
+    assert_eq!(ints(&mut con, big)[0], 1);
+    assert!(call(&mut con, "RL.ALL 1 big2 SLIDELOG 1500000 3600000").is_ok());
     wait_for_replica(&mut con);
     let mut replica_con = replica.connect();
     assert_eq!(info_field(&mut replica_con, "rl", "rl_keys_slidelog"), "2");
@@ -233,10 +157,10 @@ fn writes_the_master_accepted_run_on_replicas_and_aof_whatever_their_settings() 
         assert!(Instant::now() < deadline, "AOF rewrite did not end");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(ints(&mut con, &big)[0], 1);
+    assert_eq!(ints(&mut con, big)[0], 1);
     let before = dump(&mut con, b"big");
-    call(&mut con, &["CONFIG", "SET", "rl.max-log-limit", "1000"]).unwrap();
-    call(&mut con, &["DEBUG", "LOADAOF"]).unwrap();
+    call(&mut con, "CONFIG SET rl.max-log-limit 1000").unwrap();
+    call(&mut con, "DEBUG LOADAOF").unwrap();
     assert_eq!(dump(&mut con, b"big"), before);
-    assert!(common::error(&mut con, &big).contains("from 1 to 1000"));
+    assert!(error(&mut con, big).contains("from 1 to 1000"));
 }
