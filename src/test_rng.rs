@@ -22,6 +22,17 @@ impl Rng {
         (self.next() % n.max(1) as u64) as usize
     }
 
+    /// A number from `low` to `high`, both included.
+    pub fn range(&mut self, low: i64, high: i64) -> i64 {
+        let span = high.abs_diff(low).saturating_add(1);
+        low.saturating_add_unsigned(self.next() % span.max(1))
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
     /// A number of at least `min`, biased toward edges: `min`, `min + 1`,
     /// small, huge, near i64::MAX.
     pub fn edgy(&mut self, min: i64) -> i64 {

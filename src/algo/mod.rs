@@ -12,7 +12,10 @@ pub mod math;
 pub mod record_log;
 pub mod reservations;
 pub mod sliding_log;
+pub mod slot_log;
 pub mod token_bucket;
+mod varint;
+pub mod window;
 
 /// What every limiter reports for a call: the five integers of the reply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -176,29 +176,13 @@ impl Iterator for Records<'_> {
     }
 }
 
-fn encode_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+fn encode_varint(out: &mut Vec<u8>, value: u64) {
+    super::varint::encode(out, value);
 }
 
 /// Decodes one LEB128 varint; returns it and the bytes it took.
 fn decode_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (index, &byte) in bytes.iter().enumerate().take(10) {
-        let bits = u64::from(byte & 0x7f);
-        let shift = 7 * index as u32;
-        if shift == 63 && bits > 1 {
-            return None;
-        }
-        value |= bits << shift;
-        if byte & 0x80 == 0 {
-            return Some((value, index + 1));
-        }
-    }
-    None
+    super::varint::decode(bytes.iter().copied())
 }
 
 #[cfg(test)]
@@ -207,17 +191,6 @@ mod tests {
 
     fn collect(log: &RecordLog) -> Vec<(i64, i64)> {
         log.iter().collect()
-    }
-
-    #[test]
-    fn varints_round_trip() {
-        for value in [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
-            let mut out = Vec::new();
-            encode_varint(&mut out, value);
-            assert_eq!(decode_varint(&out), Some((value, out.len())));
-        }
-        assert_eq!(decode_varint(&[0x80]), None);
-        assert_eq!(decode_varint(&[0xff; 11]), None);
     }
 
     #[test]
