@@ -100,6 +100,10 @@ pub enum OptionName {
     /// `COSTS c1 ... cn`, with the number of values it takes.
     Costs(usize),
     At,
+    /// A window's slot length.
+    Precision,
+    /// A fixed window (no value).
+    Fixed,
 }
 
 impl OptionName {
@@ -108,20 +112,28 @@ impl OptionName {
             OptionName::Cost => "COST",
             OptionName::Costs(_) => "COSTS",
             OptionName::At => "AT",
+            OptionName::Precision => "PRECISION",
+            OptionName::Fixed => "FIXED",
         }
     }
 
     fn value_arg(self) -> IntArg {
-        IntArg::new(self.keyword(), 0, i64::MAX)
+        let min = match self {
+            OptionName::Precision => 1,
+            _ => 0,
+        };
+        IntArg::new(self.keyword(), min, i64::MAX)
     }
 }
 
-/// Values of the trailing options; `None` when not given.
+/// Values of the trailing options; `None` (or false) when not given.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Options {
     pub cost: Option<i64>,
     pub costs: Option<PerKey<i64>>,
     pub at: Option<i64>,
+    pub precision: Option<i64>,
+    pub fixed: bool,
 }
 
 /// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
@@ -129,18 +141,30 @@ pub fn parse_options<'a>(
     args: impl IntoIterator<Item = &'a [u8]>,
     accepted: &[OptionName],
 ) -> CommandResult<Options> {
+    let mut args = args.into_iter().peekable();
+    let options = parse_leading_options(&mut args, accepted)?;
+    match args.next() {
+        Some(word) => Err(CommandError::invalid(format!(
+            "unknown option '{}'",
+            printable(word)
+        ))),
+        None => Ok(options),
+    }
+}
+
+/// Parses the options at the front of `args`, as [`parse_options`] does,
+/// up to the first word that names none of them (left in `args`).
+pub fn parse_leading_options<'a, I: Iterator<Item = &'a [u8]>>(
+    args: &mut std::iter::Peekable<I>,
+    accepted: &[OptionName],
+) -> CommandResult<Options> {
     let mut options = Options::default();
-    let mut args = args.into_iter();
-    while let Some(word) = args.next() {
-        let Some(&name) = accepted
+    while let Some(&name) = args.peek().and_then(|word| {
+        accepted
             .iter()
             .find(|name| word.eq_ignore_ascii_case(name.keyword().as_bytes()))
-        else {
-            return Err(CommandError::invalid(format!(
-                "unknown option '{}'",
-                printable(word)
-            )));
-        };
+    }) {
+        args.next();
         let value_missing = |count: usize| {
             let wanted = if count == 1 {
                 "a value".to_owned()
@@ -164,6 +188,8 @@ pub fn parse_options<'a>(
             }
             OptionName::Cost => options.cost.replace(next_value()?).is_some(),
             OptionName::At => options.at.replace(next_value()?).is_some(),
+            OptionName::Precision => options.precision.replace(next_value()?).is_some(),
+            OptionName::Fixed => std::mem::replace(&mut options.fixed, true),
         };
         if repeated {
             return Err(CommandError::invalid(format!(
@@ -291,8 +317,8 @@ mod tests {
             parsed,
             Ok(Options {
                 cost: Some(3),
-                costs: None,
                 at: Some(5),
+                ..Options::default()
             })
         );
         let costs = parse_options(
@@ -302,12 +328,30 @@ mod tests {
         assert_eq!(
             costs,
             Ok(Options {
-                cost: None,
                 costs: Some(smallvec::smallvec![1, 0]),
                 at: Some(9),
+                ..Options::default()
             })
         );
         assert_eq!(parse_options(words(&[]), &all), Ok(Options::default()));
+        let window = [OptionName::Fixed, OptionName::Precision, OptionName::Cost];
+        let mut rest = words(&["fixed", "COST", "2", "TOKENBUCKET", "1"])
+            .into_iter()
+            .peekable();
+        let leading = parse_leading_options(&mut rest, &window);
+        assert_eq!(
+            leading,
+            Ok(Options {
+                fixed: true,
+                cost: Some(2),
+                ..Options::default()
+            })
+        );
+        assert_eq!(
+            rest.next(),
+            Some(&b"TOKENBUCKET"[..]),
+            "the first other word stays"
+        );
     }
 
     #[test]
@@ -335,6 +379,14 @@ mod tests {
         assert_eq!(
             error(&["AT", "-1"], &all),
             "ERR AT must be an integer from 0 to 9223372036854775807"
+        );
+        assert_eq!(
+            error(&["FIXED", "FIXED"], &[OptionName::Fixed]),
+            "ERR option FIXED given more than once"
+        );
+        assert_eq!(
+            error(&["PRECISION", "0"], &[OptionName::Precision]),
+            "ERR PRECISION must be an integer from 1 to 9223372036854775807"
         );
         let binary = parse_options([&b"\xff\x00"[..]], &all).expect_err("unknown");
         assert_eq!(binary.reply_text(), "ERR unknown option '\\xff\\x00'");

@@ -39,7 +39,7 @@ impl WindowParams {
     }
 
     /// The length of a stored slot: the precision, or the whole window.
-    fn slot_ms(&self) -> i64 {
+    pub fn slot_ms(&self) -> i64 {
         if self.is_fixed() {
             self.window_ms
         } else {

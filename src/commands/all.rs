@@ -1,7 +1,9 @@
 //! RL.ALL: several limiters checked in one atomic, all-or-nothing call.
 
 use crate::algo::{Evaluation, NEVER};
-use crate::args::{one_of, parse_options, printable, IntArg, OptionName, Options, PerKey};
+use crate::args::{
+    one_of, parse_leading_options, parse_options, printable, IntArg, OptionName, Options, PerKey,
+};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -29,8 +31,14 @@ pub static ALL: CommandSpec = CommandSpec {
         ArgSpec::integer(c"numkeys"),
         ArgSpec::key(c"key").repeated(),
         ArgSpec::string(c"spec").repeated(),
-        ArgSpec::option(c"COST", c"n"),
-        ArgSpec::option(c"COSTS", c"cost").repeated(),
+        ArgSpec::one_of(
+            c"cost",
+            &[
+                ArgSpec::tagged(c"COST", c"n"),
+                ArgSpec::tagged(c"COSTS", c"cost").repeated(),
+            ],
+        )
+        .optional(),
         ArgSpec::at(),
     ],
 };
@@ -204,5 +212,12 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
                 kind.params.join(" ")
             ))
         })?;
-    Ok(((kind.parse)(call, &words)?, 1 + kind.params.len()))
+    let after_params = at + 1 + kind.params.len();
+    let mut rest = call.args_from(after_params).peekable();
+    let options = parse_leading_options(&mut rest, kind.options)?;
+    let taken = call.arg_count() - after_params - rest.count();
+    Ok((
+        (kind.parse)(call, &words, &options)?,
+        1 + kind.params.len() + taken,
+    ))
 }

@@ -13,14 +13,15 @@ pub mod restore_state;
 
 use crate::ffi::command::CommandSpec;
 use crate::ffi::info::InfoWriter;
-use crate::limiters::{acquire, reserve, sliding_log, token_bucket};
+use crate::limiters::{acquire, reserve, sliding_log, token_bucket, window};
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 15] {
+pub fn all() -> [&'static CommandSpec; 16] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
         &sliding_log::SLIDELOG,
+        &window::WINDOW,
         &all::ALL,
         &reserve::RESERVE,
         &reserve::SETTLE,

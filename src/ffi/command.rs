@@ -98,6 +98,10 @@ pub enum ArgKind {
     Key,
     Integer,
     String,
+    /// Only its token, which is the argument.
+    PureToken,
+    /// One of these.
+    OneOf(&'static [ArgSpec]),
 }
 
 impl ArgSpec {
@@ -119,17 +123,31 @@ impl ArgSpec {
     pub const fn string(name: &'static CStr) -> Self {
         ArgSpec::new(name, ArgKind::String)
     }
+    /// A keyword alone, such as `FIXED`.
+    pub const fn pure_token(token: &'static CStr) -> Self {
+        ArgSpec {
+            token: Some(token),
+            ..ArgSpec::new(token, ArgKind::PureToken)
+        }
+    }
+    /// One of `choices`: `[a | b]` once made optional.
+    pub const fn one_of(name: &'static CStr, choices: &'static [ArgSpec]) -> Self {
+        ArgSpec::new(name, ArgKind::OneOf(choices))
+    }
     /// `[AT unix_ms]`.
     pub const fn at() -> Self {
         ArgSpec::option(AT, c"unix_ms")
     }
-    /// `[TOKEN name]`.
-    pub const fn option(token: &'static CStr, name: &'static CStr) -> Self {
+    /// `TOKEN name`: an integer after its keyword.
+    pub const fn tagged(token: &'static CStr, name: &'static CStr) -> Self {
         ArgSpec {
             token: Some(token),
-            optional: true,
             ..ArgSpec::new(name, ArgKind::Integer)
         }
+    }
+    /// `[TOKEN name]`.
+    pub const fn option(token: &'static CStr, name: &'static CStr) -> Self {
+        ArgSpec::tagged(token, name).optional()
     }
     /// The argument may be left out (a trailing positional argument).
     pub const fn optional(self) -> Self {
@@ -245,8 +263,8 @@ pub fn register(
         key_spec.iter().map(Into::into).collect();
     // SAFETY: an all-zero key spec is the terminator Redis expects.
     key_specs.push(unsafe { std::mem::zeroed() });
-    let mut args: Vec<raw::RedisModuleCommandArg> = spec.args.iter().map(raw_arg).collect();
-    args.push(end_of_args());
+    let mut subargs = Vec::new();
+    let mut args = raw_args(spec.args, &mut subargs);
 
     let version = raw::RedisModuleCommandInfoVersion {
         version: 1,
@@ -299,6 +317,35 @@ fn set_acl_categories(
     Ok(())
 }
 
+/// `args` as Redis reads them, terminated; the sub-arguments of a
+/// one-of live in `storage`, which must outlive the result's use.
+fn raw_args(
+    args: &[ArgSpec],
+    storage: &mut Vec<Vec<raw::RedisModuleCommandArg>>,
+) -> Vec<raw::RedisModuleCommandArg> {
+    let mut raw_list: Vec<raw::RedisModuleCommandArg> = args
+        .iter()
+        .map(|arg| {
+            let subargs = match arg.kind {
+                ArgKind::OneOf(choices) => {
+                    let mut choices = raw_args(choices, storage);
+                    let pointer = choices.as_mut_ptr();
+                    // Moving the Vec into storage keeps its buffer in place.
+                    storage.push(choices);
+                    pointer
+                }
+                _ => ptr::null_mut(),
+            };
+            raw::RedisModuleCommandArg {
+                subargs,
+                ..raw_arg(arg)
+            }
+        })
+        .collect();
+    raw_list.push(end_of_args());
+    raw_list
+}
+
 fn raw_arg(arg: &ArgSpec) -> raw::RedisModuleCommandArg {
     let (type_, key_spec_index) = match arg.kind {
         ArgKind::Key => (raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY, 0),
@@ -308,6 +355,14 @@ fn raw_arg(arg: &ArgSpec) -> raw::RedisModuleCommandArg {
         ),
         ArgKind::String => (
             raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            -1,
+        ),
+        ArgKind::PureToken => (
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+            -1,
+        ),
+        ArgKind::OneOf(_) => (
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
             -1,
         ),
     };

@@ -5,7 +5,7 @@ use crate::algo::leases::{
     self, AcquireError, AcquireOutcome, LeaseParams, LeaseState, MAX_LEASE_LIMIT,
 };
 use crate::algo::Evaluation;
-use crate::args::{parse_options, IntArg, OptionName};
+use crate::args::{parse_options, IntArg, OptionName, Options};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -106,7 +106,7 @@ impl Limiter for Acquire {
     type State = LeaseState;
     type Outcome = AcquireOutcome;
 
-    fn parse(_call: &Call, words: &[&[u8]]) -> CommandResult<LeaseParams> {
+    fn parse(_call: &Call, words: &[&[u8]], _options: &Options) -> CommandResult<LeaseParams> {
         let word = |n: usize| words.get(n).copied().unwrap_or_default();
         Ok(LeaseParams {
             limit: LIMIT.parse(word(0))?,

@@ -10,9 +10,10 @@ pub mod acquire;
 pub mod reserve;
 pub mod sliding_log;
 pub mod token_bucket;
+pub mod window;
 
 use crate::algo::Evaluation;
-use crate::args::{parse_options, IntArg, OptionName, PerKey};
+use crate::args::{parse_options, IntArg, OptionName, Options, PerKey};
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::CommandSpec;
 use crate::ffi::data_type::Stored;
@@ -27,14 +28,18 @@ pub trait Limiter: 'static {
     /// Its parameters, in order: after its name in RL.ALL, after the key in
     /// its own command.
     const PARAMS: &'static [&'static str];
+    /// Its own options, after its parameters in RL.ALL, among the options
+    /// of its own command.
+    const OPTIONS: &'static [OptionName] = &[];
     type Params;
     /// What its keys hold.
     type State: Stored;
     /// A decision, with what storing it needs.
     type Outcome;
 
-    /// Parses the words of [`Limiter::PARAMS`] (as many, in order).
-    fn parse(call: &Call, words: &[&[u8]]) -> CommandResult<Self::Params>;
+    /// Parses the words of [`Limiter::PARAMS`] (as many, in order) and the
+    /// values of [`Limiter::OPTIONS`].
+    fn parse(call: &Call, words: &[&[u8]], options: &Options) -> CommandResult<Self::Params>;
 
     /// Refuses a cost the kind cannot take, before any key is opened.
     fn check_cost(_cost: i64) -> CommandResult<()> {
@@ -161,15 +166,23 @@ pub fn run<L: Limiter>(
             words.push(call.arg(index)?);
         }
     }
-    let params = L::parse(call, &words)?;
+    let mut accepted: PerKey<OptionName> = L::OPTIONS.iter().copied().collect();
+    accepted.push(OptionName::At);
+    if let Cost::Option = cost {
+        accepted.push(OptionName::Cost);
+    }
+    // Arguments are checked in order: the parameters, a positional cost,
+    // then the options.
+    let options = parse_options(call.args_from(options_at), &accepted);
+    let params = L::parse(
+        call,
+        &words,
+        options.as_ref().unwrap_or(&Options::default()),
+    )?;
     if let (Cost::Positional { arg, .. }, Some(index)) = (&cost, cost_at) {
         positional = Some(arg.parse(call.arg(index)?)?);
     }
-    let accepted: &[OptionName] = match cost {
-        Cost::Option => &[OptionName::Cost, OptionName::At],
-        Cost::Positional { .. } | Cost::One => &[OptionName::At],
-    };
-    let options = parse_options(call.args_from(options_at), accepted)?;
+    let options = options?;
     let cost = positional.or(options.cost).unwrap_or(1);
     let mut key = call.update_key(1)?;
     key.prefetch::<L::State>();
@@ -185,13 +198,14 @@ pub fn run<L: Limiter>(
     ))
 }
 
-/// Parses the parameters of an RL.ALL spec (after its name).
-pub type ParseSpec = fn(&Call, &[&[u8]]) -> CommandResult<Box<dyn Spec>>;
+/// Parses the parameters and options of an RL.ALL spec (after its name).
+pub type ParseSpec = fn(&Call, &[&[u8]], &Options) -> CommandResult<Box<dyn Spec>>;
 
 /// A kind as RL.ALL and RL.INSPECT see it.
 pub struct Kind {
     pub name: &'static str,
     pub params: &'static [&'static str],
+    pub options: &'static [OptionName],
     pub parse: ParseSpec,
     /// The view of the key if it holds this kind's state.
     pub inspect: fn(&mut Key, i64) -> CommandResult<Option<Reply>>,
@@ -201,6 +215,7 @@ const fn kind<L: Limiter>() -> Kind {
     Kind {
         name: L::NAME,
         params: L::PARAMS,
+        options: L::OPTIONS,
         parse: parse_spec::<L>,
         inspect: inspect::<L>,
     }
@@ -208,11 +223,12 @@ const fn kind<L: Limiter>() -> Kind {
 
 /// Every limiter kind. RL.INSPECT shows a state as the first kind that
 /// stores it.
-pub static KINDS: [Kind; 4] = [
+pub static KINDS: [Kind; 5] = [
     kind::<token_bucket::TokenBucket>(),
     kind::<sliding_log::SlideLog>(),
     kind::<reserve::Reserve>(),
     kind::<acquire::Acquire>(),
+    kind::<window::Window>(),
 ];
 
 /// One limiter of an RL.ALL call: parsed, then decided on, then applied.
@@ -233,9 +249,13 @@ struct SpecOf<L: Limiter> {
     decided: Option<(i64, L::Outcome)>,
 }
 
-fn parse_spec<L: Limiter>(call: &Call, words: &[&[u8]]) -> CommandResult<Box<dyn Spec>> {
+fn parse_spec<L: Limiter>(
+    call: &Call,
+    words: &[&[u8]],
+    options: &Options,
+) -> CommandResult<Box<dyn Spec>> {
     Ok(Box::new(SpecOf::<L> {
-        params: L::parse(call, words)?,
+        params: L::parse(call, words, options)?,
         decided: None,
     }))
 }

@@ -5,7 +5,7 @@ use crate::algo::ids::MAX_ID;
 use crate::algo::reservations::{self, ReserveError, ReserveOutcome};
 use crate::algo::token_bucket::BucketParams;
 use crate::algo::{Decision, Evaluation};
-use crate::args::{parse_options, IntArg, OptionName};
+use crate::args::{parse_options, IntArg, OptionName, Options};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -102,7 +102,11 @@ impl Limiter for Reserve {
     type State = Bucket;
     type Outcome = ReserveOutcome;
 
-    fn parse(_call: &Call, words: &[&[u8]]) -> CommandResult<(BucketParams, i64)> {
+    fn parse(
+        _call: &Call,
+        words: &[&[u8]],
+        _options: &Options,
+    ) -> CommandResult<(BucketParams, i64)> {
         let params = parse_bucket(words)?;
         let lease_ms = LEASE.parse(words.get(3).copied().unwrap_or_default())?;
         Ok((params, lease_ms))

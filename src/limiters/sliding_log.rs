@@ -3,7 +3,7 @@
 use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogOutcome, LogParams, LogState};
 use crate::algo::Evaluation;
-use crate::args::IntArg;
+use crate::args::{IntArg, Options};
 use crate::callback;
 use crate::error::CommandResult;
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -44,7 +44,7 @@ impl Limiter for SlideLog {
     type State = LogState;
     type Outcome = LogOutcome;
 
-    fn parse(call: &Call, words: &[&[u8]]) -> CommandResult<LogParams> {
+    fn parse(call: &Call, words: &[&[u8]], _options: &Options) -> CommandResult<LogParams> {
         let word = |n: usize| words.get(n).copied().unwrap_or_default();
         let setting = &crate::config::MAX_LOG_LIMIT;
         let limit = match IntArg::new("limit", 1, setting.max).parse(word(0)) {

@@ -3,7 +3,7 @@
 
 use crate::algo::token_bucket::{self, BucketOutcome, BucketParams};
 use crate::algo::Evaluation;
-use crate::args::IntArg;
+use crate::args::{IntArg, Options};
 use crate::callback;
 use crate::error::CommandResult;
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -124,7 +124,7 @@ impl Limiter for TokenBucket {
     type State = Bucket;
     type Outcome = BucketOutcome;
 
-    fn parse(_call: &Call, words: &[&[u8]]) -> CommandResult<BucketParams> {
+    fn parse(_call: &Call, words: &[&[u8]], _options: &Options) -> CommandResult<BucketParams> {
         parse_bucket(words)
     }
 
