@@ -69,7 +69,7 @@ impl Limiter for Window {
             (Some(precision), false) if precision <= window_ms => precision,
             (Some(_), false) => {
                 return Err(CommandError::invalid(format!(
-                    "PRECISION must be an integer from 1 to {window_ms} (window_ms)"
+                    "PRECISION must be an integer from 1 to {window_ms}"
                 )))
             }
         };
