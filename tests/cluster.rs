@@ -4,7 +4,7 @@
 mod common;
 
 use common::cluster::Cluster;
-use common::{Rng, Server};
+use common::{command, error_text, int, query, Rng, Server};
 use redis::cluster::ClusterClient;
 use redis::Value;
 
@@ -19,52 +19,20 @@ fn random_call(rng: &mut Rng, key: &str, now: i64, period: i64) -> redis::Cmd {
         format!("{{{key}}}:l"),
         format!("{{{key}}}:s"),
     );
-    let mut cmd;
-    match rng.range(0, 4) {
-        0 => {
-            cmd = redis::cmd("RL.TOKENBUCKET");
-            cmd.arg(bucket)
-                .arg(5)
-                .arg(1)
-                .arg(period)
-                .arg("COST")
-                .arg(rng.range(0, 2));
-        }
-        1 => {
-            cmd = redis::cmd("RL.SLIDELOG");
-            cmd.arg(log)
-                .arg(3)
-                .arg(period)
-                .arg("COST")
-                .arg(rng.range(0, 2));
-        }
-        2 => {
-            cmd = redis::cmd("RL.ALL");
-            cmd.arg(2).arg(bucket).arg(log);
-            cmd.arg("TOKENBUCKET")
-                .arg(5)
-                .arg(1)
-                .arg(period)
-                .arg("SLIDELOG")
-                .arg(3)
-                .arg(period);
-        }
-        3 => {
-            cmd = redis::cmd("RL.RESERVE");
-            cmd.arg(bucket)
-                .arg(5)
-                .arg(1)
-                .arg(period)
-                .arg(rng.range(1, 3))
-                .arg(period);
-        }
-        _ => {
-            cmd = redis::cmd("RL.ACQUIRE");
-            cmd.arg(slots).arg(2).arg(rng.range(period / 10, period));
-        }
-    }
-    cmd.arg("AT").arg(now);
-    cmd
+    let line = match rng.range(0, 4) {
+        0 => format!(
+            "RL.TOKENBUCKET {bucket} 5 1 {period} COST {}",
+            rng.range(0, 2)
+        ),
+        1 => format!("RL.SLIDELOG {log} 3 {period} COST {}", rng.range(0, 2)),
+        2 => format!("RL.ALL 2 {bucket} {log} TOKENBUCKET 5 1 {period} SLIDELOG 3 {period}"),
+        3 => format!(
+            "RL.RESERVE {bucket} 5 1 {period} {} {period}",
+            rng.range(1, 3)
+        ),
+        _ => format!("RL.ACQUIRE {slots} 2 {}", rng.range(period / 10, period)),
+    };
+    command(format!("{line} AT {now}"))
 }
 
 #[test]
@@ -89,14 +57,11 @@ fn a_stock_cluster_client_routes_every_command_like_one_server() {
     }
     // The keys really are spread over every master.
     for master in cluster.masters() {
-        let keys: i64 = redis::cmd("DBSIZE").query(&mut master.connect()).unwrap();
+        let keys: i64 = query(&mut master.connect(), "DBSIZE");
         assert!(keys > 500, "master {} holds {keys} keys", master.port);
     }
     // RL.INSPECT reads through the cluster client too.
-    let inspected: Value = redis::cmd("RL.INSPECT")
-        .arg("{user1}:b")
-        .query(&mut clustered)
-        .unwrap();
+    let inspected: Value = query(&mut clustered, "RL.INSPECT {user1}:b");
     assert_ne!(inspected, Value::Nil);
 }
 
@@ -107,24 +72,17 @@ fn all_needs_one_slot_and_moved_points_to_the_owner() {
     let mut clustered = client.get_connection().expect("cluster connection");
     // Hash-tagged keys work on every master.
     for i in 0..60 {
-        let tag = format!("user{i}");
-        let reply: Vec<Value> = redis::cmd("RL.ALL")
-            .arg(2)
-            .arg(format!("{{{tag}}}:second"))
-            .arg(format!("{{{tag}}}:day"))
-            .arg("TOKENBUCKET")
-            .arg(10)
-            .arg(10)
-            .arg(1000)
-            .arg("SLIDELOG")
-            .arg(1000)
-            .arg(86_400_000)
-            .query(&mut clustered)
-            .unwrap();
+        let tag = format!("{{user{i}}}");
+        let reply: Vec<Value> = query(
+            &mut clustered,
+            format!(
+                "RL.ALL 2 {tag}:second {tag}:day TOKENBUCKET 10 10 1000 SLIDELOG 1000 86400000"
+            ),
+        );
         assert_eq!(reply[0], Value::Int(1));
     }
     for master in cluster.masters() {
-        let keys: i64 = redis::cmd("DBSIZE").query(&mut master.connect()).unwrap();
+        let keys: i64 = query(&mut master.connect(), "DBSIZE");
         assert!(
             keys >= 2,
             "every master served RL.ALL calls: {} holds {keys}",
@@ -134,18 +92,8 @@ fn all_needs_one_slot_and_moved_points_to_the_owner() {
     // Keys of different slots: CROSSSLOT, from any node.
     let node = &cluster.nodes[0];
     let mut direct = node.connect();
-    let crossslot: redis::RedisResult<Value> = redis::cmd("RL.ALL")
-        .arg(2)
-        .arg("a")
-        .arg("b")
-        .arg("SLIDELOG")
-        .arg(1)
-        .arg(1000)
-        .arg("SLIDELOG")
-        .arg(1)
-        .arg(1000)
-        .query(&mut direct);
-    let text = common::error_text(&crossslot.expect_err("CROSSSLOT"));
+    let crossslot = common::call(&mut direct, "RL.ALL 2 a b SLIDELOG 1 1000 SLIDELOG 1 1000");
+    let text = error_text(&crossslot.expect_err("CROSSSLOT"));
     assert!(text.starts_with("CROSSSLOT"), "{text}");
     // A key another master owns: MOVED, for single-key commands and RL.ALL.
     for master in cluster.masters() {
@@ -153,25 +101,13 @@ fn all_needs_one_slot_and_moved_points_to_the_owner() {
         let mut moved = 0;
         for i in 0..20 {
             let key = format!("k{i}");
-            let single: redis::RedisResult<Value> = redis::cmd("RL.TOKENBUCKET")
-                .arg(&key)
-                .arg(1)
-                .arg(1)
-                .arg(1000)
-                .query(&mut con);
-            let all: redis::RedisResult<Value> = redis::cmd("RL.ALL")
-                .arg(1)
-                .arg(&key)
-                .arg("TOKENBUCKET")
-                .arg(1)
-                .arg(1)
-                .arg(1000)
-                .query(&mut con);
+            let single = common::call(&mut con, format!("RL.TOKENBUCKET {key} 1 1 1000"));
+            let all = common::call(&mut con, format!("RL.ALL 1 {key} TOKENBUCKET 1 1 1000"));
             match (single, all) {
                 (Ok(_), Ok(_)) => {}
                 (Err(a), Err(b)) => {
-                    assert!(common::error_text(&a).starts_with("MOVED"), "{a}");
-                    assert!(common::error_text(&b).starts_with("MOVED"), "{b}");
+                    assert!(error_text(&a).starts_with("MOVED"), "{a}");
+                    assert!(error_text(&b).starts_with("MOVED"), "{b}");
                     moved += 1;
                 }
                 other => panic!("{key}: {other:?}"),
@@ -214,57 +150,22 @@ fn populate(con: &mut impl redis::ConnectionLike, prefix: &str, count: usize) ->
     for i in 0..count {
         let key = format!("{prefix}{i}");
         let now = T + rng.range(0, 1000);
-        let mut calls = Vec::new();
-        match i % 4 {
-            0 => calls.push(
-                redis::cmd("RL.TOKENBUCKET")
-                    .arg(&key)
-                    .arg(100)
-                    .arg(1)
-                    .arg(3_600_000)
-                    .arg("COST")
-                    .arg(rng.range(1, 50))
-                    .arg("AT")
-                    .arg(now)
-                    .clone(),
+        let line = match i % 4 {
+            0 => format!(
+                "RL.TOKENBUCKET {key} 100 1 3600000 COST {} AT {now}",
+                rng.range(1, 50)
             ),
-            1 => calls.push(
-                redis::cmd("RL.SLIDELOG")
-                    .arg(&key)
-                    .arg(100)
-                    .arg(3_600_000)
-                    .arg("COST")
-                    .arg(rng.range(1, 5))
-                    .arg("AT")
-                    .arg(now)
-                    .clone(),
+            1 => format!(
+                "RL.SLIDELOG {key} 100 3600000 COST {} AT {now}",
+                rng.range(1, 5)
             ),
-            2 => calls.push(
-                redis::cmd("RL.RESERVE")
-                    .arg(&key)
-                    .arg(100)
-                    .arg(1)
-                    .arg(3_600_000)
-                    .arg(rng.range(1, 50))
-                    .arg(3_600_000)
-                    .arg("AT")
-                    .arg(now)
-                    .clone(),
+            2 => format!(
+                "RL.RESERVE {key} 100 1 3600000 {} 3600000 AT {now}",
+                rng.range(1, 50)
             ),
-            _ => calls.push(
-                redis::cmd("RL.ACQUIRE")
-                    .arg(&key)
-                    .arg(5)
-                    .arg(3_600_000)
-                    .arg("AT")
-                    .arg(now)
-                    .clone(),
-            ),
-        }
-        for call in calls {
-            call.query::<Value>(con)
-                .unwrap_or_else(|e| panic!("{key}: {e}"));
-        }
+            _ => format!("RL.ACQUIRE {key} 5 3600000 AT {now}"),
+        };
+        query::<Value>(con, line);
         keys.push(key);
     }
     keys
@@ -272,7 +173,7 @@ fn populate(con: &mut impl redis::ConnectionLike, prefix: &str, count: usize) ->
 
 fn dumps(con: &mut impl redis::ConnectionLike, keys: &[String]) -> Vec<Option<Vec<u8>>> {
     keys.iter()
-        .map(|k| redis::cmd("DUMP").arg(k).query(con).expect("DUMP"))
+        .map(|k| common::dump(con, k.as_bytes()))
         .collect()
 }
 
@@ -341,9 +242,7 @@ fn resharding_under_traffic_keeps_every_limiter_exact() {
         before,
         "every limiter kept its exact state"
     );
-    let moved_keys: i64 = redis::cmd("DBSIZE")
-        .query(&mut masters[1].connect())
-        .unwrap();
+    let moved_keys: i64 = query(&mut masters[1].connect(), "DBSIZE");
     assert!(
         moved_keys > 2000,
         "the destination took over many keys: {moved_keys}"
@@ -358,9 +257,8 @@ fn resharding_under_traffic_keeps_every_limiter_exact() {
     for i in 0..500 {
         for suffix in ["b", "l", "s"] {
             let key = format!("{{traffic{i}}}:{suffix}");
-            let on_cluster: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query(&mut con).unwrap();
             assert_eq!(
-                on_cluster,
+                common::dump(&mut con, key.as_bytes()),
                 common::dump(&mut single, key.as_bytes()),
                 "{key}"
             );
@@ -382,26 +280,17 @@ fn failover_keeps_what_was_acknowledged() {
     let mut keys = Vec::new();
     for i in 0..3000 {
         let key = format!("acked{i}");
-        let reply: redis::RedisResult<Value> = redis::cmd("RL.RESERVE")
-            .arg(&key)
-            .arg(100)
-            .arg(1)
-            .arg(3_600_000)
-            .arg(7)
-            .arg(3_600_000)
-            .arg("AT")
-            .arg(T + i)
-            .query(&mut direct);
+        let at = T + i;
+        let reply = common::call(
+            &mut direct,
+            format!("RL.RESERVE {key} 100 1 3600000 7 3600000 AT {at}"),
+        );
         if reply.is_ok() {
             keys.push(key);
         }
     }
     assert!(keys.len() > 500);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut direct)
-        .unwrap();
+    let acked = int(&mut direct, "WAIT 1 10000");
     assert_eq!(acked, 1, "the replica acknowledged every write");
     let before = dumps(&mut direct, &keys);
 
@@ -425,16 +314,13 @@ fn failover_keeps_what_was_acknowledged() {
         "the new master holds every acknowledged state"
     );
     // And it keeps serving them: ids continue above the old ones.
-    let reply: Vec<i64> = redis::cmd("RL.RESERVE")
-        .arg(&keys[0])
-        .arg(100)
-        .arg(1)
-        .arg(3_600_000)
-        .arg(1)
-        .arg(3_600_000)
-        .arg("AT")
-        .arg(T + 5000)
-        .query(&mut con)
-        .unwrap();
+    let reply: Vec<i64> = query(
+        &mut con,
+        format!(
+            "RL.RESERVE {} 100 1 3600000 1 3600000 AT {}",
+            keys[0],
+            T + 5000
+        ),
+    );
     assert!(reply[5] > (T + 5000) * 1024);
 }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{ints, query, Server};
 use redis::Connection;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -314,7 +314,7 @@ fn lua(name: &str) -> redis::Script {
 }
 
 fn key_type(con: &mut Connection, key: &str) -> String {
-    redis::cmd("TYPE").arg(key).query(con).unwrap()
+    query(con, format!("TYPE {key}"))
 }
 
 // The middleware examples' bucket: 5 tokens, one more every 3 s (so the
@@ -332,7 +332,7 @@ const BUCKET_ENV: [(&str, &str); 3] = [
 /// nothing.
 fn limiter_call(con: &mut Connection, module: bool, key: &str) -> Vec<i64> {
     if module {
-        common::ints(con, &["RL.TOKENBUCKET", key, "5", "1", "3000"])
+        ints(con, format!("RL.TOKENBUCKET {key} 5 1 3000"))
     } else {
         lua("token_bucket.lua")
             .key(key)
@@ -381,7 +381,7 @@ fn check_middleware(start: impl Fn(&Server) -> App) {
         for k in 1..=CAPACITY {
             if k == 3 && !module {
                 // The fallback reloads its script after NOSCRIPT.
-                let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+                query::<()>(&mut con, "SCRIPT FLUSH");
             }
             let reply = get("alice", "1");
             let elapsed = ms_since(begin);
@@ -456,11 +456,7 @@ fn check_middleware(start: impl Fn(&Server) -> App) {
             erin.body
         );
         // Redis failing (here: the client's key holds another type) is a 503.
-        redis::cmd("SET")
-            .arg("rl:frank")
-            .arg("x")
-            .query::<()>(&mut con)
-            .unwrap();
+        query::<()>(&mut con, "SET rl:frank x");
         let frank = get("frank", "1");
         assert_eq!(frank.status, 503, "{}", frank.body);
         // The state lives where the backend says: the module's type or the script's hash.
@@ -503,8 +499,7 @@ fn rust_middleware() {
 /// RL.INSPECT as a map of field to integer (type and nil fields left out);
 /// None for a missing key.
 fn inspect(con: &mut Connection, key: &str) -> Option<HashMap<String, i64>> {
-    let fields: Option<HashMap<String, redis::Value>> =
-        redis::cmd("RL.INSPECT").arg(key).query(con).unwrap();
+    let fields: Option<HashMap<String, redis::Value>> = query(con, format!("RL.INSPECT {key}"));
     fields.map(|fields| {
         fields
             .into_iter()
@@ -605,7 +600,7 @@ fn llm_gateway() {
 
         // Both are still open, ending within one lease from now.
         let now = {
-            let (secs, micros): (i64, i64) = redis::cmd("TIME").query(&mut con).unwrap();
+            let (secs, micros): (i64, i64) = query(&mut con, "TIME");
             secs * 1000 + micros / 1000
         };
         if module {
@@ -615,17 +610,9 @@ fn llm_gateway() {
             let tokens = inspect(&mut con, tokens_key).expect("the budget key");
             assert_eq!(tokens["tokens"], BUDGET - used - 400);
         } else {
-            let end: i64 = redis::cmd("HGET")
-                .arg(slots_key)
-                .arg(format!("l:{lease}"))
-                .query(&mut con)
-                .unwrap();
+            let end: i64 = query(&mut con, format!("HGET {slots_key} l:{lease}"));
             assert!((now + 1..=now + LEASE_MS).contains(&end));
-            let open: String = redis::cmd("HGET")
-                .arg(tokens_key)
-                .arg(format!("r:{reservation}"))
-                .query(&mut con)
-                .unwrap();
+            let open: String = query(&mut con, format!("HGET {tokens_key} r:{reservation}"));
             assert!(open.starts_with("400:"), "reservation {open}");
         }
         let stored = if module {
@@ -674,10 +661,7 @@ fn llm_gateway() {
                 .saturating_duration_since(Instant::now()),
         );
         let settle = if module {
-            common::ints(
-                &mut con,
-                &["RL.SETTLE", tokens_key, &reservation.to_string(), "0"],
-            )
+            ints(&mut con, format!("RL.SETTLE {tokens_key} {reservation} 0"))
         } else {
             lua("settle.lua")
                 .key(tokens_key)

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{call, dump, error, info_field, Server};
+use common::{call, command, dump, error, info_field, query, Server};
 use redis::Connection;
 
 const KEYS: [&str; 8] = ["b0", "b1", "b2", "b3", "l0", "l1", "l2", "l3"];
+/// A bucket capacity no flood empties.
+const BIG: i64 = 1_000_000_000_000;
 
 /// Clients writing on the master's clock until stopped: several, so that
 /// most ms hold many writes from different clients.
@@ -43,34 +45,21 @@ impl Flood {
                         let mut pipe = redis::pipe();
                         for n in 0..32u64 {
                             let pick = ((round * 32 + n) % 4) as usize;
+                            let (bucket, log) = (KEYS[pick], KEYS[4 + pick]);
                             // Never full, never expired: every ms changes the
                             // level, and the logs keep every write's time.
-                            pipe.cmd("RL.TOKENBUCKET")
-                                .arg(KEYS[pick])
-                                .arg(1_000_000_000_000i64)
-                                .arg(1)
-                                .arg(1000)
-                                .arg("COST")
-                                .arg(1000)
-                                .ignore();
-                            pipe.cmd("RL.SLIDELOG")
-                                .arg(KEYS[4 + pick])
-                                .arg(1_000_000)
-                                .arg(3_600_000)
-                                .ignore();
+                            let mut lines = vec![
+                                format!("RL.TOKENBUCKET {bucket} {BIG} 1 1000 COST 1000"),
+                                format!("RL.SLIDELOG {log} 1000000 3600000"),
+                            ];
                             if n == 0 {
-                                pipe.cmd("RL.ALL")
-                                    .arg(2)
-                                    .arg(KEYS[pick])
-                                    .arg(KEYS[4 + pick])
-                                    .arg("TOKENBUCKET")
-                                    .arg(1_000_000_000_000i64)
-                                    .arg(1)
-                                    .arg(1000)
-                                    .arg("SLIDELOG")
-                                    .arg(1_000_000)
-                                    .arg(3_600_000)
-                                    .ignore();
+                                lines.push(format!(
+                                    "RL.ALL 2 {bucket} {log} TOKENBUCKET {BIG} 1 1000 \
+                                     SLIDELOG 1000000 3600000"
+                                ));
+                            }
+                            for line in lines {
+                                pipe.add_command(command(line)).ignore();
                             }
                         }
                         // A master turned replica refuses writes: the flood ends.
@@ -114,7 +103,7 @@ fn dumps(con: &mut Connection) -> Vec<Option<Vec<u8>>> {
 }
 
 fn digest(con: &mut Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+    query(con, "DEBUG DIGEST")
 }
 
 /// Asserts that two servers hold exactly the same limiters.
@@ -167,7 +156,7 @@ fn wait_for_offsets(master: &mut Connection, replica: &mut Connection) {
 fn wait_for_rewrite(con: &mut Connection) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+        let info: String = query(con, "INFO persistence");
         if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
             assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
             return;
@@ -181,29 +170,15 @@ fn wait_for_rewrite(con: &mut Connection) {
 fn writes_reach_the_aof_as_sent_after_the_clock_they_read() {
     let server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let mut con = server.connect();
-    let before: i64 = redis::cmd("TIME")
-        .query::<(i64, i64)>(&mut con)
-        .map(|(s, us)| s * 1000 + us / 1000)
-        .unwrap();
-    call(&mut con, &["RL.TOKENBUCKET", "bucket", "10", "1", "1000"]).unwrap();
+    let (seconds, micros): (i64, i64) = query(&mut con, "TIME");
+    let before = seconds * 1000 + micros / 1000;
+    call(&mut con, "RL.TOKENBUCKET bucket 10 1 1000").unwrap();
     // A call pinned with AT counts its TTL from the clock, so it travels
     // after the clock in effect (announced again if the ms moved on).
-    call(
-        &mut con,
-        &["RL.SLIDELOG", "log", "5", "1000", "AT", "1700000000000"],
-    )
-    .unwrap();
+    call(&mut con, "RL.SLIDELOG log 5 1000 AT 1700000000000").unwrap();
     // Denied calls and peeks replicate nothing, clock included.
-    call(
-        &mut con,
-        &["RL.TOKENBUCKET", "bucket", "10", "1", "1000", "COST", "0"],
-    )
-    .unwrap();
-    call(
-        &mut con,
-        &["RL.TOKENBUCKET", "bucket", "10", "1", "1000", "COST", "11"],
-    )
-    .unwrap();
+    call(&mut con, "RL.TOKENBUCKET bucket 10 1 1000 COST 0").unwrap();
+    call(&mut con, "RL.TOKENBUCKET bucket 10 1 1000 COST 11").unwrap();
     let mut aof = Vec::new();
     for entry in std::fs::read_dir(server.dir.join("appendonlydir")).unwrap() {
         let path = entry.unwrap().path();
@@ -236,13 +211,13 @@ fn writes_reach_the_aof_as_sent_after_the_clock_they_read() {
 fn clients_cannot_send_the_clock() {
     let server = Server::start();
     let mut con = server.connect();
-    for words in [&["RL.CLOCK", "1700000000000"][..], &["RL.CLOCK", "x"]] {
+    for line in ["RL.CLOCK 1700000000000", "RL.CLOCK x"] {
         assert!(
-            error(&mut con, words).contains("only from a master or an AOF"),
-            "{words:?}"
+            error(&mut con, line).contains("only from a master or an AOF"),
+            "{line}"
         );
     }
-    assert!(error(&mut con, &["RL.CLOCK"]).contains("wrong number of arguments"));
+    assert!(error(&mut con, "RL.CLOCK").contains("wrong number of arguments"));
 }
 
 #[test]
@@ -296,7 +271,7 @@ fn a_replica_restarted_from_its_rdb_resumes_the_stream_exactly() {
     }
     // The replica saves its RDB, with its place in the stream, and stops in
     // the middle of a ms; back up, it asks for the rest of the stream.
-    let _ = call(&mut replica.connect(), &["SHUTDOWN", "SAVE"]);
+    let _ = call(&mut replica.connect(), "SHUTDOWN SAVE");
     replica.restart();
     wait_until_synced(&replica);
     flood.wait_for_writes(20_000);
@@ -320,7 +295,7 @@ fn aof_rewritten_under_load_replays_exactly(preamble: &str) {
     ]);
     let flood = Flood::start(&server);
     let mut con = server.connect();
-    redis::cmd("BGREWRITEAOF").query::<()>(&mut con).unwrap();
+    query::<()>(&mut con, "BGREWRITEAOF");
     wait_for_rewrite(&mut con);
     flood.wait_for_writes(20_000);
     flood.stop();
@@ -341,19 +316,15 @@ fn aof_rewritten_under_load_replays_exactly(preamble: &str) {
         let mut pipe = redis::pipe();
         for key in KEYS[..4].iter().copied().chain([fresh.as_str()]) {
             if key == fresh {
-                pipe.cmd("BGREWRITEAOF").ignore();
+                pipe.add_command(command("BGREWRITEAOF")).ignore();
             }
-            pipe.cmd("RL.TOKENBUCKET")
-                .arg(key)
-                .arg(1_000_000_000_000i64)
-                .arg(1)
-                .arg(1000)
-                .ignore();
+            let line = format!("RL.TOKENBUCKET {key} {BIG} 1 1000");
+            pipe.add_command(command(line)).ignore();
         }
         pipe.query::<()>(&mut con).unwrap();
         wait_for_rewrite(&mut con);
         let expected = dump(&mut con, fresh.as_bytes());
-        call(&mut con, &["DEBUG", "LOADAOF"]).unwrap();
+        call(&mut con, "DEBUG LOADAOF").unwrap();
         assert_eq!(dump(&mut con, fresh.as_bytes()), expected, "{fresh}");
     }
 }
@@ -376,7 +347,7 @@ fn a_replica_promoted_under_load_is_followed_exactly_by_its_old_master() {
     let mut con = master.connect();
     // The master stops writes, hands over, and becomes a replica: the flood
     // then gets READONLY and ends.
-    redis::cmd("FAILOVER").query::<()>(&mut con).unwrap();
+    query::<()>(&mut con, "FAILOVER");
     flood.stop();
     let mut promoted = replica.connect();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -405,29 +376,15 @@ fn writes_in_transactions_and_scripts_carry_their_clock() {
         let (a, b) = (format!("multi:{round}:a"), format!("multi:{round}:b"));
         redis::pipe()
             .atomic()
-            .cmd("RL.TOKENBUCKET")
-            .arg(&a)
-            .arg(10)
-            .arg(1)
-            .arg(60_000)
-            .cmd("RL.SLIDELOG")
-            .arg(&b)
-            .arg(10)
-            .arg(60_000)
+            .add_command(command(format!("RL.TOKENBUCKET {a} 10 1 60000")))
+            .add_command(command(format!("RL.SLIDELOG {b} 10 60000")))
             .query::<()>(&mut con)
             .unwrap();
         sleep(Duration::from_millis(3));
         let (c, d) = (format!("eval:{round}:c"), format!("eval:{round}:d"));
-        redis::cmd("EVAL")
-            .arg(
-                "redis.call('RL.TOKENBUCKET', KEYS[1], 10, 1, 60000) \
-                 return redis.call('RL.SLIDELOG', KEYS[2], 10, 60000)",
-            )
-            .arg(2)
-            .arg(&c)
-            .arg(&d)
-            .query::<()>(&mut con)
-            .unwrap();
+        let script = "redis.call('RL.TOKENBUCKET', KEYS[1], 10, 1, 60000) \
+                      return redis.call('RL.SLIDELOG', KEYS[2], 10, 60000)";
+        query::<()>(&mut con, ["EVAL", script, "2", &c, &d]);
         keys.extend([a, b, c, d]);
     }
     let mut replica_con = replica.connect();
@@ -446,30 +403,23 @@ fn a_write_whose_propagation_another_module_drops_does_not_hide_the_next_clock()
     let master = Server::start_with(&["--loadmodule", nested, QUICK_SYNC[0], QUICK_SYNC[1]]);
     let replica = start_replica_of(&master, &["--loadmodule", nested]);
     let mut con = master.connect();
-    let bucket = |key: &str| {
-        let mut cmd = redis::cmd("RL.TOKENBUCKET");
-        cmd.arg(key).arg(10).arg(1).arg(3_600_000);
-        cmd
-    };
     for round in 0..3 {
-        bucket(&format!("before:{round}"))
-            .query::<()>(&mut con)
-            .unwrap();
+        query::<()>(
+            &mut con,
+            format!("RL.TOKENBUCKET before:{round} 10 1 3600000"),
+        );
         sleep(Duration::from_millis(5));
         // Both read one new ms; Redis propagates nothing of the first (the
         // module replicates NESTED.WRAP itself), so the second must
         // announce that ms.
-        let mut wrapped = redis::cmd("NESTED.WRAP");
-        wrapped
-            .arg("RL.TOKENBUCKET")
-            .arg(format!("wrapped:{round}"))
-            .arg(10)
-            .arg(1)
-            .arg(3_600_000);
         redis::pipe()
             .atomic()
-            .add_command(wrapped)
-            .add_command(bucket(&format!("after:{round}")))
+            .add_command(command(format!(
+                "NESTED.WRAP RL.TOKENBUCKET wrapped:{round} 10 1 3600000"
+            )))
+            .add_command(command(format!(
+                "RL.TOKENBUCKET after:{round} 10 1 3600000"
+            )))
             .query::<()>(&mut con)
             .unwrap();
     }

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::Server;
+use super::{command, query, Server};
 
 pub struct Cluster {
     pub nodes: Vec<Server>,
@@ -58,12 +58,8 @@ impl Cluster {
         for node in self.nodes.iter().filter(|n| n.is_running()) {
             loop {
                 if let Ok(mut con) = node.try_connect() {
-                    let info: String = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query(&mut con)
-                        .unwrap_or_default();
-                    let replication: String = redis::cmd("INFO")
-                        .arg("replication")
+                    let info: String = command("CLUSTER INFO").query(&mut con).unwrap_or_default();
+                    let replication: String = command("INFO replication")
                         .query(&mut con)
                         .unwrap_or_default();
                     let synced = !replication.contains("role:slave")
@@ -90,7 +86,7 @@ impl Cluster {
                 let slots: Vec<redis::Value> = node
                     .try_connect()
                     .ok()
-                    .and_then(|mut con| redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).ok())
+                    .and_then(|mut con| command("CLUSTER SLOTS").query(&mut con).ok())
                     .unwrap_or_default();
                 let mut covered = 0;
                 let mut moved_away = true;
@@ -133,10 +129,7 @@ impl Cluster {
 
     /// A node's cluster id.
     pub fn id_of(node: &Server) -> String {
-        redis::cmd("CLUSTER")
-            .arg("MYID")
-            .query(&mut node.connect())
-            .expect("CLUSTER MYID")
+        query(&mut node.connect(), "CLUSTER MYID")
     }
 
     /// The nodes that are masters now.
@@ -147,9 +140,7 @@ impl Cluster {
             .filter(|node| {
                 node.try_connect()
                     .ok()
-                    .and_then(|mut con| {
-                        redis::cmd("ROLE").query::<Vec<redis::Value>>(&mut con).ok()
-                    })
+                    .and_then(|mut con| command("ROLE").query::<Vec<redis::Value>>(&mut con).ok())
                     .is_some_and(|role| {
                         role.first() == Some(&redis::Value::BulkString(b"master".to_vec()))
                     })

@@ -179,7 +179,7 @@ impl Server {
                 return Err(format!("exited with {status}; log:\n{}", self.log()));
             }
             if let Ok(mut con) = self.try_connect() {
-                let loading: RedisResult<String> = redis::cmd("PING").query(&mut con);
+                let loading: RedisResult<String> = command("PING").query(&mut con);
                 if loading.is_ok() {
                     return Ok(());
                 }
