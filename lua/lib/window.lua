@@ -1,6 +1,7 @@
--- Windows: a hash holding the parameters of the last write (p: precision,
--- 0 for a fixed window; w: window_ms), its time (t), and one field per slot
--- that holds admitted cost (the slot's number: its start / slot length).
+-- Windows: a hash with kind = "window", the parameters of the last write
+-- (p: precision, 0 for a fixed window; w: window_ms), its time (t), and
+-- one field per slot that holds admitted cost (the slot's number: its
+-- start / slot length).
 
 local function slot_ms(window, precision)
   if precision == 0 then return window end
@@ -8,11 +9,16 @@ local function slot_ms(window, precision)
 end
 
 local function check_window(key, limit, window, precision, cost, now)
+  if redis.call('HGET', key, 'kind') ~= 'window' then
+    if redis.call('EXISTS', key) == 1 then error({err = WRONGTYPE}) end
+  end
   local stored = redis.call('HGETALL', key)
   local last, slots = {}, {}
   for i = 1, #stored, 2 do
     local field, value = stored[i], tonumber(stored[i + 1])
-    if field == 'p' or field == 'w' or field == 't' then
+    if field == 'kind' then
+      -- the layout's mark
+    elseif field == 'p' or field == 'w' or field == 't' then
       last[field] = value
     else
       slots[#slots + 1] = {tonumber(field), value}
@@ -66,14 +72,22 @@ local function check_window(key, limit, window, precision, cost, now)
     end
   end
   local current = floor_div(now, unit)
+  -- A finer precision may have moved a count to a slot after the call's.
+  local last_counted = current
+  if #live > 0 and live[#live][1] > current then last_counted = live[#live][1] end
   v.writes = v.allowed and cost > 0
   v.remaining_after = v.writes and math.max(0, limit - used - cost) or v.remaining
-  v.reset_after = v.writes and leaves(current) or v.reset
+  v.reset_after = v.writes and leaves(last_counted) or v.reset
   v.write = function()
     if not v.writes then return end
-    local fields = {'p', fmt(precision), 'w', fmt(window), 't', fmt(now)}
-    local top = live[#live]
-    if top and top[1] == current then top[2] = top[2] + cost else live[#live + 1] = {current, cost} end
+    local fields = {'kind', 'window', 'p', fmt(precision), 'w', fmt(window), 't', fmt(now)}
+    local at = #live + 1
+    while at > 1 and live[at - 1][1] >= current do at = at - 1 end
+    if live[at] and live[at][1] == current then
+      live[at][2] = live[at][2] + cost
+    else
+      table.insert(live, at, {current, cost})
+    end
     for _, s in ipairs(live) do
       fields[#fields + 1] = fmt(s[1])
       fields[#fields + 1] = fmt(s[2])

@@ -1,8 +1,9 @@
--- uses: common bucket log leases
+-- uses: common bucket log leases window
 -- Reference RL.ALL: several limiters checked at one time, all or nothing.
 -- KEYS: the limiters. ARGV: one spec per key, each
 --   TOKENBUCKET capacity refill_amount refill_period_ms | SLIDELOG limit window_ms
 --   | RESERVE capacity refill_amount refill_period_ms lease_ms | ACQUIRE limit lease_ms
+--   | WINDOW limit window_ms [PRECISION ms | FIXED]
 -- then one cost per key, then [now_ms] (left out or empty: the server's TIME).
 -- Returns {allowed, retry_after_ms, reply per key...}: five integers per
 -- key, and a sixth (the id opened, 0 for none) for RESERVE and ACQUIRE.
@@ -21,11 +22,21 @@ for i = 1, #KEYS do
       int(ARGV[at + 3], 'refill_period_ms', 1), int(ARGV[at + 4], 'lease_ms', 1)}
   elseif name == 'ACQUIRE' then
     s = {kind = name, int(ARGV[at + 1], 'limit', 1, 100000), int(ARGV[at + 2], 'lease_ms', 1)}
+  elseif name == 'WINDOW' then
+    local window = int(ARGV[at + 2], 'window_ms', 1)
+    s = {kind = name, int(ARGV[at + 1], 'limit', 1), window, math.max(1, floor_div(window, 60)),
+      words = 2}
+    local option = ARGV[at + 3] and string.upper(ARGV[at + 3])
+    if option == 'FIXED' then
+      s[3], s.words = 0, 3
+    elseif option == 'PRECISION' then
+      s[3], s.words = int(ARGV[at + 4], 'PRECISION', 1, window), 4
+    end
   else
-    error({err = 'ERR spec ' .. i .. ': unknown limiter, expected TOKENBUCKET, SLIDELOG, RESERVE or ACQUIRE'})
+    error({err = 'ERR spec ' .. i .. ': unknown limiter, expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE or WINDOW'})
   end
   specs[i] = s
-  at = at + #s + 1
+  at = at + (s.words or #s) + 1
 end
 local costs = {}
 for i = 1, #KEYS do
@@ -46,6 +57,8 @@ for i = 1, #KEYS do
     views[i] = check_log(key, s[1], s[2], cost, now)
   elseif s.kind == 'RESERVE' then
     views[i] = check_reserve(key, s[1], s[2], s[3], cost, s[4], now)
+  elseif s.kind == 'WINDOW' then
+    views[i] = check_window(key, s[1], s[2], s[3], cost, now)
   else
     views[i] = check_acquire(key, s[1], s[2], cost, now)
   end

@@ -101,9 +101,27 @@ impl SlotLog {
         })
     }
 
-    /// Adds `cost` (positive) to `slot`, which must not be older than the
-    /// newest; the caller keeps the total within i64.
+    /// Adds `cost` (positive) to `slot`; the caller keeps the total within
+    /// i64. O(1) at or after the newest slot; an older slot rewrites the log.
     pub fn add(&mut self, slot: i64, cost: i64) {
+        if !self.is_empty() && slot < self.newest {
+            let mut records: Vec<(i64, i64)> = self.iter().collect();
+            let at = records.partition_point(|&(stored, _)| stored < slot);
+            match records.get_mut(at) {
+                Some(record) if record.0 == slot => record.1 = record.1.saturating_add(cost),
+                _ => records.insert(at, (slot, cost)),
+            }
+            *self = SlotLog::default();
+            for (slot, cost) in records {
+                self.append(slot, cost);
+            }
+            return;
+        }
+        self.append(slot, cost);
+    }
+
+    /// [`SlotLog::add`] at or after the newest slot.
+    fn append(&mut self, slot: i64, cost: i64) {
         let added = cost.unsigned_abs();
         let (delta, cost) = if self.is_empty() {
             self.oldest = slot;
@@ -233,6 +251,23 @@ mod tests {
                 "gap {gap}"
             );
         }
+    }
+
+    #[test]
+    fn an_older_slot_goes_in_its_place() {
+        let mut log = SlotLog::default();
+        for (slot, cost) in [(2, 1), (5, 2), (9, 3)] {
+            log.add(slot, cost);
+        }
+        log.add(7, 4);
+        log.add(5, 1);
+        log.add(1, 1);
+        assert_eq!(collect(&log), vec![(1, 1), (2, 1), (5, 3), (7, 4), (9, 3)]);
+        assert_eq!(log.total_cost(), 12);
+        log.add(9, 1);
+        log.add(10, 1);
+        assert_eq!(log.newest(), Some(10));
+        assert_eq!(collect(&log)[4..], [(9, 4), (10, 1)]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub static INSPECT: CommandSpec = CommandSpec {
     flags: c"readonly fast",
     arity: -2,
     summary: c"Shows a limiter's parameters and state without changing it.",
-    complexity: c"O(1) for a bucket, O(N) for a log of N records or N leases",
+    complexity: c"O(1) for a bucket, O(N) for a log of N records, N leases or N slots",
     since: c"0.1.0",
     keys: KeyLayout::Read,
     args: &[ArgSpec::key(c"key"), ArgSpec::at()],
