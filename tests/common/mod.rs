@@ -436,9 +436,10 @@ pub fn login(server: &Server, admin: &mut Connection, user: &str, rules: &[&str]
     con
 }
 
-/// A master and its replica, once the replica is in sync.
+/// A master and its replica, once the replica is in sync. The master starts
+/// the full sync at once, not after the default 5 s wait for more replicas.
 pub fn start_pair() -> (Server, Server) {
-    let master = Server::start();
+    let master = Server::start_with(&["--repl-diskless-sync-delay", "0"]);
     let replica = Server::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     let mut con = replica.connect();
     let deadline = Instant::now() + Duration::from_secs(20);

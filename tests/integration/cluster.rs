@@ -1,10 +1,10 @@
 //! Redis Cluster: 3 masters and 3 replicas on loopback, every node with the
 //! module loaded. A stock cluster client routes every RL.* command by its key.
 
-mod common;
+use crate::common;
 
-use common::cluster::Cluster;
-use common::{command, error_text, int, query, Rng, Server};
+use crate::common::cluster::Cluster;
+use crate::common::{command, error_text, int, query, Rng, Server};
 use redis::cluster::ClusterClient;
 use redis::Value;
 

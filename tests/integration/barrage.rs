@@ -3,9 +3,7 @@
 //! other type. Every call is answered, the server stays up, and a limiter the
 //! barrage does not name is unchanged.
 
-mod common;
-
-use common::{command, dump, query, Rng, Server};
+use crate::common::{command, dump, query, Rng, Server};
 use redis::Value;
 
 const COMMANDS: [(&str, usize); 15] = [

@@ -2,11 +2,9 @@
 //! log never outgrows its bound, and a full server refuses new limiters
 //! instead of evicting state.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{command, dump, error, int, ints, query, Server};
+use crate::common::{command, dump, error, int, ints, query, Server};
 use redis::Connection;
 
 fn dbsize(con: &mut Connection) -> i64 {

@@ -1,12 +1,10 @@
 //! Random traffic through each native command and its Lua reference script
 //! gives identical replies.
 
-mod common;
+use crate::common::{call, command, ints, query, Rng, Server};
 
-use common::{call, command, ints, query, Rng, Server};
-
-const TOKEN_BUCKET_LUA: &str = include_str!("../lua/token_bucket.lua");
-const SLIDING_LOG_LUA: &str = include_str!("../lua/sliding_log.lua");
+const TOKEN_BUCKET_LUA: &str = include_str!("../../lua/token_bucket.lua");
+const SLIDING_LOG_LUA: &str = include_str!("../../lua/sliding_log.lua");
 
 /// A time walk: mostly forward, sometimes standing still, sometimes a little back.
 fn step(rng: &mut Rng, now: &mut i64, longest: i64) {
@@ -153,7 +151,7 @@ fn lua_scripts_read_the_server_clock_when_now_is_left_out() {
     assert!(newest[0].1 >= before && newest[0].1 <= server_now());
 }
 
-const ALL_LUA: &str = include_str!("../lua/all.lua");
+const ALL_LUA: &str = include_str!("../../lua/all.lua");
 
 /// Numbers as the words of a command line.
 fn spaced(numbers: &[i64]) -> String {

@@ -1,9 +1,9 @@
 //! Exact persistence: DEBUG RELOAD, DUMP/RESTORE, COPY, restart from RDB,
 //! AOF replay after kill -9, AOF rewrite, MEMORY USAGE.
 
-mod common;
-
-use common::{call, command, dump, error, error_text, expire_time, int, ints, query, Rng, Server};
+use crate::common::{
+    call, command, dump, error, error_text, expire_time, int, ints, query, Rng, Server,
+};
 use redis::Connection;
 
 const T: i64 = 1_700_000_000_000;

@@ -1,11 +1,9 @@
 //! Reservations (RL.RESERVE, RL.SETTLE, RL.CANCEL) and concurrency leases
 //! (RL.ACQUIRE, RL.RELEASE, RL.EXTEND) on a live server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{command, dump, error, int, ints, query, Server};
+use crate::common::{command, dump, error, int, ints, query, Server};
 use redis::Value;
 
 const T: i64 = 1_700_000_000_000;
@@ -382,11 +380,11 @@ fn releasing_the_last_lease_keeps_the_key_expiring() {
     let mut con = server.connect();
     let sha: String = query(
         &mut con,
-        ["SCRIPT", "LOAD", include_str!("../lua/release.lua")],
+        ["SCRIPT", "LOAD", include_str!("../../lua/release.lua")],
     );
     let acquire: String = query(
         &mut con,
-        ["SCRIPT", "LOAD", include_str!("../lua/acquire.lua")],
+        ["SCRIPT", "LOAD", include_str!("../../lua/acquire.lua")],
     );
     let native = ints(&mut con, "RL.ACQUIRE native 2 60000");
     let lua = ints(&mut con, format!("EVALSHA {acquire} 1 lua 2 60000"));

@@ -5,8 +5,6 @@
 //! The client packages are installed locally on first use (a venv in
 //! examples/python/.venv, `npm ci` in examples/node) and reused afterwards.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -17,7 +15,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{ints, query, Server};
+use crate::common::{ints, query, Server};
 use redis::Connection;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);

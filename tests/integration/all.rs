@@ -1,8 +1,6 @@
 //! RL.ALL (several limiters, all or nothing) and RL.INSPECT on a live server.
 
-mod common;
-
-use common::{
+use crate::common::{
     call, dump, error, expire_unreaped, info_field, int, ints, login, query, Line, Server,
 };
 use redis::{Connection, Value};

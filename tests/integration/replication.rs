@@ -1,11 +1,9 @@
 //! Replication: a replica reaches exactly its master's state although the
 //! master read its own clock, and denied calls and peeks replicate nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     call, dump, error, expire_time, info_field, ints, query, start_pair, wait_for_replica, Rng,
 };
 

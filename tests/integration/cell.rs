@@ -3,11 +3,9 @@
 //! replication and AOF persistence of the exact state, keyspace events and
 //! command metadata.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     dump, error, info_field, int, ints, key_events, login, query, start_pair, transaction_runs,
     wait_for_replica, Line, Server,
 };

@@ -1,10 +1,8 @@
 //! INFO rl, module settings and COMMAND DOCS, read from a live server.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{call, error, ints, module_path, query, Server};
+use crate::common::{call, error, ints, module_path, query, Server};
 use redis::{Connection, Value};
 
 /// The `field:value` lines of `INFO section`.

@@ -1,9 +1,7 @@
 //! The seed's race: many concurrent connections on one key admit exactly the
 //! limit, because each command's read-decide-write is atomic.
 
-mod common;
-
-use common::{command, ints, Server};
+use crate::common::{command, ints, Server};
 
 const CONNECTIONS: usize = 40;
 /// 1,000 calls in all: more than any limit below.

@@ -3,9 +3,7 @@
 //! what the original call with AT computes, and refuse anything else
 //! clearly.
 
-mod common;
-
-use common::{call, dump, error, Rng, Server};
+use crate::common::{call, dump, error, Rng, Server};
 use redis::Value;
 
 const T: i64 = 1_700_000_000_000;

@@ -9,14 +9,14 @@
 //! in the ms announced before it; logs keep every write's time, so a single
 //! write run at another ms shows in the comparison.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{call, command, dump, error, info_field, query, Server};
+use crate::common::{call, command, dump, error, info_field, query, Server};
 use redis::Connection;
 
 const KEYS: [&str; 8] = ["b0", "b1", "b2", "b3", "l0", "l1", "l2", "l3"];

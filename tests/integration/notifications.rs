@@ -1,9 +1,7 @@
 //! Keyspace notifications: every write sends an event in the module class
 //! (`d`), named after the command; denied calls and peeks send none.
 
-mod common;
-
-use common::{call, ints, key_events, Server};
+use crate::common::{call, ints, key_events, Server};
 
 #[test]
 fn writes_notify_and_denials_and_peeks_do_not() {

@@ -3,9 +3,7 @@
 //! puts module commands in no category but @all; Redis 7.2+ and Valkey put
 //! them in @read or @write and, where modules may add one, @ratelimit.
 
-mod common;
-
-use common::{call, error, int, login, query, Server};
+use crate::common::{call, error, int, login, query, Server};
 
 /// Every RL.* command that writes, each on its own key under `prefix`.
 fn writers(prefix: &str) -> Vec<String> {

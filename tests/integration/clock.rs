@@ -2,9 +2,9 @@
 //! forwards never grants more than the contract allows, and never corrupts
 //! state.
 
-mod common;
+use crate::common;
 
-use common::{ints, query, Rng, Server};
+use crate::common::{ints, query, Rng, Server};
 
 const T: i64 = 1_700_000_000_000;
 

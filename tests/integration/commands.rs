@@ -1,9 +1,7 @@
 //! The command contract on a live server: exact replies, peeks, TTLs, errors,
 //! WRONGTYPE, binary keys and command metadata.
 
-mod common;
-
-use common::{
+use crate::common::{
     call, command, dump, error, expire_unreaped, info_field, int, ints, login, query,
     transaction_runs, Server,
 };
