@@ -74,7 +74,7 @@ cpu: build
 
 # Regenerates lua/*.lua from lua/src/ and lua/lib/.
 lua:
-	RL_WRITE_LUA=1 cargo test --release --test lua_scripts
+	RL_WRITE_LUA=1 cargo test --release --test integration lua_scripts::
 
 lint:
 	cargo fmt --check

@@ -114,6 +114,7 @@ fn rows(con: &mut Connection) -> Vec<Row> {
     let bucket = load(con, "token_bucket");
     let log = load(con, "sliding_log");
     let all = load(con, "all");
+    let window = load(con, "window");
     // Keys updated in place: periods and windows far longer than the run,
     // capacities far above what the run takes (peek rows on logs follow the
     // allowed row, which brings the logs back). Denied rows run on limiters
@@ -135,6 +136,9 @@ fn rows(con: &mut Connection) -> Vec<Row> {
         emptied(row("RL.SLIDELOG denied", "rl.slidelog", "RL.SLIDELOG ld:__rand_int__ 1 3600000")),
         row("RL.SLIDELOG peek", "rl.slidelog", "RL.SLIDELOG l:__rand_int__ 100 60000 COST 0"),
         row("RL.SLIDELOG fresh keys", "rl.slidelog", "RL.SLIDELOG g:__rand_int__ 100 1"),
+        row("RL.WINDOW allowed", "rl.window", &format!("RL.WINDOW w:__rand_int__ {big} 3600000")),
+        emptied(row("RL.WINDOW denied", "rl.window", "RL.WINDOW wd:__rand_int__ 1 3600000")),
+        row("RL.WINDOW peek", "rl.window", &format!("RL.WINDOW w:__rand_int__ {big} 3600000 COST 0")),
         on_logs(row(
             "RL.ALL bucket+log",
             "rl.all",
@@ -145,6 +149,7 @@ fn rows(con: &mut Connection) -> Vec<Row> {
         lua_row("Lua token_bucket.lua", "RL.TOKENBUCKET allowed", &bucket, 1, &format!("lb:__rand_int__ {big} 1 3600000 1")),
         lua_row("Lua token_bucket.lua (cost)", "RL.COST allowed", &bucket, 1, &format!("lc:__rand_int__ {big} 1 3600000 7")),
         on_logs(lua_row("Lua sliding_log.lua", "RL.SLIDELOG allowed", &log, 1, "ll:__rand_int__ 100 60000 1")),
+        lua_row("Lua window.lua", "RL.WINDOW allowed", &window, 1, &format!("lw:__rand_int__ {big} 3600000 60000 1")),
         on_logs(lua_row(
             "Lua all.lua",
             "RL.ALL bucket+log",

@@ -26,3 +26,4 @@ mod replay;
 mod replication;
 mod reservations;
 mod stream_clock;
+mod window;

@@ -418,7 +418,14 @@ fn all_with_every_kind_matches_lua() {
     let all_sha = load(&mut con, "all");
     let [settle, release] = ["settle", "release"].map(|name| load(&mut con, name));
     let mut rng = Rng::new(0x5eed_0006);
-    let kinds = ["TOKENBUCKET", "SLIDELOG", "RESERVE", "ACQUIRE"];
+    let kinds = [
+        "TOKENBUCKET",
+        "SLIDELOG",
+        "RESERVE",
+        "ACQUIRE",
+        "WINDOW",
+        "WINDOW",
+    ];
     for sequence in 0..20 {
         let mut now: i64 = 1_700_000_000_000 + rng.range(0, 1_000_000);
         let mut opened: Vec<(usize, i64)> = Vec::new();
@@ -441,7 +448,7 @@ fn all_with_every_kind_matches_lua() {
                 }
                 continue;
             }
-            let chosen: Vec<usize> = (0..4).filter(|_| rng.chance(70)).collect();
+            let chosen: Vec<usize> = (0..kinds.len()).filter(|_| rng.chance(60)).collect();
             if chosen.is_empty() {
                 continue;
             }
@@ -455,13 +462,15 @@ fn all_with_every_kind_matches_lua() {
             let mut specs = Vec::new();
             let mut costs = Vec::new();
             for &k in &chosen {
-                let spec: Vec<i64> = match kinds[k] {
-                    "TOKENBUCKET" => vec![8, 2, 1000],
-                    "SLIDELOG" => vec![6, 2000],
-                    "RESERVE" => vec![12, 3, 1000, rng.range(100, 2000)],
-                    _ => vec![3, rng.range(100, 2000)],
+                let spec = match k {
+                    0 => "8 2 1000".to_owned(),
+                    1 => "6 2000".to_owned(),
+                    2 => format!("12 3 1000 {}", rng.range(100, 2000)),
+                    3 => format!("3 {}", rng.range(100, 2000)),
+                    4 => format!("6 2000 PRECISION {}", rng.range(1, 400)),
+                    _ => "5 1000 FIXED".to_owned(),
                 };
-                specs.push(format!("{} {}", kinds[k], spaced(&spec)));
+                specs.push(format!("{} {spec}", kinds[k]));
                 costs.push(if kinds[k] == "ACQUIRE" {
                     rng.range(0, 1)
                 } else {

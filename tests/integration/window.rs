@@ -2,13 +2,11 @@
 //! errors, PRECISION 1 against RL.SLIDELOG, the Lua script, RL.ALL,
 //! memory, persistence and replicas.
 
-mod common;
-
-use common::{
+use crate::common::{
     call, command, dump, error, expire_time, ints, query, start_pair, wait_for_replica, Rng, Server,
 };
 
-const WINDOW_LUA: &str = include_str!("../lua/window.lua");
+const WINDOW_LUA: &str = include_str!("../../lua/window.lua");
 const T: i64 = 1_700_000_000_000;
 const DAY: i64 = 86_400_000;
 
