@@ -31,7 +31,10 @@ impl Cluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let output = Command::new("redis-cli")
+        // redis-cli waits for the nodes to agree with no deadline of its own.
+        let output = Command::new("timeout")
+            .arg("120")
+            .arg("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(&addresses)

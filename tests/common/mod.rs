@@ -178,10 +178,18 @@ impl Server {
                 self.child = None;
                 return Err(format!("exited with {status}; log:\n{}", self.log()));
             }
+            // The port may belong to another test's server (taken between
+            // free_port and this server's bind, which then fails): the
+            // server that answers must be this child.
             if let Ok(mut con) = self.try_connect() {
-                let loading: RedisResult<String> = command("PING").query(&mut con);
-                if loading.is_ok() {
-                    return Ok(());
+                let info: RedisResult<String> = command("INFO server").query(&mut con);
+                let pid = self.child.as_ref().map(std::process::Child::id);
+                match (info, pid) {
+                    (Ok(info), Some(pid)) if info.contains(&format!("process_id:{pid}\r\n")) => {
+                        return Ok(());
+                    }
+                    // Loading, or not ours yet.
+                    _ => {}
                 }
             }
             if Instant::now() > deadline {
