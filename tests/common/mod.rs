@@ -182,14 +182,13 @@ impl Server {
             // free_port and this server's bind, which then fails): the
             // server that answers must be this child.
             if let Ok(mut con) = self.try_connect() {
+                let loaded: RedisResult<String> = command("PING").query(&mut con);
                 let info: RedisResult<String> = command("INFO server").query(&mut con);
                 let pid = self.child.as_ref().map(std::process::Child::id);
-                match (info, pid) {
-                    (Ok(info), Some(pid)) if info.contains(&format!("process_id:{pid}\r\n")) => {
+                if let (Ok(_), Ok(info), Some(pid)) = (loaded, info, pid) {
+                    if info.contains(&format!("process_id:{pid}\r\n")) {
                         return Ok(());
                     }
-                    // Loading, or not ours yet.
-                    _ => {}
                 }
             }
             if Instant::now() > deadline {

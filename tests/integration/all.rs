@@ -221,7 +221,7 @@ fn bad_input_is_named_and_changes_nothing() {
         ),
         (
             "RL.ALL 1 b LEAKY 10 1 1000",
-            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE or ACQUIRE".into(),
+            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE or WINDOW".into(),
         ),
         (
             "RL.ALL 2 b c TOKENBUCKET 10 1 1000 SLIDELOG 5",

@@ -224,7 +224,10 @@ fn restore_state_rejects_bad_payloads_and_wrong_types() {
     let bad = error(&mut con, "RL.RESTORESTATE k tokenbucket garbage");
     assert_eq!(bad, "ERR payload is not a valid tokenbucket state");
     let kind = error(&mut con, ["RL.RESTORESTATE", "k", "hash", ""]);
-    assert_eq!(kind, "ERR kind must be tokenbucket, slidelog or leases");
+    assert_eq!(
+        kind,
+        "ERR kind must be tokenbucket, slidelog, leases or window"
+    );
     query::<()>(&mut con, "SET s v");
     let empty_log = [
         1000i64.to_le_bytes(),
