@@ -357,9 +357,7 @@ fn persistence_and_replicas_keep_the_exact_state() {
     assert_eq!(dumps(&mut con), before, "DEBUG RELOAD");
     // DUMP / RESTORE and COPY, under new names.
     let payload = dump(&mut con, keys[0].as_bytes()).unwrap();
-    let mut restore = redis::cmd("RESTORE");
-    restore.arg("restored").arg(0).arg(payload.clone());
-    restore.query::<()>(&mut con).unwrap();
+    query::<()>(&mut con, [&b"RESTORE"[..], b"restored", b"0", &payload]);
     assert_eq!(dump(&mut con, b"restored"), Some(payload.clone()));
     query::<()>(&mut con, format!("COPY {} copied", keys[0]));
     assert_eq!(dump(&mut con, b"copied"), Some(payload));
@@ -374,9 +372,11 @@ fn persistence_and_replicas_keep_the_exact_state() {
     ]);
     let mut aof_con = aof.connect();
     for (key, dumped) in keys.iter().zip(&before) {
-        let mut restore = redis::cmd("RESTORE");
-        restore.arg(key).arg(0).arg(dumped.clone().unwrap());
-        restore.query::<()>(&mut aof_con).unwrap();
+        let payload = dumped.as_deref().unwrap();
+        query::<()>(
+            &mut aof_con,
+            [&b"RESTORE"[..], key.as_bytes(), b"0", payload],
+        );
     }
     query::<()>(&mut aof_con, "BGREWRITEAOF");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
