@@ -457,6 +457,21 @@ pub fn start_pair() -> (Server, Server) {
     (master, replica)
 }
 
+/// Waits until the AOF rewrite under way (or scheduled) has finished, and
+/// checks that it succeeded.
+pub fn wait_for_rewrite(con: &mut Connection) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = query(con, "INFO persistence");
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "the rewrite did not finish");
+        sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits until the one replica has acknowledged every write so far.
 pub fn wait_for_replica(master: &mut Connection) {
     let acked: i64 = query(master, "WAIT 1 10000");

@@ -2,7 +2,8 @@
 //! AOF replay after kill -9, AOF rewrite, MEMORY USAGE.
 
 use crate::common::{
-    call, command, dump, error, error_text, expire_time, int, ints, query, Rng, Server,
+    call, command, dump, error, error_text, expire_time, int, ints, query, wait_for_rewrite, Rng,
+    Server,
 };
 use redis::Connection;
 
@@ -183,19 +184,7 @@ fn aof_rewrite_without_rdb_preamble_keeps_exact_state() {
     let mut con = server.connect();
     let keys = fill(&mut con, 50, 5);
     query::<()>(&mut con, "BGREWRITEAOF");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let info: String = query(&mut con, "INFO persistence");
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
-            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rewrite did not finish"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_rewrite(&mut con);
     let base = std::fs::read_dir(server.dir.join("appendonlydir"))
         .unwrap()
         .map(|entry| entry.unwrap().path())

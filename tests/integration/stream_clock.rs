@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::common::{call, command, dump, error, info_field, query, Server};
+use crate::common::{call, command, dump, error, info_field, query, wait_for_rewrite, Server};
 use redis::Connection;
 
 const KEYS: [&str; 8] = ["b0", "b1", "b2", "b3", "l0", "l1", "l2", "l3"];
@@ -149,19 +149,6 @@ fn wait_for_offsets(master: &mut Connection, replica: &mut Connection) {
             return;
         }
         assert!(Instant::now() < deadline, "the replica did not catch up");
-        sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for_rewrite(con: &mut Connection) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let info: String = query(con, "INFO persistence");
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
-            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "the rewrite did not finish");
         sleep(Duration::from_millis(20));
     }
 }

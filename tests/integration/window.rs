@@ -3,7 +3,8 @@
 //! memory, persistence and replicas.
 
 use crate::common::{
-    call, command, dump, error, expire_time, ints, query, start_pair, wait_for_replica, Rng, Server,
+    call, command, dump, error, expire_time, ints, query, start_pair, wait_for_replica,
+    wait_for_rewrite, Rng, Server,
 };
 
 const WINDOW_LUA: &str = include_str!("../../lua/window.lua");
@@ -379,19 +380,7 @@ fn persistence_and_replicas_keep_the_exact_state() {
         );
     }
     query::<()>(&mut aof_con, "BGREWRITEAOF");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let info: String = query(&mut aof_con, "INFO persistence");
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
-            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rewrite did not finish"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_rewrite(&mut aof_con);
     aof.kill();
     aof.restart();
     assert_eq!(dumps(&mut aof.connect()), before, "AOF rewrite and replay");
