@@ -9,19 +9,58 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::ffi::{self, Ctx};
 
-/// One numeric setting: its name without the `rl.` prefix, its default and
-/// accepted range, and where its value lives.
+/// One setting: its name without the `rl.` prefix, its default, the values
+/// it takes, and where its value lives.
 pub struct Setting {
     pub name: &'static CStr,
     pub default: i64,
-    pub min: i64,
-    pub max: i64,
+    pub values: Values,
     value: &'static AtomicI64,
+}
+
+/// What a setting takes.
+pub enum Values {
+    /// An integer from `min` to `max`.
+    Range { min: i64, max: i64 },
+    /// One of these words, each standing for its number.
+    Words(&'static [(&'static CStr, i64)]),
 }
 
 impl Setting {
     pub fn get(&self) -> i64 {
         self.value.load(Ordering::Relaxed)
+    }
+
+    /// The largest value of a numeric setting.
+    pub fn max(&self) -> i64 {
+        match self.values {
+            Values::Range { max, .. } => max,
+            Values::Words(_) => self.default,
+        }
+    }
+
+    /// `value` (a module argument) as this setting's number.
+    fn parse(&self, value: &[u8]) -> Result<i64, String> {
+        let name = self.name.to_string_lossy();
+        let got = String::from_utf8_lossy(value);
+        match self.values {
+            Values::Range { min, max } => crate::args::parse_i64(value)
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| {
+                    format!("{name} must be an integer from {min} to {max}, got '{got}'")
+                }),
+            Values::Words(words) => words
+                .iter()
+                .find(|(word, _)| value.eq_ignore_ascii_case(word.to_bytes()))
+                .map(|&(_, number)| number)
+                .ok_or_else(|| {
+                    let words: Vec<String> = words
+                        .iter()
+                        .map(|(word, _)| word.to_string_lossy().into_owned())
+                        .collect();
+                    format!("{name} must be one of {}, got '{got}'", words.join(", "))
+                }),
+        }
     }
 }
 
@@ -32,13 +71,60 @@ static MAX_LOG_LIMIT_VALUE: AtomicI64 = AtomicI64::new(1_000_000);
 pub static MAX_LOG_LIMIT: Setting = Setting {
     name: c"max-log-limit",
     default: 1_000_000,
-    min: 1,
-    max: 1_000_000_000,
+    values: Values::Range {
+        min: 1,
+        max: 1_000_000_000,
+    },
     value: &MAX_LOG_LIMIT_VALUE,
 };
 
+/// Which clients may pin a call's time with `AT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTime {
+    /// Any client.
+    Yes = 0,
+    /// Clients connected over loopback TCP or a Unix socket.
+    Local = 1,
+    /// No client (writes from a master or a file being loaded always run).
+    No = 2,
+}
+
+impl ClientTime {
+    /// Its word in `rl.client-time`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ClientTime::Yes => "yes",
+            ClientTime::Local => "local",
+            ClientTime::No => "no",
+        }
+    }
+}
+
+static CLIENT_TIME_VALUE: AtomicI64 = AtomicI64::new(ClientTime::Local as i64);
+
+/// `rl.client-time`: `yes`, `local` (the default) or `no`.
+pub static CLIENT_TIME: Setting = Setting {
+    name: c"client-time",
+    default: ClientTime::Local as i64,
+    values: Values::Words(&[
+        (c"yes", ClientTime::Yes as i64),
+        (c"local", ClientTime::Local as i64),
+        (c"no", ClientTime::No as i64),
+    ]),
+    value: &CLIENT_TIME_VALUE,
+};
+
+/// The value of `rl.client-time`.
+pub fn client_time() -> ClientTime {
+    match CLIENT_TIME.get() {
+        0 => ClientTime::Yes,
+        1 => ClientTime::Local,
+        _ => ClientTime::No,
+    }
+}
+
 /// Every setting.
-pub const SETTINGS: [&Setting; 1] = [&MAX_LOG_LIMIT];
+pub const SETTINGS: [&Setting; 2] = [&MAX_LOG_LIMIT, &CLIENT_TIME];
 
 /// Registers every setting, with the `name value` pairs of the loadmodule
 /// arguments as defaults, then loads what redis.conf or MODULE LOADEX gave:
@@ -48,13 +134,18 @@ pub fn load(ctx: Ctx, args: &[&[u8]]) -> Result<(), String> {
     let defaults = defaults_from_arguments(args)?;
     for (setting, default) in SETTINGS.into_iter().zip(defaults) {
         setting.value.store(default, Ordering::Relaxed);
-        ffi::config::register_numeric(
-            ctx,
-            setting.name,
-            default,
-            (setting.min, setting.max),
-            setting.value,
-        )?;
+        match setting.values {
+            Values::Range { min, max } => ffi::config::register_numeric(
+                ctx,
+                setting.name,
+                default,
+                (min, max),
+                setting.value,
+            )?,
+            Values::Words(words) => {
+                ffi::config::register_enum(ctx, setting.name, default, words, setting.value)?
+            }
+        }
     }
     ffi::config::load(ctx)
 }
@@ -82,19 +173,28 @@ fn defaults_from_arguments(args: &[&[u8]]) -> Result<[i64; SETTINGS.len()], Stri
                 SETTINGS.map(|s| s.name.to_string_lossy()).join(", ")
             ));
         };
-        let setting = SETTINGS[index];
-        let parsed = crate::args::parse_i64(value)
-            .filter(|v| (setting.min..=setting.max).contains(v))
-            .ok_or_else(|| {
-                format!(
-                    "{} must be an integer from {} to {}, got '{}'",
-                    setting.name.to_string_lossy(),
-                    setting.min,
-                    setting.max,
-                    String::from_utf8_lossy(value)
-                )
-            })?;
-        defaults[index] = parsed;
+        defaults[index] = SETTINGS[index].parse(value)?;
     }
     Ok(defaults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_arguments_set_defaults_and_name_what_they_take() {
+        let defaults = defaults_from_arguments(&[b"client-time", b"NO", b"rl.max-log-limit", b"7"]);
+        assert_eq!(defaults, Ok([7, ClientTime::No as i64]));
+        assert_eq!(
+            defaults_from_arguments(&[b"client-time", b"maybe"]),
+            Err("client-time must be one of yes, local, no, got 'maybe'".to_owned())
+        );
+        assert_eq!(
+            defaults_from_arguments(&[b"max-log-limit", b"0"]),
+            Err("max-log-limit must be an integer from 1 to 1000000000, got '0'".to_owned())
+        );
+        assert!(defaults_from_arguments(&[b"client-time"]).is_err());
+        assert!(defaults_from_arguments(&[b"speed", b"1"]).is_err());
+    }
 }

@@ -31,7 +31,8 @@ use std::cell::Cell;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::error::CommandResult;
+use crate::config::{self, ClientTime};
+use crate::error::{CommandError, CommandResult};
 use crate::ffi::data_type::AuxValue;
 use crate::ffi::{server, Call, Ctx};
 
@@ -67,6 +68,36 @@ impl<'a> CallClock<'a> {
             read: Cell::new(None),
             on_clock: Cell::new(false),
         }
+    }
+
+    /// The time a call pins with `AT`, if the client may pin one
+    /// (`rl.client-time`); writes from a master or a file being loaded
+    /// always may.
+    pub fn pinned(&self, at: Option<i64>) -> CommandResult<Option<i64>> {
+        let Some(at) = at else {
+            return Ok(None);
+        };
+        let setting = config::client_time();
+        let allowed = match setting {
+            ClientTime::Yes => true,
+            ClientTime::Local => {
+                self.call.is_replicated_or_loading() || self.call.is_local_client()
+            }
+            ClientTime::No => self.call.is_replicated_or_loading(),
+        };
+        if !allowed {
+            return Err(CommandError::invalid(format!(
+                "AT is not allowed for this client (rl.client-time is '{}')",
+                setting.word()
+            )));
+        }
+        Ok(Some(at))
+    }
+
+    /// The call's time: the one it pins with `AT` (see [`CallClock::pinned`]),
+    /// or [`CallClock::now_ms`].
+    pub fn time(&self, at: Option<i64>) -> CommandResult<i64> {
+        Ok(self.pinned(at)?.unwrap_or_else(|| self.now_ms()))
     }
 
     /// The time, in unix ms, of a call that pins none with `AT`: the server

@@ -73,6 +73,8 @@ fn all(call: &Call) -> CommandResult<Reply> {
         return Ok(Reply::KeysReported);
     }
     let mut request = parse(call)?;
+    let clock = CallClock::new(call);
+    let at = clock.pinned(request.options.at)?;
     // Each key is opened once (the keys are distinct), for writing: only
     // the keys an allowed call writes are signalled as modified. All are
     // opened, their values prefetched, before any is read, so that their
@@ -87,8 +89,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
             break;
         }
     }
-    let clock = CallClock::new(call);
-    let now = request.options.at.unwrap_or_else(|| clock.now_ms());
+    let now = at.unwrap_or_else(|| clock.now_ms());
     for (n, ((spec, &cost), key)) in request
         .specs
         .iter_mut()

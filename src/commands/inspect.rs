@@ -28,7 +28,7 @@ pub static INSPECT: CommandSpec = CommandSpec {
 /// the key holds; WRONGTYPE for a key of any other type.
 fn inspect(call: &Call) -> CommandResult<Reply> {
     let options = parse_options(call.args_from(2), &[OptionName::At])?;
-    let now = options.at.unwrap_or_else(|| CallClock::new(call).now_ms());
+    let now = CallClock::new(call).time(options.at)?;
     let mut key = call.read_key(1)?;
     if key.is_empty() {
         return Ok(Reply::Null);

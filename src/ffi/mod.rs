@@ -167,6 +167,52 @@ impl<'a> Call<'a> {
                 != 0
     }
 
+    /// Whether the client that runs the call is connected over loopback TCP
+    /// or a Unix socket. False inside a script or a function (Redis runs
+    /// them on a client of its own, and on 7.0 a module cannot learn which
+    /// client called the script), and wherever the client is unknown.
+    pub fn is_local_client(&self) -> bool {
+        if self.context_flags() & raw::REDISMODULE_CTX_FLAGS_LUA != 0 {
+            return false;
+        }
+        let (Some(get_id), Some(get_info)) = (unsafe { raw::RedisModule_GetClientId }, unsafe {
+            raw::RedisModule_GetClientInfoById
+        }) else {
+            return false;
+        };
+        // SAFETY: ctx is the live context of this command.
+        let id = unsafe { get_id(self.ctx) };
+        if id == 0 {
+            return false;
+        }
+        // SAFETY: an all-zero client info is valid; Redis reads its version.
+        let mut info: raw::RedisModuleClientInfo = unsafe { std::mem::zeroed() };
+        info.version = 1;
+        // SAFETY: info is a version 1 client info that Redis fills.
+        let found = unsafe { get_info(std::ptr::from_mut(&mut info).cast(), id) };
+        if found != raw::Status::Ok as c_int {
+            return false;
+        }
+        if info.flags & u64::from(raw::REDISMODULE_CLIENTINFO_FLAG_UNIXSOCKET) != 0 {
+            return true;
+        }
+        let addr: Vec<u8> = info
+            .addr
+            .iter()
+            .map(|&c| c as u8)
+            .take_while(|&b| b != 0)
+            .collect();
+        std::str::from_utf8(&addr)
+            .ok()
+            .and_then(|text| text.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| match ip {
+                std::net::IpAddr::V4(v4) => v4.is_loopback(),
+                std::net::IpAddr::V6(v6) => {
+                    v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
+            })
+    }
+
     /// Whether the call comes from this replica's master.
     pub fn comes_from_master(&self) -> bool {
         server::is_replica() && self.context_flags() & raw::REDISMODULE_CTX_FLAGS_REPLICATED != 0

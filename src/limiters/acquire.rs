@@ -186,7 +186,7 @@ fn change_live_lease(
     change: impl FnOnce(&mut LeaseState, i64) -> bool,
 ) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
-    let now = at.unwrap_or_else(|| clock.now_ms());
+    let now = clock.time(at)?;
     let mut key = call.update_key(1)?;
     let Some(state) = key.value::<LeaseState>()? else {
         return Ok(Reply::Integer(0));

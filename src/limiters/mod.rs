@@ -184,10 +184,11 @@ pub fn run<L: Limiter>(
     }
     let options = options?;
     let cost = positional.or(options.cost).unwrap_or(1);
+    let clock = CallClock::new(call);
+    let at = clock.pinned(options.at)?;
     let mut key = call.update_key(1)?;
     key.prefetch::<L::State>();
-    let clock = CallClock::new(call);
-    let now = options.at.unwrap_or_else(|| clock.now_ms());
+    let now = at.unwrap_or_else(|| clock.now_ms());
     let outcome = decide::<L>(&mut key, &params, cost, now)?;
     if apply::<L>(&mut key, &params, cost, &outcome, &clock)? {
         publish_write(call, &clock, spec, &[1])?;

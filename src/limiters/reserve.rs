@@ -186,7 +186,7 @@ fn settle(
 ) -> CommandResult<Reply> {
     let options = parse_options(call.args_from(options_at), &[OptionName::At])?;
     let clock = CallClock::new(call);
-    let now = options.at.unwrap_or_else(|| clock.now_ms());
+    let now = clock.time(options.at)?;
     let mut key = call.update_key(1)?;
     let Some(bucket) = key.value::<Bucket>()? else {
         return Ok(Reply::Decision(Decision::default()));

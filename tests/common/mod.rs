@@ -236,6 +236,13 @@ impl Server {
     }
 
     /// Starts the server again in the same directory, on a new port.
+    /// Restarts on the same directory with `extra` configuration instead of
+    /// the server's own.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         for attempt in 0.. {

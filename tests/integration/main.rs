@@ -11,6 +11,7 @@ mod acl;
 mod all;
 mod barrage;
 mod cell;
+mod client_time;
 mod clock;
 mod cluster;
 mod commands;
