@@ -3,7 +3,7 @@
 //! other type. Every call is answered, the server stays up, and a limiter the
 //! barrage does not name is unchanged.
 
-use crate::common::{command, dump, query, Rng, Server};
+use crate::common::{command, dump, info_field, query, Rng, Server};
 use redis::Value;
 
 const COMMANDS: [(&str, usize); 15] = [
@@ -181,6 +181,8 @@ fn every_hostile_call_is_answered_and_the_server_survives() {
     assert!(errors > 10_000 && errors < answered, "{errors} errors");
     let pong: String = query(&mut con, "PING");
     assert_eq!(pong, "PONG");
+    // Every error was a considered answer, not a caught panic.
+    assert_eq!(info_field(&mut con, "rl", "rl_panics"), "0");
     let after: Vec<_> = untouched
         .iter()
         .map(|k| dump(&mut con, k.as_bytes()))
