@@ -141,6 +141,14 @@ pub fn parse_options<'a>(
     args: impl IntoIterator<Item = &'a [u8]>,
     accepted: &[OptionName],
 ) -> CommandResult<Options> {
+    parse_options_among(args, &[accepted])
+}
+
+/// [`parse_options`] of the options in any of the `accepted` lists.
+pub fn parse_options_among<'a>(
+    args: impl IntoIterator<Item = &'a [u8]>,
+    accepted: &[&[OptionName]],
+) -> CommandResult<Options> {
     let mut args = args.into_iter().peekable();
     let options = parse_leading_options(&mut args, accepted)?;
     match args.next() {
@@ -156,12 +164,13 @@ pub fn parse_options<'a>(
 /// up to the first word that names none of them (left in `args`).
 pub fn parse_leading_options<'a, I: Iterator<Item = &'a [u8]>>(
     args: &mut std::iter::Peekable<I>,
-    accepted: &[OptionName],
+    accepted: &[&[OptionName]],
 ) -> CommandResult<Options> {
     let mut options = Options::default();
     while let Some(&name) = args.peek().and_then(|word| {
         accepted
             .iter()
+            .flat_map(|list| list.iter())
             .find(|name| word.eq_ignore_ascii_case(name.keyword().as_bytes()))
     }) {
         args.next();
@@ -338,7 +347,7 @@ mod tests {
         let mut rest = words(&["fixed", "COST", "2", "TOKENBUCKET", "1"])
             .into_iter()
             .peekable();
-        let leading = parse_leading_options(&mut rest, &window);
+        let leading = parse_leading_options(&mut rest, &[&window]);
         assert_eq!(
             leading,
             Ok(Options {

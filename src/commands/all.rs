@@ -215,7 +215,7 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
         })?;
     let after_params = at + 1 + kind.params.len();
     let mut rest = call.args_from(after_params).peekable();
-    let options = parse_leading_options(&mut rest, kind.options)?;
+    let options = parse_leading_options(&mut rest, &[kind.options])?;
     let taken = call.arg_count() - after_params - rest.count();
     Ok((
         (kind.parse)(call, &words, &options)?,

@@ -13,7 +13,7 @@ pub mod token_bucket;
 pub mod window;
 
 use crate::algo::Evaluation;
-use crate::args::{parse_options, IntArg, OptionName, Options, PerKey};
+use crate::args::{parse_options_among, IntArg, OptionName, Options, PerKey};
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::CommandSpec;
 use crate::ffi::data_type::Stored;
@@ -166,14 +166,13 @@ pub fn run<L: Limiter>(
             words.push(call.arg(index)?);
         }
     }
-    let mut accepted: PerKey<OptionName> = L::OPTIONS.iter().copied().collect();
-    accepted.push(OptionName::At);
-    if let Cost::Option = cost {
-        accepted.push(OptionName::Cost);
-    }
+    let common: &[OptionName] = match cost {
+        Cost::Option => &[OptionName::Cost, OptionName::At],
+        Cost::Positional { .. } | Cost::One => &[OptionName::At],
+    };
     // Arguments are checked in order: the parameters, a positional cost,
     // then the options.
-    let options = parse_options(call.args_from(options_at), &accepted);
+    let options = parse_options_among(call.args_from(options_at), &[common, L::OPTIONS]);
     let params = L::parse(
         call,
         &words,
