@@ -13,6 +13,7 @@ use crate::algo::leases::{self, LeaseParams, LeaseState};
 use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogParams, LogState};
 use crate::algo::token_bucket::{self, BucketParams, BucketState};
+use crate::algo::window::{self, WindowParams, WindowState};
 use crate::args::{parse_i64, parse_options, OptionName};
 use crate::ffi::data_type::Stored;
 use crate::test_rng::Rng;
@@ -270,6 +271,48 @@ fn check_decoders(rng: &mut Rng) {
     let _ = Bucket::decode(&bytes);
     let _ = LogState::decode(&bytes);
     let _ = LeaseState::decode(&bytes);
+    let _ = WindowState::decode(&bytes);
+    check_window_payloads(rng);
+}
+
+/// A window's payload with some bytes changed: whatever decodes encodes
+/// back the same, and calls on it keep their bounds.
+fn check_window_payloads(rng: &mut Rng) {
+    let params = WindowParams {
+        limit: 1 + rng.below(50) as i64,
+        window_ms: 1 + rng.below(100_000) as i64,
+        precision_ms: 0,
+    };
+    let params = WindowParams {
+        precision_ms: rng.below(params.window_ms as usize + 1) as i64,
+        ..params
+    };
+    let mut state = window::empty(&params, 0);
+    let mut now = rng.edgy(0) / 2;
+    for _ in 0..rng.below(20) {
+        now = now.saturating_add(rng.below(5000) as i64);
+        let outcome = window::check(Some(&state), &params, now, 1);
+        if outcome.writes {
+            window::record(&mut state, &params, outcome.at_ms, 1);
+        }
+    }
+    let mut bytes = Vec::new();
+    state.encode(&mut bytes);
+    for _ in 0..rng.below(3) {
+        let at = rng.below(bytes.len().max(1));
+        if let Some(byte) = bytes.get_mut(at) {
+            *byte ^= 1 << rng.below(8);
+        }
+    }
+    let Some(decoded) = WindowState::decode(&bytes) else {
+        return;
+    };
+    let mut again = Vec::new();
+    decoded.encode(&mut again);
+    assert_eq!(WindowState::decode(&again).as_ref(), Some(&decoded));
+    let outcome = window::check(Some(&decoded), &decoded.params, now, 1);
+    let decision = outcome.evaluation.own_decision();
+    assert!(decision.remaining >= 0 && decision.remaining <= decoded.params.limit);
 }
 
 #[test]

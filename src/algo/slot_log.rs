@@ -6,7 +6,9 @@
 //! A record is a varint `x << 2 | tag`, then maybe a second varint:
 //! - tag 1: the slot right after the record before (delta 1); `x` is the cost;
 //! - tag 2: cost 1; `x` is the delta in slots from the record before;
-//! - tag 0: `x` is the delta, and the cost follows.
+//! - tag 0: `x` is the delta, and the cost follows;
+//! - tag 3: a delta too large to shift (2^62 or more): the delta follows,
+//!   then the cost (`x` is 0).
 //!
 //! So a slot after the one before costs one or two bytes up to a cost of
 //! 4,095, and a call of cost 1 one byte up to 31 slots after the one before.
@@ -33,6 +35,9 @@ pub struct SlotLog {
 const TAG_NEXT_SLOT: u64 = 1;
 const TAG_COST_ONE: u64 = 2;
 const TAG_BOTH: u64 = 0;
+const TAG_WIDE: u64 = 3;
+/// The deltas and costs that fit beside a tag.
+const SHIFTABLE: u64 = 1 << 62;
 
 /// A record's delta and cost, and the bytes it took (it reads no more).
 fn decode(mut bytes: impl Iterator<Item = u8>) -> Option<(u64, u64, usize)> {
@@ -45,6 +50,11 @@ fn decode(mut bytes: impl Iterator<Item = u8>) -> Option<(u64, u64, usize)> {
             let (cost, cost_len) = varint::decode(bytes)?;
             Some((x, cost, head_len + cost_len))
         }
+        TAG_WIDE if x == 0 => {
+            let (delta, delta_len) = varint::decode(bytes.by_ref())?;
+            let (cost, cost_len) = varint::decode(bytes)?;
+            Some((delta, cost, head_len + delta_len + cost_len))
+        }
         _ => None,
     }
 }
@@ -53,11 +63,15 @@ fn decode(mut bytes: impl Iterator<Item = u8>) -> Option<(u64, u64, usize)> {
 fn encode(out: &mut VecDeque<u8>, delta: u64, cost: u64) -> usize {
     let before = out.len();
     match (delta, cost) {
-        // A shift that would lose bits falls through to the two-varint form.
-        (1, cost) if cost < 1 << 62 => varint::encode(out, cost << 2 | TAG_NEXT_SLOT),
-        (delta, 1) if delta < 1 << 62 => varint::encode(out, delta << 2 | TAG_COST_ONE),
+        (1, cost) if cost < SHIFTABLE => varint::encode(out, cost << 2 | TAG_NEXT_SLOT),
+        (delta, 1) if delta < SHIFTABLE => varint::encode(out, delta << 2 | TAG_COST_ONE),
+        (delta, cost) if delta < SHIFTABLE => {
+            varint::encode(out, delta << 2 | TAG_BOTH);
+            varint::encode(out, cost);
+        }
         (delta, cost) => {
-            varint::encode(out, delta.checked_shl(2).unwrap_or(0) | TAG_BOTH);
+            varint::encode(out, TAG_WIDE);
+            varint::encode(out, delta);
             varint::encode(out, cost);
         }
     }
@@ -270,6 +284,51 @@ mod tests {
         assert_eq!(collect(&log)[4..], [(9, 4), (10, 1)]);
     }
 
+    /// Whatever the slots and costs, what is written reads back the same.
+    #[test]
+    fn any_gap_and_cost_round_trip() {
+        let mut rng = crate::test_rng::Rng::new(0x00c0_ffee);
+        let edges = [
+            0,
+            1,
+            2,
+            3,
+            4095,
+            4096,
+            (1 << 62) - 1,
+            1 << 62,
+            (1 << 62) + 1,
+            i64::MAX,
+        ];
+        for _ in 0..2_000 {
+            let mut log = SlotLog::default();
+            let mut slot = 0i64;
+            for _ in 0..rng.range(1, 6) {
+                let gap = match rng.range(0, 3) {
+                    0 => edges[rng.range(0, edges.len() as i64 - 1) as usize],
+                    _ => rng.range(0, 1 << 20),
+                };
+                slot = slot.saturating_add(gap);
+                let cost = match rng.range(0, 2) {
+                    0 => edges[rng.range(1, edges.len() as i64 - 1) as usize] / 8,
+                    _ => rng.range(1, 5000),
+                };
+                log.add(slot, cost.max(1));
+            }
+            let (oldest, bytes) = log.to_bytes();
+            let back = SlotLog::from_bytes(oldest, &bytes).expect("reads back");
+            assert_eq!(collect(&back), collect(&log));
+            assert_eq!(
+                (back.newest(), back.total_cost()),
+                (log.newest(), log.total_cost())
+            );
+            let mut merged = back.clone();
+            merged.add(slot, 1);
+            log.add(slot, 1);
+            assert_eq!(collect(&merged), collect(&log));
+        }
+    }
+
     #[test]
     fn dropping_keeps_the_rest_and_the_total() {
         let mut log = SlotLog::default();
@@ -321,7 +380,16 @@ mod tests {
         log.add(101, 1);
         assert_eq!(collect(&merged), collect(&log));
         assert_eq!(SlotLog::from_bytes(0, &[0x80]), Err(Malformed));
-        assert_eq!(SlotLog::from_bytes(0, &[3]), Err(Malformed), "tag 3");
+        assert_eq!(
+            SlotLog::from_bytes(0, &[3]),
+            Err(Malformed),
+            "tag 3 cut short"
+        );
+        assert_eq!(
+            SlotLog::from_bytes(0, &[7, 1, 1]),
+            Err(Malformed),
+            "tag 3 with x"
+        );
         assert_eq!(SlotLog::from_bytes(0, &[0, 0]), Err(Malformed), "cost 0");
         assert_eq!(SlotLog::from_bytes(0, &[6, 2]), Err(Malformed), "delta 0");
         assert_eq!(SlotLog::from_bytes(0, &[]), Ok(SlotLog::default()));
