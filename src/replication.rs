@@ -77,6 +77,14 @@ impl<'a> CallClock<'a> {
         let Some(at) = at else {
             return Ok(None);
         };
+        self.may_choose_time("AT")?;
+        Ok(Some(at))
+    }
+
+    /// Whether the client may choose a limiter's time (`rl.client-time`):
+    /// `what` (AT, or a stored state, which holds its own clock) is refused
+    /// otherwise. Writes from a master or a file being loaded always may.
+    pub fn may_choose_time(&self, what: &str) -> CommandResult<()> {
         let setting = config::client_time();
         let allowed = match setting {
             ClientTime::Yes => true,
@@ -87,11 +95,11 @@ impl<'a> CallClock<'a> {
         };
         if !allowed {
             return Err(CommandError::invalid(format!(
-                "AT is not allowed for this client (rl.client-time is '{}')",
+                "{what} is not allowed for this client (rl.client-time is '{}')",
                 setting.word()
             )));
         }
-        Ok(Some(at))
+        Ok(())
     }
 
     /// The call's time: the one it pins with `AT` (see [`CallClock::pinned`]),

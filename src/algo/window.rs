@@ -76,6 +76,8 @@ pub struct WindowState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowOutcome {
     pub evaluation: Evaluation,
+    /// The cost that counts at `at_ms`, before the call's.
+    pub used: i64,
     /// Whether the call writes: then [`record`] must be applied at `at_ms`.
     pub writes: bool,
     /// The time the call was evaluated at (`now`, or the last write if later).
@@ -197,6 +199,7 @@ pub fn check(
             before,
             after,
         },
+        used: saturate(used),
         writes,
         at_ms,
     }
@@ -234,12 +237,10 @@ pub struct WindowView {
 
 /// Looks at a window at `now_ms` (not before its last write).
 pub fn inspect(state: &WindowState, now_ms: i64) -> WindowView {
-    let view = check(Some(state), &state.params, now_ms, 0)
-        .evaluation
-        .before;
+    let outcome = check(Some(state), &state.params, now_ms, 0);
     WindowView {
-        used: saturate(i128::from(state.params.limit) - i128::from(view.remaining)),
-        reset_after_ms: view.reset_after_ms,
+        used: outcome.used,
+        reset_after_ms: outcome.evaluation.before.reset_after_ms,
     }
 }
 
@@ -304,6 +305,18 @@ mod tests {
         // Twice the limit around a boundary: the classic fixed window.
         assert_eq!(w.call(p, 1_000, 2), [1, 2, 0, 0, 1_000]);
         assert_eq!(w.call(p, 5_500, 0), [1, 2, 2, 0, 0]);
+    }
+
+    #[test]
+    fn inspect_shows_all_that_counts_even_above_a_lowered_limit() {
+        let mut w = Fake::default();
+        w.call(sliding(10, 60_000, 1_000), 5_000, 8);
+        let state = w.state.as_ref().unwrap().clone();
+        let lowered = WindowState {
+            params: sliding(3, 60_000, 1_000),
+            ..state
+        };
+        assert_eq!(inspect(&lowered, 5_000).used, 8);
     }
 
     #[test]

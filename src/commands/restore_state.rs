@@ -7,6 +7,7 @@ use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::data_type::RESTORE_COMMAND;
 use crate::ffi::Call;
+use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
 use crate::types::stored_types;
@@ -31,6 +32,8 @@ pub static RESTORESTATE: CommandSpec = CommandSpec {
 
 /// `RL.RESTORESTATE key tokenbucket|slidelog|leases payload`
 fn restore_state(call: &Call) -> CommandResult<Reply> {
+    // A state carries its limiter's clock: storing one chooses its time.
+    CallClock::new(call).may_choose_time("RL.RESTORESTATE")?;
     let kind = call.arg(2)?;
     let types = stored_types();
     let Some(stored) = types

@@ -541,6 +541,9 @@ impl Key {
         &mut self,
         make: impl FnOnce() -> T,
     ) -> CommandResult<&mut T> {
+        if self.inner.is_null() {
+            return Err(CommandError::Server("the key is not open for writing"));
+        }
         if !self.is_empty() {
             return self
                 .value::<T>()?
@@ -673,6 +676,9 @@ impl Key {
     /// with a value of the same length allocates nothing. An existing TTL
     /// is kept (set the new one after).
     pub fn write_string(&mut self, bytes: &[u8]) -> CommandResult<()> {
+        if self.inner.is_null() {
+            return Err(CommandError::Server("the key is not open for writing"));
+        }
         let (Some(truncate), Some(dma)) = (unsafe { raw::RedisModule_StringTruncate }, unsafe {
             raw::RedisModule_StringDMA
         }) else {
@@ -697,6 +703,9 @@ impl Key {
     /// Sets the key's expiry to the absolute unix time `unix_ms`
     /// (`NO_EXPIRE` removes it).
     pub fn set_expire_at(&self, unix_ms: i64) -> CommandResult<()> {
+        if self.inner.is_null() {
+            return Err(CommandError::Server("the key is not open for writing"));
+        }
         let set_abs_expire = unsafe { raw::RedisModule_SetAbsExpire }
             .ok_or(CommandError::Server("expire API missing"))?;
         // SAFETY: inner is a non-empty key open for writing.
@@ -713,7 +722,9 @@ impl Key {
     /// writes that must not make a key expire earlier than its last write
     /// promised.
     pub fn extend_ttl(&self, ttl_ms: Option<i64>, from_ms: i64) {
-        let Some(get_abs_expire) = (unsafe { raw::RedisModule_GetAbsExpire }) else {
+        let (false, Some(get_abs_expire)) = (self.inner.is_null(), unsafe {
+            raw::RedisModule_GetAbsExpire
+        }) else {
             return;
         };
         // SAFETY: inner is an open key.

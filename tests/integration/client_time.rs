@@ -1,7 +1,7 @@
 //! `rl.client-time`: which clients may pin a call's time with AT.
 
 use crate::common::{
-    call, command, dump, error, ints, query, start_pair, wait_for_replica, Server,
+    call, command, dump, error, ints, query, start_pair, wait_for_replica, wait_for_rewrite, Server,
 };
 
 const T: i64 = 1_700_000_000_000;
@@ -73,10 +73,8 @@ fn outside_address() -> Option<String> {
 
 #[test]
 fn under_local_a_client_from_another_address_may_not_pin_time() {
-    let Some(address) = outside_address() else {
-        eprintln!("skipped: this machine has no non-loopback IPv4 address");
-        return;
-    };
+    let address = outside_address()
+        .expect("this test needs a non-loopback IPv4 address (hostname -I lists none)");
     let server = Server::start_with(&["--bind", "127.0.0.1", &address, "--protected-mode", "no"]);
     let outside = redis::Client::open(format!("redis://{address}:{}", server.port)).unwrap();
     let mut outside = outside.get_connection().unwrap();
@@ -126,6 +124,12 @@ fn under_no_every_call_that_pins_time_is_refused_and_writes_nothing() {
     assert!(in_script.contains("AT is not allowed"), "{in_script}");
     let after: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
     assert_eq!(after, before);
+    // A stored state carries its limiter's clock: storing one is refused too.
+    let payload = "RL.RESTORESTATE b tokenbucket x";
+    assert_eq!(
+        error(&mut con, payload),
+        "ERR RL.RESTORESTATE is not allowed for this client (rl.client-time is 'no')"
+    );
     assert_eq!(query::<i64>(&mut con, "EXISTS fresh"), 0);
     assert!(error(&mut con, format!("RL.WINDOW fresh 1 1000 AT {T}")).contains("not allowed"));
     assert_eq!(query::<i64>(&mut con, "EXISTS fresh"), 0);
@@ -163,23 +167,29 @@ fn a_replica_set_to_no_applies_what_its_master_accepted() {
 }
 
 #[test]
-fn an_aof_of_pinned_writes_loads_under_no() {
-    let mut server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let mut con = server.connect();
-    for line in pinned_calls() {
-        call(&mut con, &line).unwrap();
-    }
-    let keys = ["b", "l", "w", "a1", "a2", "r", "q"];
-    let before: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
-    server.kill();
-    server.restart_with(&[
+fn an_aof_of_pinned_writes_and_restored_states_loads_under_no() {
+    let aof = [
         "--appendonly",
         "yes",
         "--appendfsync",
         "always",
-        "--rl.client-time",
+        "--aof-use-rdb-preamble",
         "no",
-    ]);
+    ];
+    let mut server = Server::start_with(&aof);
+    let mut con = server.connect();
+    for line in pinned_calls() {
+        call(&mut con, &line).unwrap();
+    }
+    // The rewrite stores each limiter as RL.RESTORESTATE; later writes
+    // follow it as sent, AT and all.
+    query::<()>(&mut con, "BGREWRITEAOF");
+    wait_for_rewrite(&mut con);
+    ints(&mut con, format!("RL.TOKENBUCKET b 10 1 1000 AT {}", T + 5));
+    let keys = ["b", "l", "w", "a1", "a2", "r", "q"];
+    let before: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
+    server.kill();
+    server.restart_with(&[&aof[..], &["--rl.client-time", "no"]].concat());
     let mut con = server.connect();
     assert_eq!(setting(&mut con), "no");
     let after: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
