@@ -215,10 +215,14 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
         })?;
     let after_params = at + 1 + kind.params.len();
     let mut rest = call.args_from(after_params).peekable();
-    let options = parse_leading_options(&mut rest, &[kind.options])?;
+    // The parameters are checked before the spec's options.
+    let options = parse_leading_options(&mut rest, &[kind.options]);
     let taken = call.arg_count() - after_params - rest.count();
-    Ok((
-        (kind.parse)(call, &words, &options)?,
-        1 + kind.params.len() + taken,
-    ))
+    let spec = (kind.parse)(
+        call,
+        &words,
+        options.as_ref().unwrap_or(&Options::default()),
+    )?;
+    options?;
+    Ok((spec, 1 + kind.params.len() + taken))
 }

@@ -140,56 +140,62 @@ pub fn ttl_for(reset_after_ms: i64) -> Option<i64> {
 pub enum Cost {
     /// `[COST n]`, 1 by default.
     Option,
-    /// A positional argument, after the first `after` parameters.
-    Positional { arg: IntArg, after: usize },
+    /// A positional argument right after the parameters.
+    Positional(IntArg),
     /// Always 1: the command takes no cost.
     One,
 }
 
 /// The single-key command `spec` of kind `L`: `key`, the kind's
-/// parameters (with the cost where `cost` says), then options.
+/// parameters, the cost if `cost` says so, then options. Arguments are
+/// checked in that order.
 pub fn run<L: Limiter>(
     call: &Call,
     spec: &'static CommandSpec,
     cost: Cost,
 ) -> CommandResult<Reply> {
     const FIRST: usize = 2;
-    let count = L::PARAMS.len();
-    let (mut words, mut positional): (PerKey<&[u8]>, Option<i64>) = (PerKey::new(), None);
-    let cost_at = match cost {
-        Cost::Positional { after, .. } => Some(FIRST + after),
-        Cost::Option | Cost::One => None,
+    let after_params = FIRST + L::PARAMS.len();
+    let words = (FIRST..after_params)
+        .map(|index| call.arg(index))
+        .collect::<CommandResult<PerKey<&[u8]>>>()?;
+    let (common, options_at): (&[OptionName], usize) = match cost {
+        Cost::Option => (&[OptionName::Cost, OptionName::At], after_params),
+        Cost::Positional(_) => (&[OptionName::At], after_params + 1),
+        Cost::One => (&[OptionName::At], after_params),
     };
-    let options_at = FIRST + count + usize::from(cost_at.is_some());
-    for index in FIRST..options_at {
-        if Some(index) != cost_at {
-            words.push(call.arg(index)?);
-        }
-    }
-    let common: &[OptionName] = match cost {
-        Cost::Option => &[OptionName::Cost, OptionName::At],
-        Cost::Positional { .. } | Cost::One => &[OptionName::At],
-    };
-    // Arguments are checked in order: the parameters, a positional cost,
-    // then the options.
     let options = parse_options_among(call.args_from(options_at), &[common, L::OPTIONS]);
     let params = L::parse(
         call,
         &words,
         options.as_ref().unwrap_or(&Options::default()),
     )?;
-    if let (Cost::Positional { arg, .. }, Some(index)) = (&cost, cost_at) {
-        positional = Some(arg.parse(call.arg(index)?)?);
-    }
+    let positional = match &cost {
+        Cost::Positional(arg) => Some(arg.parse(call.arg(after_params)?)?),
+        Cost::Option | Cost::One => None,
+    };
     let options = options?;
     let cost = positional.or(options.cost).unwrap_or(1);
+    L::check_cost(cost)?;
+    execute::<L>(call, spec, &params, cost, options.at)
+}
+
+/// Runs a single-key limiter call whose arguments are checked: decides,
+/// stores, propagates and replies.
+pub fn execute<L: Limiter>(
+    call: &Call,
+    spec: &'static CommandSpec,
+    params: &L::Params,
+    cost: i64,
+    at: Option<i64>,
+) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
-    let at = clock.pinned(options.at)?;
+    let at = clock.pinned(at)?;
     let mut key = call.update_key(1)?;
     key.prefetch::<L::State>();
     let now = at.unwrap_or_else(|| clock.now_ms());
-    let outcome = decide::<L>(&mut key, &params, cost, now)?;
-    if apply::<L>(&mut key, &params, cost, &outcome, &clock)? {
+    let outcome = decide::<L>(&mut key, params, cost, now)?;
+    if apply::<L>(&mut key, params, cost, &outcome, &clock)? {
         publish_write(call, &clock, spec, &[1])?;
     }
     Ok(Reply::decision(

@@ -16,17 +16,19 @@ use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 
 use super::token_bucket::{bucket_ttl, inspect_bucket, parse_bucket, store};
-use super::{publish_write, run, Cost, Limiter};
+use super::{execute, publish_write, Limiter};
 
 pub static RESERVE: CommandSpec = CommandSpec {
     name: c"RL.RESERVE",
     callback: callback!(RESERVE),
     handler: |call| {
-        let estimate = Cost::Positional {
-            arg: IntArg::new("estimate", 1, i64::MAX),
-            after: 3,
-        };
-        run::<Reserve>(call, &RESERVE, estimate)
+        // The estimate stands between the bucket and the lease, as the
+        // arguments are checked.
+        let bucket = parse_bucket(&[call.arg(2)?, call.arg(3)?, call.arg(4)?])?;
+        let estimate = IntArg::new("estimate", 1, i64::MAX).parse(call.arg(5)?)?;
+        let lease_ms = LEASE.parse(call.arg(6)?)?;
+        let options = parse_options(call.args_from(7), &[OptionName::At])?;
+        execute::<Reserve>(call, &RESERVE, &(bucket, lease_ms), estimate, options.at)
     },
     stats: CommandStats::new(),
     flags: c"write deny-oom fast",

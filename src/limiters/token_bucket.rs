@@ -39,10 +39,7 @@ pub static COST: CommandSpec = CommandSpec {
     name: c"RL.COST",
     callback: callback!(COST),
     handler: |call| {
-        let cost = Cost::Positional {
-            arg: IntArg::new("cost", 0, i64::MAX),
-            after: 3,
-        };
+        let cost = Cost::Positional(IntArg::new("cost", 0, i64::MAX));
         run::<TokenBucket>(call, &COST, cost)
     },
     stats: CommandStats::new(),

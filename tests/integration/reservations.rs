@@ -108,6 +108,11 @@ fn reservation_errors_name_their_argument() {
         error(&mut con, "RL.RESERVE k 10 1 1000 1 0"),
         format!("ERR lease_ms must be an integer from 1 to {max}")
     );
+    // Arguments are checked in order: the estimate before the lease.
+    assert_eq!(
+        error(&mut con, "RL.RESERVE k 10 1 1000 0 0"),
+        format!("ERR estimate must be an integer from 1 to {max}")
+    );
     for bad in ["0", "-1", "1.5", "x", "9007199254740992"] {
         assert_eq!(
             error(&mut con, format!("RL.SETTLE k {bad} 1")),

@@ -272,6 +272,9 @@ fn rl_all_takes_window_specs_all_or_nothing() {
     assert_eq!(alone(&mut con, "RL.TOKENBUCKET b 100 1 60000")[2], 98);
     let got = error(&mut con, "RL.ALL 1 w WINDOW 3 60000 PRECISION 5 FIXED");
     assert_eq!(got, "ERR spec 1: PRECISION and FIXED cannot be combined");
+    // A spec's parameters are checked before its options.
+    let got = error(&mut con, "RL.ALL 1 w WINDOW x 60000 PRECISION");
+    assert!(got.starts_with("ERR spec 1: limit must be"), "{got}");
 }
 
 #[test]
