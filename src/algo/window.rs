@@ -38,6 +38,16 @@ impl WindowParams {
         self.precision_ms == FIXED
     }
 
+    /// The most slots a key of these parameters holds:
+    /// `min(limit, window_ms / precision_ms + 1)`, 1 for a fixed window.
+    pub fn most_slots(&self) -> i64 {
+        if self.is_fixed() {
+            return 1;
+        }
+        self.limit
+            .min((self.window_ms / self.precision_ms.max(1)).saturating_add(1))
+    }
+
     /// The length of a stored slot: the precision, or the whole window.
     fn slot_ms(&self) -> i64 {
         if self.is_fixed() {

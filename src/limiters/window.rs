@@ -54,7 +54,7 @@ impl Limiter for Window {
     type State = WindowState;
     type Outcome = WindowOutcome;
 
-    fn parse(_call: &Call, words: &[&[u8]], options: &Options) -> CommandResult<WindowParams> {
+    fn parse(call: &Call, words: &[&[u8]], options: &Options) -> CommandResult<WindowParams> {
         let word = |n: usize| words.get(n).copied().unwrap_or_default();
         let limit = LIMIT.parse(word(0))?;
         let window_ms = WINDOW_MS.parse(word(1))?;
@@ -73,11 +73,24 @@ impl Limiter for Window {
                 )))
             }
         };
-        Ok(WindowParams {
+        let params = WindowParams {
             limit,
             window_ms,
             precision_ms,
-        })
+        };
+        // Memory stays bounded as for a log: a key holds at most
+        // min(limit, window_ms / PRECISION + 1) slots.
+        let setting = &crate::config::MAX_LOG_LIMIT;
+        let slots = params.most_slots();
+        if slots > setting.get() && !call.is_replicated_or_loading() {
+            return Err(CommandError::invalid(format!(
+                "PRECISION {precision_ms} lets a key hold {slots} slots \
+                 (min(limit, window_ms / PRECISION + 1)), more than rl.max-log-limit ({}): \
+                 raise PRECISION or the setting",
+                setting.get()
+            )));
+        }
+        Ok(params)
     }
 
     fn decide(

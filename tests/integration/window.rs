@@ -115,6 +115,24 @@ fn bad_input_names_the_argument_and_changes_nothing() {
         assert!(got.starts_with(expected), "{line}: {got}");
     }
     assert_eq!(dump(&mut con, b"w"), dumped);
+    // A key holds at most min(limit, window_ms / PRECISION + 1) slots, which
+    // rl.max-log-limit bounds as it bounds a log.
+    query::<()>(&mut con, "CONFIG SET rl.max-log-limit 100");
+    let got = error(&mut con, "RL.WINDOW w 1000 60000 PRECISION 1");
+    assert!(
+        got.starts_with("ERR PRECISION 1 lets a key hold 1000 slots")
+            && got.contains("rl.max-log-limit (100)"),
+        "{got}"
+    );
+    assert_eq!(dump(&mut con, b"w"), dumped);
+    assert_eq!(
+        ints(&mut con, "RL.WINDOW w 50 60000 PRECISION 1 COST 0")[0],
+        1
+    );
+    assert_eq!(
+        ints(&mut con, "RL.WINDOW w 1000 60000 PRECISION 1000 COST 0")[0],
+        1
+    );
     query::<()>(&mut con, "SET s x");
     let got = error(&mut con, "RL.WINDOW s 5 60000");
     assert!(got.starts_with("WRONGTYPE"), "{got}");
