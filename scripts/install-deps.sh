@@ -74,7 +74,7 @@ libclang_ready() {
 missing=()
 need() {
   local package
-  for package in "${missing[@]}"; do [ "$package" = "$1" ] && return 0; done
+  for package in ${missing[@]+"${missing[@]}"}; do [ "$package" = "$1" ] && return 0; done
   missing+=("$1")
 }
 
@@ -88,7 +88,7 @@ have node || need nodejs
 have npm || need npm
 
 if $dry_run; then
-  echo "${missing[*]}"
+  echo "${missing[*]-}"
   exit 0
 fi
 
