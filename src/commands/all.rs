@@ -214,10 +214,14 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
             ))
         })?;
     let after_params = at + 1 + kind.params.len();
-    let mut rest = call.args_from(after_params).peekable();
     // The parameters are checked before the spec's options.
-    let options = parse_leading_options(&mut rest, &[kind.options]);
-    let taken = call.arg_count() - after_params - rest.count();
+    let (options, taken) = if kind.options.is_empty() {
+        (Ok(Options::default()), 0)
+    } else {
+        let mut rest = call.args_from(after_params).peekable();
+        let options = parse_leading_options(&mut rest, &[kind.options]);
+        (options, call.arg_count() - after_params - rest.count())
+    };
     let spec = (kind.parse)(
         call,
         &words,
