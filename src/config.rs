@@ -31,14 +31,6 @@ impl Setting {
         self.value.load(Ordering::Relaxed)
     }
 
-    /// The largest value of a numeric setting.
-    pub fn max(&self) -> i64 {
-        match self.values {
-            Values::Range { max, .. } => max,
-            Values::Words(_) => self.default,
-        }
-    }
-
     /// `value` (a module argument) as this setting's number.
     fn parse(&self, value: &[u8]) -> Result<i64, String> {
         let name = self.name.to_string_lossy();
@@ -66,6 +58,10 @@ impl Setting {
 
 static MAX_LOG_LIMIT_VALUE: AtomicI64 = AtomicI64::new(1_000_000);
 
+/// The largest value `rl.max-log-limit` takes, so the largest `limit` a
+/// write from a master or a file may carry.
+pub const MAX_LOG_LIMIT_TOP: i64 = 1_000_000_000;
+
 /// The largest `limit` RL.SLIDELOG (and RL.ALL's SLIDELOG) accepts. A log
 /// keeps at most `limit` records, about 2 to 3 bytes each.
 pub static MAX_LOG_LIMIT: Setting = Setting {
@@ -73,7 +69,7 @@ pub static MAX_LOG_LIMIT: Setting = Setting {
     default: 1_000_000,
     values: Values::Range {
         min: 1,
-        max: 1_000_000_000,
+        max: MAX_LOG_LIMIT_TOP,
     },
     value: &MAX_LOG_LIMIT_VALUE,
 };

@@ -142,7 +142,10 @@ impl SlotLog {
             // Unused; 1 takes the short form.
             (1, added)
         } else if slot == self.newest {
-            let tail = self.bytes.len() - usize::from(self.newest_len);
+            let tail = self
+                .bytes
+                .len()
+                .saturating_sub(usize::from(self.newest_len));
             let (delta, stored, _) = decode(self.bytes.range(tail..).copied()).unwrap_or_default();
             self.bytes.truncate(tail);
             (delta, stored.saturating_add(added))

@@ -31,13 +31,7 @@ pub fn register_numeric(
             std::ptr::from_ref(value).cast_mut().cast::<c_void>(),
         )
     };
-    if status != raw::Status::Ok as c_int {
-        return Err(format!(
-            "could not register the setting {}",
-            name.to_string_lossy()
-        ));
-    }
-    Ok(())
+    registered(status, name)
 }
 
 /// Registers the setting `rl.<name>` that takes one of `words`, each
@@ -78,6 +72,11 @@ pub fn register_enum(
             std::ptr::from_ref(value).cast_mut().cast::<c_void>(),
         )
     };
+    registered(status, name)
+}
+
+/// What a registration answered, as a result naming the setting.
+fn registered(status: c_int, name: &CStr) -> Result<(), String> {
     if status != raw::Status::Ok as c_int {
         return Err(format!(
             "could not register the setting {}",

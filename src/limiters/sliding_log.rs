@@ -47,7 +47,7 @@ impl Limiter for SlideLog {
     fn parse(call: &Call, words: &[&[u8]], _options: &Options) -> CommandResult<LogParams> {
         let word = |n: usize| words.get(n).copied().unwrap_or_default();
         let setting = &crate::config::MAX_LOG_LIMIT;
-        let limit = match IntArg::new("limit", 1, setting.max()).parse(word(0)) {
+        let limit = match IntArg::new("limit", 1, crate::config::MAX_LOG_LIMIT_TOP).parse(word(0)) {
             // A write the master accepted runs whatever this server's setting.
             Ok(limit) if limit <= setting.get() || call.is_replicated_or_loading() => limit,
             _ => IntArg::new("limit", 1, setting.get()).parse(word(0))?,
