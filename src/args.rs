@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::algo::quota;
 use crate::error::{CommandError, CommandResult};
 
 /// One item per key of a call: on the stack for the usual few keys, so a
@@ -104,6 +105,10 @@ pub enum OptionName {
     Precision,
     /// A fixed window (no value).
     Fixed,
+    /// A quota's time zone (a word).
+    Tz,
+    /// A quota's billing anchor.
+    Anchor,
 }
 
 impl OptionName {
@@ -114,33 +119,38 @@ impl OptionName {
             OptionName::At => "AT",
             OptionName::Precision => "PRECISION",
             OptionName::Fixed => "FIXED",
+            OptionName::Tz => "TZ",
+            OptionName::Anchor => "ANCHOR",
         }
     }
 
     fn value_arg(self) -> IntArg {
-        let min = match self {
-            OptionName::Precision => 1,
-            _ => 0,
+        let (min, max) = match self {
+            OptionName::Precision => (1, i64::MAX),
+            OptionName::Anchor => (quota::ANCHOR_MIN_MS, quota::ANCHOR_MAX_MS),
+            _ => (0, i64::MAX),
         };
-        IntArg::new(self.keyword(), min, i64::MAX)
+        IntArg::new(self.keyword(), min, max)
     }
 }
 
 /// Values of the trailing options; `None` (or false) when not given.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Options {
+pub struct Options<'a> {
     pub cost: Option<i64>,
     pub costs: Option<PerKey<i64>>,
     pub at: Option<i64>,
     pub precision: Option<i64>,
     pub fixed: bool,
+    pub tz: Option<&'a [u8]>,
+    pub anchor: Option<i64>,
 }
 
 /// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
 pub fn parse_options<'a>(
     args: impl IntoIterator<Item = &'a [u8]>,
     accepted: &[OptionName],
-) -> CommandResult<Options> {
+) -> CommandResult<Options<'a>> {
     parse_options_among(args, &[accepted])
 }
 
@@ -148,7 +158,7 @@ pub fn parse_options<'a>(
 pub fn parse_options_among<'a>(
     args: impl IntoIterator<Item = &'a [u8]>,
     accepted: &[&[OptionName]],
-) -> CommandResult<Options> {
+) -> CommandResult<Options<'a>> {
     let mut args = args.into_iter().peekable();
     let options = parse_leading_options(&mut args, accepted)?;
     match args.next() {
@@ -165,7 +175,7 @@ pub fn parse_options_among<'a>(
 pub fn parse_leading_options<'a, I: Iterator<Item = &'a [u8]>>(
     args: &mut std::iter::Peekable<I>,
     accepted: &[&[OptionName]],
-) -> CommandResult<Options> {
+) -> CommandResult<Options<'a>> {
     let mut options = Options::default();
     while let Some(&name) = args.peek().and_then(|word| {
         accepted
@@ -199,6 +209,11 @@ pub fn parse_leading_options<'a, I: Iterator<Item = &'a [u8]>>(
             OptionName::At => options.at.replace(next_value()?).is_some(),
             OptionName::Precision => options.precision.replace(next_value()?).is_some(),
             OptionName::Fixed => std::mem::replace(&mut options.fixed, true),
+            OptionName::Tz => {
+                let zone = args.next().ok_or_else(|| value_missing(1))?;
+                options.tz.replace(zone).is_some()
+            }
+            OptionName::Anchor => options.anchor.replace(next_value()?).is_some(),
         };
         if repeated {
             return Err(CommandError::invalid(format!(

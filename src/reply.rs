@@ -34,6 +34,7 @@ pub enum Reply {
 pub enum Value {
     Int(i64),
     Text(&'static CStr),
+    String(String),
     Null,
 }
 

@@ -9,6 +9,7 @@ pub mod gcra;
 pub mod ids;
 pub mod leases;
 pub mod math;
+pub mod quota;
 pub mod record_log;
 pub mod reservations;
 pub mod sliding_log;

@@ -45,10 +45,10 @@ pub static ALL: CommandSpec = CommandSpec {
 
 const NUMKEYS: IntArg = IntArg::new("numkeys", 1, MAX_KEYS);
 
-struct Request {
+struct Request<'a> {
     specs: PerKey<Box<dyn Spec>>,
     costs: PerKey<i64>,
-    options: Options,
+    options: Options<'a>,
 }
 
 /// Argument index of key number `n` (from 0).
@@ -142,7 +142,7 @@ fn overall_retry_after(evaluations: &[&Evaluation]) -> i64 {
     })
 }
 
-fn parse(call: &Call) -> CommandResult<Request> {
+fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
     let count = usize::try_from(NUMKEYS.parse(call.arg(1)?)?).unwrap_or(0);
     if call.arg_count() < key_index(count) {
         return Err(CommandError::invalid("numkeys is more than the keys given"));
@@ -208,7 +208,7 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
         .collect::<CommandResult<_>>()
         .map_err(|_| {
             CommandError::invalid(format!(
-                "missing numbers, expected {} {}",
+                "missing parameters, expected {} {}",
                 kind.name,
                 kind.params.join(" ")
             ))

@@ -13,15 +13,16 @@ pub mod restore_state;
 
 use crate::ffi::command::CommandSpec;
 use crate::ffi::info::InfoWriter;
-use crate::limiters::{acquire, reserve, sliding_log, token_bucket, window};
+use crate::limiters::{acquire, quota, reserve, sliding_log, token_bucket, window};
 
 /// Every command the module registers.
-pub fn all() -> [&'static CommandSpec; 16] {
+pub fn all() -> [&'static CommandSpec; 17] {
     [
         &token_bucket::TOKENBUCKET,
         &token_bucket::COST,
         &sliding_log::SLIDELOG,
         &window::WINDOW,
+        &quota::QUOTA,
         &all::ALL,
         &reserve::RESERVE,
         &reserve::SETTLE,
@@ -40,7 +41,8 @@ pub fn all() -> [&'static CommandSpec; 16] {
 /// `INFO rl`. `# rl_commands`: `rl_<command>:calls=..,allowed=..,denied=..,errors=..`
 /// (the command in lower case, less a leading `rl.`); `# rl_keys`:
 /// `rl_keys_<type>:<count>`; `# rl_replication`: `rl_unclocked_writes`;
-/// `# rl_health`: `rl_panics`, panics caught (there should be none).
+/// `# rl_health`: `rl_panics`, panics caught (there should be none);
+/// `# rl_calendar`: `rl_tzdb_version`, the bundled IANA time zone database.
 pub fn write_info(info: &mut InfoWriter) {
     info.section("commands");
     for spec in all() {
@@ -57,4 +59,6 @@ pub fn write_info(info: &mut InfoWriter) {
     info.field("unclocked_writes", crate::replication::unclocked_writes());
     info.section("health");
     info.field("panics", crate::stats::PANICS.get());
+    info.section("calendar");
+    info.text_field("tzdb_version", crate::algo::quota::TZDB_VERSION);
 }

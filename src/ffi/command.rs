@@ -145,6 +145,14 @@ impl ArgSpec {
             ..ArgSpec::new(name, ArgKind::Integer)
         }
     }
+    /// `[TOKEN name]` where name is a word.
+    pub const fn word_option(token: &'static CStr, name: &'static CStr) -> Self {
+        ArgSpec {
+            token: Some(token),
+            ..ArgSpec::new(name, ArgKind::String)
+        }
+        .optional()
+    }
     /// `[TOKEN name]`.
     pub const fn option(token: &'static CStr, name: &'static CStr) -> Self {
         ArgSpec::tagged(token, name).optional()

@@ -33,6 +33,13 @@ impl InfoWriter {
         }
     }
 
+    pub fn text_field(&mut self, name: &str, value: &str) {
+        if let Some(field) = unsafe { raw::RedisModule_InfoAddFieldCString } {
+            // SAFETY: as above.
+            unsafe { field(self.ctx, c_name(name).as_ptr(), c_name(value).as_ptr()) };
+        }
+    }
+
     /// `name:field=value,...` on one line.
     pub fn dict(&mut self, name: &str, fields: &[(&str, i64)]) {
         let (Some(begin), Some(field), Some(end)) = (

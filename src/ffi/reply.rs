@@ -37,6 +37,7 @@ pub fn send(ctx: Ctx, reply: &Reply) {
                 match value {
                     Value::Int(number) => send_integer(ctx, *number),
                     Value::Text(text) => send_text(ctx, text),
+                    Value::String(text) => send_bytes(ctx, text.as_bytes()),
                     Value::Null => send_null(ctx),
                 }
             }
@@ -85,9 +86,13 @@ fn send_integer(ctx: Ctx, value: i64) {
 }
 
 fn send_text(ctx: Ctx, text: &CStr) {
+    send_bytes(ctx, text.to_bytes());
+}
+
+fn send_bytes(ctx: Ctx, bytes: &[u8]) {
     if let Some(string) = unsafe { raw::RedisModule_ReplyWithStringBuffer } {
         // SAFETY: ctx is live; Redis copies the bytes.
-        unsafe { string(ctx, text.as_ptr(), text.to_bytes().len()) };
+        unsafe { string(ctx, bytes.as_ptr().cast(), bytes.len()) };
     }
 }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acquire;
+pub mod quota;
 pub mod reserve;
 pub mod sliding_log;
 pub mod token_bucket;
@@ -229,12 +230,13 @@ const fn kind<L: Limiter>() -> Kind {
 
 /// Every limiter kind. RL.INSPECT shows a state as the first kind that
 /// stores it.
-pub static KINDS: [Kind; 5] = [
+pub static KINDS: [Kind; 6] = [
     kind::<token_bucket::TokenBucket>(),
     kind::<sliding_log::SlideLog>(),
     kind::<reserve::Reserve>(),
     kind::<acquire::Acquire>(),
     kind::<window::Window>(),
+    kind::<quota::Quota>(),
 ];
 
 /// One limiter of an RL.ALL call: parsed, then decided on, then applied.

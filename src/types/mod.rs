@@ -11,6 +11,7 @@ pub mod bucket;
 pub mod codec;
 pub mod leases;
 pub mod log;
+pub mod quota;
 pub mod window;
 
 use std::ffi::CStr;
@@ -18,6 +19,7 @@ use std::ffi::CStr;
 use redis_module::native_types::RedisType;
 
 use crate::algo::leases::LeaseState;
+use crate::algo::quota::QuotaState;
 use crate::algo::sliding_log::LogState;
 use crate::algo::window::WindowState;
 use crate::error::{CommandError, CommandResult};
@@ -46,12 +48,13 @@ fn stored_type<T: Stored>() -> StoredType {
 }
 
 /// Every data type of the module.
-pub fn stored_types() -> [StoredType; 4] {
+pub fn stored_types() -> [StoredType; 5] {
     [
         stored_type::<Bucket>(),
         stored_type::<LogState>(),
         stored_type::<LeaseState>(),
         stored_type::<WindowState>(),
+        stored_type::<QuotaState>(),
     ]
 }
 

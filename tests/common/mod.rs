@@ -508,3 +508,55 @@ pub fn key_events(server: &Server, flags: &str, act: impl FnOnce()) -> Vec<Strin
     }
     events
 }
+
+/// The arguments of a server that appends every write to its AOF at once
+/// and rewrites it without an RDB preamble (as `RL.RESTORESTATE` calls).
+pub const AOF_WITHOUT_PREAMBLE: [&str; 6] = [
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--aof-use-rdb-preamble",
+    "no",
+];
+
+/// Checks that the limiters in `keys` of `master` reach exactly the same
+/// state (their DUMP payloads) on its replica, through DEBUG RELOAD,
+/// RESTORE and COPY, and through an AOF rewritten without an RDB preamble
+/// and replayed.
+pub fn assert_states_persist(master: &Server, replica: &Server, keys: &[String]) {
+    let mut con = master.connect();
+    let dumps = |con: &mut Connection| -> Vec<Option<Vec<u8>>> {
+        keys.iter().map(|k| dump(con, k.as_bytes())).collect()
+    };
+    let before = dumps(&mut con);
+    wait_for_replica(&mut con);
+    assert_eq!(dumps(&mut replica.connect()), before, "the replica");
+    query::<()>(&mut con, "DEBUG RELOAD");
+    assert_eq!(dumps(&mut con), before, "DEBUG RELOAD");
+    let payload = dump(&mut con, keys[0].as_bytes()).unwrap();
+    query::<()>(&mut con, [&b"RESTORE"[..], b"restored", b"0", &payload]);
+    assert_eq!(dump(&mut con, b"restored"), Some(payload.clone()));
+    query::<()>(&mut con, format!("COPY {} copied", keys[0]));
+    assert_eq!(dump(&mut con, b"copied"), Some(payload));
+    let mut aof = Server::start_with(&AOF_WITHOUT_PREAMBLE);
+    let mut aof_con = aof.connect();
+    for (key, dumped) in keys.iter().zip(&before) {
+        let payload = dumped.as_deref().unwrap();
+        query::<()>(
+            &mut aof_con,
+            [&b"RESTORE"[..], key.as_bytes(), b"0", payload],
+        );
+    }
+    query::<()>(&mut aof_con, "BGREWRITEAOF");
+    wait_for_rewrite(&mut aof_con);
+    aof.kill();
+    aof.restart();
+    assert_eq!(dumps(&mut aof.connect()), before, "AOF rewrite and replay");
+}
+
+/// The server's clock, in unix ms.
+pub fn server_ms(con: &mut Connection) -> i64 {
+    let time: Vec<i64> = query(con, "TIME");
+    time[0] * 1000 + time[1] / 1000
+}

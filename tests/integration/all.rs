@@ -221,11 +221,11 @@ fn bad_input_is_named_and_changes_nothing() {
         ),
         (
             "RL.ALL 1 b LEAKY 10 1 1000",
-            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE or WINDOW".into(),
+            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE, WINDOW or QUOTA".into(),
         ),
         (
             "RL.ALL 2 b c TOKENBUCKET 10 1 1000 SLIDELOG 5",
-            "ERR spec 2: missing numbers, expected SLIDELOG limit window_ms".into(),
+            "ERR spec 2: missing parameters, expected SLIDELOG limit window_ms".into(),
         ),
         (
             "RL.ALL 2 b c TOKENBUCKET 10 1 1000 SLIDELOG 5 0",

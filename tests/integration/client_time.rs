@@ -1,7 +1,8 @@
 //! `rl.client-time`: which clients may pin a call's time with AT.
 
 use crate::common::{
-    call, command, dump, error, ints, query, start_pair, wait_for_replica, wait_for_rewrite, Server,
+    call, command, dump, error, ints, query, start_pair, wait_for_replica, wait_for_rewrite,
+    Server, AOF_WITHOUT_PREAMBLE,
 };
 
 const T: i64 = 1_700_000_000_000;
@@ -172,15 +173,7 @@ fn a_replica_set_to_no_applies_what_its_master_accepted() {
 
 #[test]
 fn an_aof_of_pinned_writes_and_restored_states_loads_under_no() {
-    let aof = [
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--aof-use-rdb-preamble",
-        "no",
-    ];
-    let mut server = Server::start_with(&aof);
+    let mut server = Server::start_with(&AOF_WITHOUT_PREAMBLE);
     let mut con = server.connect();
     for line in pinned_calls() {
         call(&mut con, &line).unwrap();
@@ -193,7 +186,7 @@ fn an_aof_of_pinned_writes_and_restored_states_loads_under_no() {
     let keys = ["b", "l", "w", "a1", "a2", "r", "q"];
     let before: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
     server.kill();
-    server.restart_with(&[&aof[..], &["--rl.client-time", "no"]].concat());
+    server.restart_with(&[&AOF_WITHOUT_PREAMBLE[..], &["--rl.client-time", "no"]].concat());
     let mut con = server.connect();
     assert_eq!(setting(&mut con), "no");
     let after: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();

@@ -22,6 +22,7 @@ mod notifications;
 mod observability;
 mod parity;
 mod persistence;
+mod quota;
 mod race;
 mod replay;
 mod replication;

@@ -155,7 +155,7 @@ fn command_docs_describe_every_command() {
     let server = Server::start();
     let mut con = server.connect();
     let names: Vec<String> = query(&mut con, "COMMAND LIST FILTERBY MODULE rl");
-    assert_eq!(names.len(), 16, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     for name in &names {
         let docs: HashMap<String, Value> = query(&mut con, format!("COMMAND DOCS {name}"));
         let Some(Value::Map(fields)) = docs.get(name) else {

@@ -3,7 +3,7 @@
 
 use crate::common::{
     call, command, dump, error, error_text, expire_time, int, ints, query, wait_for_rewrite, Rng,
-    Server,
+    Server, AOF_WITHOUT_PREAMBLE,
 };
 use redis::Connection;
 
@@ -173,14 +173,7 @@ fn aof_replay_after_kill_keeps_exact_state() {
 
 #[test]
 fn aof_rewrite_without_rdb_preamble_keeps_exact_state() {
-    let mut server = Server::start_with(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--aof-use-rdb-preamble",
-        "no",
-    ]);
+    let mut server = Server::start_with(&AOF_WITHOUT_PREAMBLE);
     let mut con = server.connect();
     let keys = fill(&mut con, 50, 5);
     query::<()>(&mut con, "BGREWRITEAOF");
@@ -215,7 +208,7 @@ fn restore_state_rejects_bad_payloads_and_wrong_types() {
     let kind = error(&mut con, ["RL.RESTORESTATE", "k", "hash", ""]);
     assert_eq!(
         kind,
-        "ERR kind must be tokenbucket, slidelog, leases or window"
+        "ERR kind must be tokenbucket, slidelog, leases, window or quota"
     );
     query::<()>(&mut con, "SET s v");
     let empty_log = [

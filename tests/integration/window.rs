@@ -3,8 +3,8 @@
 //! memory, persistence and replicas.
 
 use crate::common::{
-    call, command, dump, error, expire_time, ints, query, start_pair, wait_for_replica,
-    wait_for_rewrite, Rng, Server,
+    assert_states_persist, call, command, dump, error, expire_time, ints, query, server_ms,
+    start_pair, Rng, Server,
 };
 
 const WINDOW_LUA: &str = include_str!("../../lua/window.lua");
@@ -148,10 +148,6 @@ fn bad_input_names_the_argument_and_changes_nothing() {
 fn the_key_expires_when_its_count_is_gone() {
     let server = Server::start();
     let mut con = server.connect();
-    let server_ms = |con: &mut redis::Connection| -> i64 {
-        let time: Vec<i64> = query(con, "TIME");
-        time[0] * 1000 + time[1] / 1000
-    };
     let earliest = server_ms(&mut con);
     let reply = ints(&mut con, format!("RL.WINDOW w 5 {DAY}"));
     let latest = server_ms(&mut con);
@@ -369,41 +365,6 @@ fn persistence_and_replicas_keep_the_exact_state() {
         }
     }
     assert!(keys.len() > 20);
-    let dumps = |con: &mut redis::Connection| -> Vec<Option<Vec<u8>>> {
-        keys.iter().map(|k| dump(con, k.as_bytes())).collect()
-    };
-    let before = dumps(&mut con);
-    wait_for_replica(&mut con);
-    assert_eq!(dumps(&mut replica.connect()), before, "the replica");
-    query::<()>(&mut con, "DEBUG RELOAD");
-    assert_eq!(dumps(&mut con), before, "DEBUG RELOAD");
-    // DUMP / RESTORE and COPY, under new names.
-    let payload = dump(&mut con, keys[0].as_bytes()).unwrap();
-    query::<()>(&mut con, [&b"RESTORE"[..], b"restored", b"0", &payload]);
-    assert_eq!(dump(&mut con, b"restored"), Some(payload.clone()));
-    query::<()>(&mut con, format!("COPY {} copied", keys[0]));
-    assert_eq!(dump(&mut con, b"copied"), Some(payload));
-    // AOF rewrite without an RDB preamble emits RL.RESTORESTATE.
-    let mut aof = Server::start_with(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--aof-use-rdb-preamble",
-        "no",
-    ]);
-    let mut aof_con = aof.connect();
-    for (key, dumped) in keys.iter().zip(&before) {
-        let payload = dumped.as_deref().unwrap();
-        query::<()>(
-            &mut aof_con,
-            [&b"RESTORE"[..], key.as_bytes(), b"0", payload],
-        );
-    }
-    query::<()>(&mut aof_con, "BGREWRITEAOF");
-    wait_for_rewrite(&mut aof_con);
-    aof.kill();
-    aof.restart();
-    assert_eq!(dumps(&mut aof.connect()), before, "AOF rewrite and replay");
-    assert!(call(&mut aof.connect(), "RL.RESTORESTATE x window 1").is_err());
+    assert_states_persist(&master, &replica, &keys);
+    assert!(call(&mut con, "RL.RESTORESTATE x window 1").is_err());
 }
