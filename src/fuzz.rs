@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::algo::leases::{self, LeaseParams, LeaseState};
+use crate::algo::quota::QuotaState;
 use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogParams, LogState};
 use crate::algo::token_bucket::{self, BucketParams, BucketState};
@@ -272,6 +273,7 @@ fn check_decoders(rng: &mut Rng) {
     let _ = LogState::decode(&bytes);
     let _ = LeaseState::decode(&bytes);
     let _ = WindowState::decode(&bytes);
+    let _ = QuotaState::decode(&bytes);
     check_window_payloads(rng);
 }
 
