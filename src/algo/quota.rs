@@ -30,7 +30,6 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::{Offset, TimeZone, TimeZoneDatabase};
 use jiff::Timestamp;
-use smallvec::SmallVec;
 
 use super::math::floor_div;
 use super::{Evaluation, Snapshot, NEVER};
@@ -203,6 +202,9 @@ pub struct Calendar {
     period: Period,
     zone: Zone,
     anchor_ms: Option<i64>,
+    /// The zone word it is shared under, in lower case (empty for a
+    /// calendar made alone).
+    zone_word: Box<[u8]>,
     /// The origin's local time.
     origin: DateTime,
     /// The origin's instant.
@@ -220,16 +222,26 @@ impl PartialEq for Calendar {
 
 impl Eq for Calendar {}
 
-/// What identifies a shared calendar: the period, the anchor, and the zone
-/// word in lower case (IANA names are looked up in any case).
-type CalendarKey = (Period, Option<i64>, SmallVec<[u8; 40]>);
+/// Calendars made so far, shared by the keys that use them: the last few
+/// used, looked up first (a scan of a few words, cheaper than hashing the
+/// zone's name), then all of them by period, anchor and zone word in lower
+/// case (IANA names are looked up in any case). Emptied when it reaches
+/// [`MOST_CALENDARS`] entries; keys keep the calendars they hold.
+#[derive(Default)]
+struct Calendars {
+    recent: [Option<Arc<Calendar>>; RECENT_CALENDARS],
+    /// Where the next calendar goes in `recent`.
+    next_recent: usize,
+    all: HashMap<CalendarKey, Arc<Calendar>>,
+}
 
-/// Calendars made so far, shared by the keys that use them. Emptied when
-/// it reaches [`MOST_CALENDARS`] entries; keys keep the calendars they hold.
-static CALENDARS: LazyLock<Mutex<HashMap<CalendarKey, Arc<Calendar>>>> =
-    LazyLock::new(Default::default);
+/// A period, an anchor and a zone word in lower case.
+type CalendarKey = (Period, Option<i64>, Box<[u8]>);
 
+const RECENT_CALENDARS: usize = 8;
 const MOST_CALENDARS: usize = 4096;
+
+static CALENDARS: LazyLock<Mutex<Calendars>> = LazyLock::new(Default::default);
 
 impl Calendar {
     /// The calendar of `period` in the zone `zone_word` from `anchor_ms`,
@@ -239,20 +251,32 @@ impl Calendar {
         zone_word: &[u8],
         anchor_ms: Option<i64>,
     ) -> Result<Arc<Calendar>, CalendarError> {
-        let key: CalendarKey = (
-            period,
-            anchor_ms,
-            zone_word.iter().map(u8::to_ascii_lowercase).collect(),
-        );
         let mut calendars = CALENDARS.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(calendar) = calendars.get(&key) {
+        let same = |calendar: &Arc<Calendar>| {
+            calendar.period == period
+                && calendar.anchor_ms == anchor_ms
+                && calendar.zone_word.eq_ignore_ascii_case(zone_word)
+        };
+        if let Some(calendar) = calendars.recent.iter().flatten().find(|c| same(c)) {
             return Ok(Arc::clone(calendar));
         }
-        let calendar = Arc::new(Calendar::new(period, Zone::parse(zone_word)?, anchor_ms)?);
-        if calendars.len() >= MOST_CALENDARS {
-            calendars.clear();
-        }
-        calendars.insert(key, Arc::clone(&calendar));
+        let key: CalendarKey = (period, anchor_ms, zone_word.to_ascii_lowercase().into());
+        let calendar = match calendars.all.get(&key) {
+            Some(calendar) => Arc::clone(calendar),
+            None => {
+                let mut calendar = Calendar::new(period, Zone::parse(&key.2)?, anchor_ms)?;
+                calendar.zone_word = key.2.clone();
+                let calendar = Arc::new(calendar);
+                if calendars.all.len() >= MOST_CALENDARS {
+                    calendars.all.clear();
+                }
+                calendars.all.insert(key, Arc::clone(&calendar));
+                calendar
+            }
+        };
+        let slot = calendars.next_recent % RECENT_CALENDARS;
+        calendars.recent[slot] = Some(Arc::clone(&calendar));
+        calendars.next_recent = slot + 1;
         Ok(calendar)
     }
 
@@ -285,6 +309,7 @@ impl Calendar {
             period,
             zone,
             anchor_ms,
+            zone_word: Box::default(),
             origin,
             origin_ms,
             last_bounds: Mutex::new(None),

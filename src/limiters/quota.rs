@@ -5,7 +5,7 @@ use crate::algo::quota::{
     self, Calendar, CalendarError, Period, QuotaOutcome, QuotaParams, QuotaState,
 };
 use crate::algo::Evaluation;
-use crate::args::{printable, IntArg, OptionName, Options};
+use crate::args::{one_of, printable, IntArg, OptionName, Options};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -52,9 +52,9 @@ impl Limiter for Quota {
     fn parse(_call: &Call, words: &[&[u8]], options: &Options) -> CommandResult<QuotaParams> {
         let word = |n: usize| words.get(n).copied().unwrap_or_default();
         let limit = LIMIT.parse(word(0))?;
-        let names: Vec<&str> = Period::ALL.iter().map(|p| p.name()).collect();
         let period = Period::parse(word(1)).ok_or_else(|| {
-            CommandError::invalid(format!("period must be {}", crate::args::one_of(&names)))
+            let names: Vec<&str> = Period::ALL.iter().map(|p| p.name()).collect();
+            CommandError::invalid(format!("period must be {}", one_of(&names)))
         })?;
         let zone = options.tz.unwrap_or(b"UTC");
         let calendar =
