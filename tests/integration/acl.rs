@@ -11,6 +11,8 @@ fn writers(prefix: &str) -> Vec<String> {
         "RL.TOKENBUCKET KEY 5 1 1000",
         "RL.COST KEY 5 1 1000 1",
         "RL.SLIDELOG KEY 5 1000",
+        "RL.WINDOW KEY 5 1000",
+        "RL.QUOTA KEY 5 day TZ Europe/Berlin",
         "RL.ALL 1 KEY SLIDELOG 5 1000",
         "RL.RESERVE KEY 5 1 1000 1 1000",
         "RL.SETTLE KEY 1 1",

@@ -14,12 +14,13 @@ const T: i64 = 1_700_000_000_000;
 /// companion in its slot), at a pinned time, with periods, windows and
 /// leases of `period` ms.
 fn random_call(rng: &mut Rng, key: &str, now: i64, period: i64) -> redis::Cmd {
-    let (bucket, log, slots) = (
+    let (bucket, log, slots, quota) = (
         format!("{{{key}}}:b"),
         format!("{{{key}}}:l"),
         format!("{{{key}}}:s"),
+        format!("{{{key}}}:q"),
     );
-    let line = match rng.range(0, 4) {
+    let line = match rng.range(0, 6) {
         0 => format!(
             "RL.TOKENBUCKET {bucket} 5 1 {period} COST {}",
             rng.range(0, 2)
@@ -29,6 +30,10 @@ fn random_call(rng: &mut Rng, key: &str, now: i64, period: i64) -> redis::Cmd {
         3 => format!(
             "RL.RESERVE {bucket} 5 1 {period} {} {period}",
             rng.range(1, 3)
+        ),
+        4 => format!(
+            "RL.QUOTA {quota} 3 hour TZ America/New_York COST {}",
+            rng.range(0, 2)
         ),
         _ => format!("RL.ACQUIRE {slots} 2 {}", rng.range(period / 10, period)),
     };
@@ -150,7 +155,7 @@ fn populate(con: &mut impl redis::ConnectionLike, prefix: &str, count: usize) ->
     for i in 0..count {
         let key = format!("{prefix}{i}");
         let now = T + rng.range(0, 1000);
-        let line = match i % 4 {
+        let line = match i % 5 {
             0 => format!(
                 "RL.TOKENBUCKET {key} 100 1 3600000 COST {} AT {now}",
                 rng.range(1, 50)
@@ -161,6 +166,10 @@ fn populate(con: &mut impl redis::ConnectionLike, prefix: &str, count: usize) ->
             ),
             2 => format!(
                 "RL.RESERVE {key} 100 1 3600000 {} 3600000 AT {now}",
+                rng.range(1, 50)
+            ),
+            3 => format!(
+                "RL.QUOTA {key} 100 month TZ Europe/Berlin COST {} AT {now}",
                 rng.range(1, 50)
             ),
             _ => format!("RL.ACQUIRE {key} 5 3600000 AT {now}"),

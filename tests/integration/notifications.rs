@@ -12,6 +12,8 @@ fn writes_notify_and_denials_and_peeks_do_not() {
         ints(&mut con, "RL.TOKENBUCKET b 1 1 60000"); // denied
         ints(&mut con, "RL.TOKENBUCKET b 1 1 60000 COST 0"); // peek
         ints(&mut con, "RL.SLIDELOG l 5 60000");
+        ints(&mut con, "RL.QUOTA q 1 day");
+        ints(&mut con, "RL.QUOTA q 1 day"); // denied
         call(
             &mut con,
             "RL.ALL 2 x y SLIDELOG 5 1000 TOKENBUCKET 5 1 1000 COSTS 1 0",
@@ -27,6 +29,7 @@ fn writes_notify_and_denials_and_peeks_do_not() {
         [
             "rl.tokenbucket b",
             "rl.slidelog l",
+            "rl.quota q",
             "rl.all x",
             "rl.reserve r",
             "rl.settle r"
