@@ -560,3 +560,30 @@ pub fn server_ms(con: &mut Connection) -> i64 {
     let time: Vec<i64> = query(con, "TIME");
     time[0] * 1000 + time[1] / 1000
 }
+
+/// The Python of `dir/.venv`, made with `dir/requirements.txt` installed
+/// unless it can already import `module`.
+pub fn venv_python(dir: &Path, module: &str) -> PathBuf {
+    let python = dir.join(".venv/bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        for (program, args) in [
+            (PathBuf::from("python3"), &["-m", "venv", ".venv"][..]),
+            (
+                dir.join(".venv/bin/pip"),
+                &["install", "-q", "-r", "requirements.txt"],
+            ),
+        ] {
+            let status = Command::new(&program).args(args).current_dir(dir).status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "{program:?} {args:?} in {dir:?}"
+            );
+        }
+    }
+    python
+}

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::common::{ints, query, Server};
+use crate::common::{ints, query, venv_python, Server};
 use redis::Connection;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,26 +40,7 @@ fn run(cmd: &mut Command) {
 /// examples/python/.venv with requirements.txt installed, created once.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let dir = root().join("examples/python");
-        let python = dir.join(".venv/bin/python");
-        let ready = |python: &Path| {
-            Command::new(python)
-                .args(["-c", "import redis"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ready(&python) {
-            run(Command::new("python3")
-                .args(["-m", "venv", ".venv"])
-                .current_dir(&dir));
-            run(Command::new(dir.join(".venv/bin/pip"))
-                .args(["install", "-q", "-r", "requirements.txt"])
-                .current_dir(&dir));
-        }
-        python
-    })
+    PYTHON.get_or_init(|| venv_python(&root().join("examples/python"), "redis"))
 }
 
 /// examples/node/node_modules from package-lock.json, installed once.

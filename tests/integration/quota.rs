@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::common::{
     assert_states_persist, command, dump, error, expire_time, info_field, ints, query, server_ms,
-    start_pair, Rng, Server,
+    start_pair, venv_python, Rng, Server,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -447,4 +447,28 @@ fn persistence_and_replicas_keep_the_exact_state() {
     }
     assert!(keys.len() > 20);
     assert_states_persist(&master, &replica, &keys);
+}
+
+/// Periods against a model written independently in Python's zoneinfo,
+/// over the tzdata package of the same IANA version as the bundled one:
+/// random periods, zones (DST, half-hour and 45-minute offsets, a skipped
+/// day), anchors (month ends, times in gaps and folds) and times.
+#[test]
+fn periods_match_an_independent_model() {
+    let server = Server::start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model");
+    let python = venv_python(&dir, "tzdata");
+    let output = std::process::Command::new(python)
+        .arg(dir.join("quota_periods.py"))
+        .args([&server.port.to_string(), "4000", "7"])
+        .env("PYTHONTZPATH", "")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("checked 4000 mismatches 0"), "{report}");
 }
