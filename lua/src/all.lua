@@ -1,12 +1,23 @@
--- uses: common bucket log leases window
+-- uses: common bucket log leases window quota
 -- Reference RL.ALL: several limiters checked at one time, all or nothing.
 -- KEYS: the limiters. ARGV: one spec per key, each
 --   TOKENBUCKET capacity refill_amount refill_period_ms | SLIDELOG limit window_ms
 --   | RESERVE capacity refill_amount refill_period_ms lease_ms | ACQUIRE limit lease_ms
 --   | WINDOW limit window_ms [PRECISION ms | FIXED]
+--   | QUOTA limit period [TZ zone] [ANCHOR unix_ms] (zone UTC or +hh:mm/-hh:mm)
 -- then one cost per key, then [now_ms] (left out or empty: the server's TIME).
 -- Returns {allowed, retry_after_ms, reply per key...}: five integers per
 -- key, and a sixth (the id opened, 0 for none) for RESERVE and ACQUIRE.
+
+-- Runs f(...), with the errors it raises put as those of spec i.
+local function of_spec(i, f, ...)
+  local ok, result = pcall(f, ...)
+  if ok then return result end
+  if type(result) == 'table' and result.err then
+    error({err = string.gsub(result.err, '^ERR ', 'ERR spec ' .. i .. ': ', 1)})
+  end
+  error(result)
+end
 
 local specs, at = {}, 1
 for i = 1, #KEYS do
@@ -32,8 +43,31 @@ for i = 1, #KEYS do
     elseif option == 'PRECISION' then
       s[3], s.words = int(ARGV[at + 4], 'PRECISION', 1, window), 4
     end
+  elseif name == 'QUOTA' then
+    -- The parameters, then TZ and ANCHOR in any order, then the zone.
+    s = {kind = name, of_spec(i, int, ARGV[at + 1], 'limit', 1),
+      of_spec(i, quota_period, ARGV[at + 2], 'spec ' .. i .. ': '), 0, nil, words = 2}
+    local zone, given = 'UTC', {}
+    while true do
+      local option = ARGV[at + s.words + 1] and string.upper(ARGV[at + s.words + 1])
+      if option ~= 'TZ' and option ~= 'ANCHOR' then break end
+      local value = ARGV[at + s.words + 2]
+      if value == nil then
+        error({err = 'ERR spec ' .. i .. ': option ' .. option .. ' needs a value'})
+      end
+      if option == 'TZ' then
+        zone = value
+      else
+        s[4] = quota_anchor(value, 'spec ' .. i .. ': ')
+      end
+      if given[option] then
+        error({err = 'ERR spec ' .. i .. ': option ' .. option .. ' given more than once'})
+      end
+      given[option], s.words = true, s.words + 2
+    end
+    s[3] = quota_offset(zone, 'spec ' .. i .. ': ')
   else
-    error({err = 'ERR spec ' .. i .. ': unknown limiter, expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE or WINDOW'})
+    error({err = 'ERR spec ' .. i .. ': unknown limiter, expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE, WINDOW or QUOTA'})
   end
   specs[i] = s
   at = at + (s.words or #s) + 1
@@ -59,6 +93,8 @@ for i = 1, #KEYS do
     views[i] = check_reserve(key, s[1], s[2], s[3], cost, s[4], now)
   elseif s.kind == 'WINDOW' then
     views[i] = check_window(key, s[1], s[2], s[3], cost, now)
+  elseif s.kind == 'QUOTA' then
+    views[i] = check_quota(key, s[1], s[2], s[3], s[4], cost, now)
   else
     views[i] = check_acquire(key, s[1], s[2], cost, now)
   end

@@ -48,7 +48,7 @@ fn generated_scripts_are_up_to_date() {
         })
         .collect();
     names.sort();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     for name in names {
         let path = lua_dir().join(format!("{name}.lua"));
         let expected = generate(&name);
