@@ -638,14 +638,13 @@ local function check_quota(key, limit, period, off, anchor, cost, now)
   return v
 end
 
--- Runs f(...), with the errors it raises put as those of spec i.
+-- Runs f(...), with the error it raises put as that of spec i (under
+-- pcall, an error table comes back as a table or, on Redis 7.0, its text).
 local function of_spec(i, f, ...)
   local ok, result = pcall(f, ...)
   if ok then return result end
-  if type(result) == 'table' and result.err then
-    error({err = string.gsub(result.err, '^ERR ', 'ERR spec ' .. i .. ': ', 1)})
-  end
-  error(result)
+  if type(result) == 'table' then result = result.err end
+  error({err = (string.gsub(tostring(result), '^ERR ', 'ERR spec ' .. i .. ': ', 1))})
 end
 
 local specs, at = {}, 1
@@ -675,7 +674,7 @@ for i = 1, #KEYS do
   elseif name == 'QUOTA' then
     -- The parameters, then TZ and ANCHOR in any order, then the zone.
     s = {kind = name, of_spec(i, int, ARGV[at + 1], 'limit', 1),
-      of_spec(i, quota_period, ARGV[at + 2], 'spec ' .. i .. ': '), 0, nil, words = 2}
+      quota_period(ARGV[at + 2], 'spec ' .. i .. ': '), 0, nil, words = 2}
     local zone, given = 'UTC', {}
     while true do
       local option = ARGV[at + s.words + 1] and string.upper(ARGV[at + s.words + 1])
