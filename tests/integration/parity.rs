@@ -582,3 +582,347 @@ fn scripts_refuse_the_numbers_the_commands_refuse() {
         .to_string()
         .contains("above 2^53 - 1"));
 }
+
+const QUOTA_LUA: &str = include_str!("../../lua/quota.lua");
+
+const PERIODS: [&str; 7] = ["minute", "hour", "day", "week", "month", "quarter", "year"];
+
+/// Each period's length in ms (a month and longer: the shortest).
+const PERIOD_MS: [i64; 7] = [
+    60_000,
+    3_600_000,
+    86_400_000,
+    604_800_000,
+    2_419_200_000,
+    7_776_000_000,
+    31_536_000_000,
+];
+
+/// A quota's parameters: limit, period (an index into PERIODS), zone and
+/// anchor.
+#[derive(Clone)]
+struct QuotaSpec {
+    limit: i64,
+    period: usize,
+    zone: String,
+    anchor: Option<i64>,
+}
+
+/// Anchors on the last days of months, at various times of day: billing
+/// days that shorter months clamp (2024-01-31 10:00, 2024-02-29 00:00,
+/// 2023-03-31 23:30, 2020-02-29 12:00, 2021-08-31 05:15:30.250, 1999-12-31
+/// 18:00, 2031-10-31 00:00, 2036-02-29 23:59:59.999).
+const MONTH_END_ANCHORS: [i64; 8] = [
+    1_706_695_200_000,
+    1_709_164_800_000,
+    1_680_305_400_000,
+    1_582_977_600_000,
+    1_630_386_930_250,
+    946_663_200_000,
+    1_951_171_200_000,
+    2_087_942_399_999,
+];
+
+/// 1990-01-01 and 2040-01-01 UTC.
+const YEAR_1990_MS: i64 = 631_152_000_000;
+const YEAR_2040_MS: i64 = 2_208_988_800_000;
+
+fn random_zone(rng: &mut Rng) -> String {
+    const ZONES: [&str; 10] = [
+        "UTC", "utc", "+00:00", "-00:00", "+05:30", "+05:45", "-09:30", "+14:00", "-12:00",
+        "+18:00",
+    ];
+    if rng.chance(70) {
+        return ZONES[rng.range(0, ZONES.len() as i64 - 1) as usize].to_owned();
+    }
+    let minutes = rng.range(-18 * 60, 18 * 60);
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let (hours, minutes) = (minutes.abs() / 60, minutes.abs() % 60);
+    format!("{sign}{hours:02}:{minutes:02}")
+}
+
+fn random_quota(rng: &mut Rng) -> QuotaSpec {
+    let period = rng.range(0, 6) as usize;
+    let anchor = match rng.range(0, 9) {
+        0..=3 => None,
+        4 | 5 => Some(MONTH_END_ANCHORS[rng.range(0, 7) as usize]),
+        _ => Some(rng.range(YEAR_1990_MS, YEAR_2040_MS)),
+    };
+    QuotaSpec {
+        limit: rng.range(1, 12),
+        period,
+        zone: random_zone(rng),
+        anchor,
+    }
+}
+
+impl QuotaSpec {
+    /// The words after the key in RL.QUOTA and RL.ALL: the parameters,
+    /// then TZ and ANCHOR in either order, each in a random case, TZ left
+    /// out at times when the zone is UTC.
+    fn native_words(&self, rng: &mut Rng) -> String {
+        let case = |rng: &mut Rng, word: &str| {
+            if rng.chance(25) {
+                word.to_lowercase()
+            } else {
+                word.to_owned()
+            }
+        };
+        let period = PERIODS[self.period];
+        let period = if rng.chance(20) {
+            period.to_uppercase()
+        } else {
+            period.to_owned()
+        };
+        let mut options = Vec::new();
+        if self.zone != "UTC" || rng.chance(50) {
+            options.push(format!("{} {}", case(rng, "TZ"), self.zone));
+        }
+        if let Some(anchor) = self.anchor {
+            options.push(format!("{} {anchor}", case(rng, "ANCHOR")));
+        }
+        if rng.chance(50) {
+            options.reverse();
+        }
+        let mut words = format!("{} {period}", self.limit);
+        for option in options {
+            words.push(' ');
+            words.push_str(&option);
+        }
+        words
+    }
+
+    /// The ARGV of lua/quota.lua before the cost: limit, period, zone,
+    /// anchor (empty for none).
+    fn lua_args(&self, cmd: &mut redis::Cmd) {
+        let anchor = self.anchor.map_or(String::new(), |a| a.to_string());
+        cmd.arg(self.limit)
+            .arg(PERIODS[self.period])
+            .arg(&self.zone)
+            .arg(anchor);
+    }
+
+    /// A cost: 0 at times, above the limit at times, else a few units.
+    fn cost(&self, rng: &mut Rng) -> i64 {
+        match rng.range(0, 19) {
+            0 | 1 => 0,
+            2 => self.limit + rng.range(1, 5),
+            _ => rng.range(1, self.limit.min(4)),
+        }
+    }
+
+    /// The zone's offset in ms.
+    fn offset_ms(&self) -> i64 {
+        if self.zone.eq_ignore_ascii_case("UTC") {
+            return 0;
+        }
+        let minutes = |at: usize| self.zone[at..at + 2].parse::<i64>().unwrap();
+        let offset = (minutes(1) * 60 + minutes(4)) * 60_000;
+        if self.zone.starts_with('-') {
+            -offset
+        } else {
+            offset
+        }
+    }
+
+    /// The end of the period that holds `now`, for the periods of a fixed
+    /// length (a day and a week are too, in a fixed offset).
+    fn fixed_period_end(&self, now: i64) -> Option<i64> {
+        let length = PERIOD_MS[self.period];
+        let local_origin = if PERIODS[self.period] == "week" {
+            946_857_600_000
+        } else {
+            946_684_800_000
+        };
+        let base = self.anchor.unwrap_or(local_origin - self.offset_ms());
+        (self.period <= 3).then(|| base + ((now - base).div_euclid(length) + 1) * length)
+    }
+
+    /// A time walk over the quota's periods: mostly a fraction of a
+    /// period, sometimes several (months for a minute), to the ms around
+    /// a period's end, standing still or a little back.
+    fn step(&self, rng: &mut Rng, now: &mut i64) {
+        let period_ms = PERIOD_MS[self.period];
+        *now += match rng.range(0, 19) {
+            0 => -rng.range(1, 300),
+            1 | 2 => 0,
+            3 => rng.range(1, 1000),
+            4 => rng.range(period_ms / 2, period_ms * 3),
+            5 => rng.range(1, 100 * 86_400_000),
+            6 | 7 => match self.fixed_period_end(*now) {
+                Some(end) => end - *now + rng.range(-1, 1),
+                None => 0,
+            },
+            _ => rng.range(1, period_ms / 6),
+        };
+    }
+}
+
+/// Tallies what random traffic reached: denials, costs that never fit,
+/// and new periods (remaining back up with the same limit).
+#[derive(Default)]
+struct Reached {
+    denied: usize,
+    never: usize,
+    renewed: usize,
+}
+
+impl Reached {
+    fn add(&mut self, previous: Option<&Vec<i64>>, reply: &[i64]) {
+        match reply[3] {
+            -1 => self.never += 1,
+            0 => {}
+            _ => self.denied += 1,
+        }
+        if let Some(previous) = previous {
+            if previous[1] == reply[1] && reply[0] == 1 && reply[2] > previous[2] {
+                self.renewed += 1;
+            }
+        }
+    }
+
+    fn assert_reached(&self, calls: usize) {
+        assert!(
+            self.denied > calls / 50 && self.never > 0 && self.renewed > calls / 50,
+            "traffic must reach denials, costs that never fit and new periods: {} denied, {} never, {} renewed of {calls}",
+            self.denied,
+            self.never,
+            self.renewed
+        );
+    }
+}
+
+// The pipelines below run in MULTI/EXEC: the server's clock stands still
+// in a transaction, so no key expires between a sequence's calls on one
+// side and not on the other (a quota's TTL runs on the server's clock,
+// its periods on AT's).
+
+#[test]
+fn quota_matches_lua() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let sha: String = query(&mut con, ["SCRIPT", "LOAD", QUOTA_LUA]);
+    let mut rng = Rng::new(0x5eed_0008);
+    let mut reached = Reached::default();
+    let mut calls = 0;
+    for sequence in 0..60 {
+        let native_key = format!("native:{sequence}");
+        let lua_key = format!("lua:{sequence}");
+        let mut now = rng.range(YEAR_1990_MS, YEAR_2040_MS);
+        let mut spec = random_quota(&mut rng);
+        let mut native = redis::pipe();
+        let mut lua = redis::pipe();
+        native.atomic();
+        lua.atomic();
+        for _ in 0..200 {
+            if rng.chance(8) {
+                // A new limit, period, zone or anchor, or all of them.
+                let fresh = random_quota(&mut rng);
+                match rng.range(0, 4) {
+                    0 => spec.limit = fresh.limit,
+                    1 => spec.period = fresh.period,
+                    2 => spec.zone = fresh.zone,
+                    3 => spec.anchor = fresh.anchor,
+                    _ => spec = fresh,
+                }
+            }
+            spec.step(&mut rng, &mut now);
+            let cost = spec.cost(&mut rng);
+            native.add_command(command(format!(
+                "RL.QUOTA {native_key} {} COST {cost} AT {now}",
+                spec.native_words(&mut rng)
+            )));
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(&sha).arg(1).arg(&lua_key);
+            spec.lua_args(&mut cmd);
+            lua.add_command(cmd.arg(cost).arg(now).clone());
+        }
+        let native_replies: Vec<Vec<i64>> = native.query(&mut con).unwrap();
+        let lua_replies: Vec<Vec<i64>> = lua.query(&mut con).unwrap();
+        for (index, (n, l)) in native_replies.iter().zip(&lua_replies).enumerate() {
+            assert_eq!(n, l, "sequence {sequence}, call {index}");
+            reached.add(index.checked_sub(1).map(|i| &native_replies[i]), n);
+        }
+        calls += native_replies.len();
+    }
+    reached.assert_reached(calls);
+}
+
+/// RL.QUOTA and lua/quota.lua on their own keys, in one MULTI/EXEC; both
+/// replies must be equal, and the reply is returned.
+fn quota_both(
+    con: &mut redis::Connection,
+    sha: &str,
+    key: &str,
+    words: &str,
+    spec: &QuotaSpec,
+    cost: i64,
+    now: i64,
+) -> Vec<i64> {
+    let mut lua = redis::cmd("EVALSHA");
+    lua.arg(sha).arg(1).arg(format!("lua:{key}"));
+    spec.lua_args(&mut lua);
+    let (native, lua): (Vec<i64>, Vec<i64>) = redis::pipe()
+        .atomic()
+        .add_command(command(format!(
+            "RL.QUOTA native:{key} {words} COST {cost} AT {now}"
+        )))
+        .add_command(lua.arg(cost).arg(now).clone())
+        .query(con)
+        .unwrap();
+    assert_eq!(native, lua, "RL.QUOTA {key} {words} COST {cost} AT {now}");
+    native
+}
+
+#[test]
+fn quota_matches_lua_to_the_ms_around_period_ends() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let sha: String = query(&mut con, ["SCRIPT", "LOAD", QUOTA_LUA]);
+    let mut rng = Rng::new(0x5eed_0009);
+    let mut reached = Reached::default();
+    let mut calls = 0;
+    for sequence in 0..40 {
+        let key = format!("ends:{sequence}");
+        let mut now = rng.range(YEAR_1990_MS, YEAR_2040_MS);
+        let mut spec = random_quota(&mut rng);
+        let mut previous: Option<Vec<i64>> = None;
+        // The end of the period of the last reply that had one, and the
+        // end of the last write's period while its key may expire (on the
+        // server's clock) before the next call: until a new write, calls
+        // stay at or after that end, with the same parameters, where the
+        // key no longer counts either way.
+        let (mut end, mut fragile): (Option<i64>, Option<i64>) = (None, None);
+        let mut last_write: Option<i64> = None;
+        for _ in 0..150 {
+            if fragile.is_none() && rng.chance(8) {
+                spec = random_quota(&mut rng);
+                end = None;
+            }
+            match end {
+                Some(end) if rng.chance(50) => now = end + rng.range(-1, 1),
+                _ => spec.step(&mut rng, &mut now),
+            }
+            if let Some(fragile) = fragile {
+                now = now.max(fragile + rng.range(0, 1));
+            }
+            let cost = spec.cost(&mut rng);
+            let words = spec.native_words(&mut rng);
+            let reply = quota_both(&mut con, &sha, &key, &words, &spec, cost, now);
+            reached.add(previous.as_ref(), &reply);
+            // The call ran at the last write when that is later.
+            let at = now.max(last_write.unwrap_or(now));
+            let until_end = reply[4].max(reply[3]);
+            if until_end > 0 {
+                end = Some(at + until_end);
+            }
+            if reply[0] == 1 && cost > 0 {
+                last_write = Some(at);
+                fragile = (reply[4] < 5000).then(|| at + reply[4]);
+            }
+            previous = Some(reply);
+            calls += 1;
+        }
+    }
+    reached.assert_reached(calls);
+}
