@@ -1,7 +1,7 @@
 //! Random traffic through each native command and its Lua reference script
 //! gives identical replies.
 
-use crate::common::{call, command, ints, query, Rng, Server};
+use crate::common::{call, command, error_text, ints, query, Rng, Server};
 
 const TOKEN_BUCKET_LUA: &str = include_str!("../../lua/token_bucket.lua");
 const SLIDING_LOG_LUA: &str = include_str!("../../lua/sliding_log.lua");
@@ -925,4 +925,195 @@ fn quota_matches_lua_to_the_ms_around_period_ends() {
         }
     }
     reached.assert_reached(calls);
+}
+
+#[test]
+fn all_with_quota_and_bucket_matches_lua() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let [all, quota, bucket] = ["all", "quota", "token_bucket"].map(|name| load(&mut con, name));
+    let mut rng = Rng::new(0x5eed_000a);
+    let mut reached = Reached::default();
+    let mut calls = 0;
+    for sequence in 0..40 {
+        // A bucket and a quota per sequence, in RL.ALL (in either order)
+        // and on their own.
+        let (b, q) = (format!("{{s{sequence}}}:b"), format!("{{s{sequence}}}:q"));
+        let mut now = rng.range(YEAR_1990_MS, YEAR_2040_MS);
+        let mut quota_spec = random_quota(&mut rng);
+        let mut bucket_spec = random_spec(&mut rng, true);
+        let mut native = redis::pipe();
+        let mut lua = redis::pipe();
+        native.atomic();
+        lua.atomic();
+        let mut quota_calls = Vec::new();
+        for call in 0..150 {
+            if rng.chance(6) {
+                quota_spec = random_quota(&mut rng);
+            }
+            if rng.chance(6) {
+                bucket_spec = random_spec(&mut rng, true);
+            }
+            quota_spec.step(&mut rng, &mut now);
+            let (quota_cost, bucket_cost) = (
+                quota_spec.cost(&mut rng),
+                rng.range(0, bucket_spec[0].min(3)),
+            );
+            let words = quota_spec.native_words(&mut rng);
+            let bucket_words = spaced(&bucket_spec);
+            match rng.range(0, 5) {
+                0 => {
+                    native.add_command(command(format!(
+                        "RL.QUOTA native:{q} {words} COST {quota_cost} AT {now}"
+                    )));
+                    let mut cmd = redis::cmd("EVALSHA");
+                    cmd.arg(&quota).arg(1).arg(format!("lua:{q}"));
+                    quota_spec.lua_args(&mut cmd);
+                    lua.add_command(cmd.arg(quota_cost).arg(now).clone());
+                    quota_calls.push((call, None));
+                }
+                1 => {
+                    native.add_command(command(format!(
+                        "RL.TOKENBUCKET native:{b} {bucket_words} COST {bucket_cost} AT {now}"
+                    )));
+                    lua.add_command(command(format!(
+                        "EVALSHA {bucket} 1 lua:{b} {bucket_words} {bucket_cost} {now}"
+                    )));
+                }
+                _ => {
+                    // The same words for both: the script takes the zone
+                    // words RL.ALL takes.
+                    let mut specs = [
+                        (
+                            b.as_str(),
+                            format!("TOKENBUCKET {bucket_words}"),
+                            bucket_cost,
+                        ),
+                        (q.as_str(), format!("QUOTA {words}"), quota_cost),
+                    ];
+                    if rng.chance(50) {
+                        specs.reverse();
+                    }
+                    let keys = |side: &str| format!("{side}:{} {side}:{}", specs[0].0, specs[1].0);
+                    let spec_words = format!("{} {}", specs[0].1, specs[1].1);
+                    let costs = format!("{} {}", specs[0].2, specs[1].2);
+                    native.add_command(command(format!(
+                        "RL.ALL 2 {} {spec_words} COSTS {costs} AT {now}",
+                        keys("native")
+                    )));
+                    lua.add_command(command(format!(
+                        "EVALSHA {all} 2 {} {spec_words} {costs} {now}",
+                        keys("lua")
+                    )));
+                    quota_calls.push((call, Some(if specs[0].0 == q { 2 } else { 3 })));
+                }
+            }
+        }
+        let native_replies: Vec<redis::Value> = native.query(&mut con).unwrap();
+        let lua_replies: Vec<redis::Value> = lua.query(&mut con).unwrap();
+        for (index, (n, l)) in native_replies.iter().zip(&lua_replies).enumerate() {
+            assert_eq!(n, l, "sequence {sequence}, call {index}");
+        }
+        // The quota's own replies, alone or within RL.ALL.
+        let mut previous: Option<Vec<i64>> = None;
+        for (call, position) in quota_calls {
+            let reply: Vec<i64> = match position {
+                None => redis::from_redis_value(&native_replies[call]).unwrap(),
+                Some(at) => {
+                    let all: Vec<redis::Value> =
+                        redis::from_redis_value(&native_replies[call]).unwrap();
+                    redis::from_redis_value(&all[at]).unwrap()
+                }
+            };
+            reached.add(previous.as_ref(), &reply);
+            previous = Some(reply);
+            calls += 1;
+        }
+    }
+    reached.assert_reached(calls);
+}
+
+/// An error's text without what the scripting engine appends (the
+/// script's sha and line).
+fn script_error(error: redis::RedisError) -> String {
+    let text = error_text(&error);
+    match text.find(" script: ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+#[test]
+fn quota_script_refuses_iana_names_and_errs_as_the_command_does() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let [quota, all] = ["quota", "all"].map(|name| load(&mut con, name));
+    const IANA: &str =
+        "ERR zone: IANA time zone names need the RL.QUOTA command; this script takes UTC or +hh:mm/-hh:mm";
+    let lua = |con: &mut redis::Connection, key: &str, args: [&str; 6]| {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&quota).arg(1).arg(key).arg(&args[..]);
+        cmd.query::<Vec<i64>>(con).map_err(script_error)
+    };
+    // An IANA name: refused, nothing written, a key's state unchanged.
+    let at = "1764849600000";
+    for zone in ["Europe/Berlin", "America/New_York", "Z"] {
+        let refused = lua(&mut con, "fresh", ["5", "day", zone, "", "1", at]);
+        assert_eq!(refused, Err(IANA.to_owned()), "{zone}");
+    }
+    assert_eq!(query::<i64>(&mut con, "EXISTS fresh"), 0);
+    assert_eq!(
+        lua(&mut con, "used", ["5", "day", "UTC", "", "2", at]),
+        Ok(vec![1, 5, 3, 0, 43_200_000])
+    );
+    let before: Vec<String> = query(&mut con, "HGETALL used");
+    let refused = lua(&mut con, "used", ["5", "day", "Europe/Berlin", "", "1", at]);
+    assert_eq!(refused, Err(IANA.to_owned()));
+    assert_eq!(query::<Vec<String>>(&mut con, "HGETALL used"), before);
+    // The module takes the name.
+    assert_eq!(
+        ints(
+            &mut con,
+            format!("RL.QUOTA native 5 day TZ Europe/Berlin COST 2 AT {at}")
+        ),
+        [1, 5, 3, 0, 39_600_000]
+    );
+    // In RL.ALL, the spec is named and no key is written.
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(&all).arg(2).arg("{a}b").arg("{a}q");
+    cmd.arg(
+        "TOKENBUCKET 5 1 1000 QUOTA 5 month TZ Europe/Berlin 1 1"
+            .split(' ')
+            .collect::<Vec<_>>(),
+    )
+    .arg(at);
+    let refused = cmd.query::<redis::Value>(&mut con).map_err(script_error);
+    assert_eq!(refused, Err(IANA.replacen("ERR ", "ERR spec 2: ", 1)));
+    assert_eq!(query::<i64>(&mut con, "EXISTS {a}b {a}q"), 0);
+    // Every other bad argument: the command's error word for word (the
+    // command takes TZ, ANCHOR, COST and AT from the script's ARGV).
+    for args in [
+        ["5", "fortnight", "UTC", "", "1", at],
+        ["5", "day", "+25:00", "", "1", at],
+        ["5", "day", "+5:30", "", "1", at],
+        ["5", "day", "+18:01", "", "1", at],
+        ["5", "day", "-05:60", "", "1", at],
+        ["5", "day", "+a'b\"\\\t\u{1}", "", "1", at],
+        ["5", "day", "UTC", "253402128000000", "1", at],
+        ["5", "day", "UTC", "-62135510400001", "1", at],
+        ["5", "day", "UTC", "1e3", "1", at],
+        ["5", "day", "+25:00", "x", "1", at],
+        ["5", "day", "UTC", "", "1", "253402207201000"],
+        ["5", "year", "UTC", "", "1", "253402127000000"],
+    ] {
+        let [limit, period, zone, anchor, cost, now] = args;
+        let mut words = vec!["RL.QUOTA", "native:bad", limit, period, "TZ", zone];
+        if !anchor.is_empty() {
+            words.extend(["ANCHOR", anchor]);
+        }
+        words.extend(["COST", cost, "AT", now]);
+        let expected = error_text(&call(&mut con, &words).expect_err(period));
+        assert_eq!(lua(&mut con, "bad", args), Err(expected), "{args:?}");
+    }
+    assert_eq!(query::<i64>(&mut con, "EXISTS bad native:bad"), 0);
 }
