@@ -1117,3 +1117,100 @@ fn quota_script_refuses_iana_names_and_errs_as_the_command_does() {
     }
     assert_eq!(query::<i64>(&mut con, "EXISTS bad native:bad"), 0);
 }
+
+/// key, limit, period, zone, anchor, cost, AT, the reply.
+type Example<'a> = (
+    &'a str,
+    i64,
+    &'a str,
+    &'a str,
+    Option<i64>,
+    i64,
+    i64,
+    [i64; 5],
+);
+
+#[test]
+fn quota_worked_examples_match_lua() {
+    const MIN: i64 = 60_000;
+    const H: i64 = 60 * MIN;
+    const D: i64 = 24 * H;
+    let utc = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let server = Server::start();
+    let mut con = server.connect();
+    let sha: String = query(&mut con, ["SCRIPT", "LOAD", QUOTA_LUA]);
+    let mut rng = Rng::new(0x5eed_000b);
+    // A Sunday afternoon; the next Monday; a billing anchor on January
+    // 31st at 10:00; one on February 29th; one at :17:30 past the hour.
+    let t = utc("2024-03-10T15:30:00Z");
+    let t2 = utc("2024-03-11T02:00:00Z");
+    let a = utc("2024-01-31T10:00:00Z");
+    let f = utc("2024-02-29T00:00:00Z");
+    let an = utc("2024-03-10T12:17:30Z");
+    #[rustfmt::skip]
+    let examples: &[Example] = &[
+        // days and weeks in UTC, +05:30 and -08:00
+        ("d1", 5, "day", "UTC", None, 1, t, [1, 5, 4, 0, 8 * H + 30 * MIN]),
+        ("d2", 5, "DAY", "+05:30", None, 1, t, [1, 5, 4, 0, 3 * H]),
+        ("d3", 5, "Day", "-08:00", None, 1, t, [1, 5, 4, 0, 16 * H + 30 * MIN]),
+        ("w1", 5, "week", "utc", None, 1, t, [1, 5, 4, 0, 8 * H + 30 * MIN]),
+        ("w2", 5, "week", "+05:30", None, 1, t, [1, 5, 4, 0, 3 * H]),
+        ("w3", 5, "week", "UTC", None, 1, t2, [1, 5, 4, 0, 7 * D - 2 * H]),
+        ("w4", 5, "week", "-08:00", None, 1, t2, [1, 5, 4, 0, 6 * H]),
+        // months from January 31st 10:00: February 29th (28th in 2025), March 31st, April 30th
+        ("m1", 5, "month", "UTC", Some(a), 1, utc("2024-02-15T00:00:00Z"), [1, 5, 4, 0, 14 * D + 10 * H]),
+        ("m2", 5, "month", "UTC", Some(a), 1, utc("2024-03-01T00:00:00Z"), [1, 5, 4, 0, 30 * D + 10 * H]),
+        ("m3", 5, "month", "UTC", Some(a), 1, utc("2025-02-28T09:59:59.999Z"), [1, 5, 4, 0, 1]),
+        ("m4", 5, "month", "UTC", Some(a), 1, utc("2025-02-28T10:00:00Z"), [1, 5, 4, 0, 31 * D]),
+        ("m5", 5, "month", "UTC", Some(a), 1, utc("2023-12-15T00:00:00Z"), [1, 5, 4, 0, 16 * D + 10 * H]),
+        ("m6", 5, "month", "UTC", Some(a), 1, utc("2024-04-30T09:00:00Z"), [1, 5, 4, 0, H]),
+        ("m7", 5, "month", "UTC", Some(a), 1, utc("2024-04-30T10:00:00Z"), [1, 5, 4, 0, 31 * D]),
+        // at +05:30 the anchor is January 31st 15:30 local: February 29th 15:30 local
+        ("m8", 5, "month", "+05:30", Some(a), 1, utc("2024-02-29T09:59:00Z"), [1, 5, 4, 0, MIN]),
+        // quarters from January 1st, and from January 31st 10:00 (April 30th, July 31st)
+        ("q1", 5, "quarter", "UTC", None, 1, utc("2024-05-20T00:00:00Z"), [1, 5, 4, 0, 42 * D]),
+        ("q2", 5, "quarter", "UTC", Some(a), 1, utc("2024-05-20T00:00:00Z"), [1, 5, 4, 0, 72 * D + 10 * H]),
+        ("q3", 5, "quarter", "-08:00", None, 1, utc("2024-07-01T07:00:00Z"), [1, 5, 4, 0, H]),
+        // years from February 29th: February 28th in other years
+        ("y1", 5, "year", "UTC", Some(f), 1, utc("2025-06-01T00:00:00Z"), [1, 5, 4, 0, 272 * D]),
+        ("y2", 5, "year", "UTC", Some(f), 1, utc("2028-03-01T00:00:00Z"), [1, 5, 4, 0, 364 * D]),
+        ("y3", 5, "year", "UTC", Some(f), 1, utc("2028-02-28T12:00:00Z"), [1, 5, 4, 0, 12 * H]),
+        // years from January 1st
+        ("y4", 5, "year", "UTC", None, 1, utc("2024-12-31T23:00:00Z"), [1, 5, 4, 0, H]),
+        // minutes and hours from :17:30, or from local :00 at +05:45 (UTC :15)
+        ("mi1", 5, "minute", "UTC", Some(an), 1, utc("2024-03-10T15:00:00Z"), [1, 5, 4, 0, 30 * 1000]),
+        ("h1", 5, "hour", "UTC", Some(an), 1, utc("2024-03-10T15:00:00Z"), [1, 5, 4, 0, 17 * MIN + 30 * 1000]),
+        ("h2", 5, "hour", "+05:45", None, 1, utc("2024-03-10T15:00:00Z"), [1, 5, 4, 0, 15 * MIN]),
+        ("h3", 5, "hour", "+05:45", Some(an), 1, utc("2024-03-10T15:00:00Z"), [1, 5, 4, 0, 17 * MIN + 30 * 1000]),
+        ("mi2", 5, "minute", "-09:30", Some(an), 1, utc("2024-03-10T15:00:00Z"), [1, 5, 4, 0, 30 * 1000]),
+        // a denial, a peek, a cost that never fits, a call before the last write
+        ("x", 3, "day", "UTC", None, 2, t, [1, 3, 1, 0, 8 * H + 30 * MIN]),
+        ("x", 3, "day", "UTC", None, 2, t + 1000, [0, 3, 1, 8 * H + 30 * MIN - 1000, 8 * H + 30 * MIN - 1000]),
+        ("x", 3, "day", "UTC", None, 0, t + 2000, [1, 3, 1, 0, 8 * H + 30 * MIN - 2000]),
+        ("x", 3, "day", "UTC", None, 4, t + 3000, [0, 3, 1, -1, 8 * H + 30 * MIN - 3000]),
+        ("x", 3, "day", "UTC", None, 1, t - 5000, [1, 3, 0, 0, 8 * H + 30 * MIN]),
+        // other parameters keep what their period used (the last write: 15:30Z),
+        // an hour does not; the count is what the last write left
+        ("x", 3, "day", "-08:00", None, 0, utc("2024-03-10T16:00:00Z"), [1, 3, 0, 0, 16 * H]),
+        ("x", 3, "day", "+09:00", None, 0, utc("2024-03-10T16:00:00Z"), [1, 3, 0, 0, 23 * H]),
+        ("x", 3, "hour", "UTC", None, 0, utc("2024-03-10T16:00:00Z"), [1, 3, 3, 0, 0]),
+        ("x", 3, "hour", "UTC", None, 1, utc("2024-03-10T16:00:00Z"), [1, 3, 2, 0, H]),
+        ("x", 3, "day", "UTC", None, 0, utc("2024-03-10T16:10:00Z"), [1, 3, 2, 0, 8 * H - 10 * MIN]),
+        ("x", 3, "day", "UTC", None, 0, utc("2024-03-11T00:00:00Z"), [1, 3, 3, 0, 0]),
+        ("x", 1, "year", "UTC", None, 1, utc("2024-03-11T00:00:00Z"), [0, 1, 0, 296 * D, 296 * D]),
+    ];
+    for &(key, limit, period, zone, anchor, cost, now, expected) in examples {
+        let spec = QuotaSpec {
+            limit,
+            period: PERIODS
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(period))
+                .unwrap(),
+            zone: zone.to_owned(),
+            anchor,
+        };
+        let words = spec.native_words(&mut rng);
+        let reply = quota_both(&mut con, &sha, key, &words, &spec, cost, now);
+        assert_eq!(reply, expected, "{key} {words} COST {cost} AT {now}");
+    }
+}
