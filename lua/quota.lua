@@ -23,7 +23,8 @@ local function int(value, name, min, max)
     n = tonumber(value)
   end
   if n == nil or n < min or (max and n > max) then
-    error({err = 'ERR ' .. name .. ' must be an integer from ' .. min .. (max and (' to ' .. max) or '')})
+    local range = string.format('%d', min) .. (max and (' to ' .. string.format('%d', max)) or '')
+    error({err = 'ERR ' .. name .. ' must be an integer from ' .. range})
   end
   if n > 9007199254740991 then
     error({err = 'ERR ' .. name .. ' is above 2^53 - 1, where the Lua scripts stop being exact'})
@@ -134,12 +135,7 @@ end
 -- The anchor: unix ms from 0001-01-02 to the end of 9999-12-29 UTC (local
 -- times in years 1 to 9999 in every zone), as the module takes them.
 local function quota_anchor(word, prefix)
-  local ok, n = pcall(int, word, 'ANCHOR', QUOTA_ANCHOR_MIN)
-  if not ok or n > QUOTA_ANCHOR_MAX then
-    error({err = 'ERR ' .. prefix .. 'ANCHOR must be an integer from ' .. fmt(QUOTA_ANCHOR_MIN) ..
-      ' to ' .. fmt(QUOTA_ANCHOR_MAX)})
-  end
-  return n
+  return int(word, prefix .. 'ANCHOR', QUOTA_ANCHOR_MIN, QUOTA_ANCHOR_MAX)
 end
 
 -- Days from 1970-01-01 to a civil date, and back (Howard Hinnant's

@@ -22,7 +22,8 @@ local function int(value, name, min, max)
     n = tonumber(value)
   end
   if n == nil or n < min or (max and n > max) then
-    error({err = 'ERR ' .. name .. ' must be an integer from ' .. min .. (max and (' to ' .. max) or '')})
+    local range = string.format('%d', min) .. (max and (' to ' .. string.format('%d', max)) or '')
+    error({err = 'ERR ' .. name .. ' must be an integer from ' .. range})
   end
   if n > 9007199254740991 then
     error({err = 'ERR ' .. name .. ' is above 2^53 - 1, where the Lua scripts stop being exact'})

@@ -58,12 +58,7 @@ end
 -- The anchor: unix ms from 0001-01-02 to the end of 9999-12-29 UTC (local
 -- times in years 1 to 9999 in every zone), as the module takes them.
 local function quota_anchor(word, prefix)
-  local ok, n = pcall(int, word, 'ANCHOR', QUOTA_ANCHOR_MIN)
-  if not ok or n > QUOTA_ANCHOR_MAX then
-    error({err = 'ERR ' .. prefix .. 'ANCHOR must be an integer from ' .. fmt(QUOTA_ANCHOR_MIN) ..
-      ' to ' .. fmt(QUOTA_ANCHOR_MAX)})
-  end
-  return n
+  return int(word, prefix .. 'ANCHOR', QUOTA_ANCHOR_MIN, QUOTA_ANCHOR_MAX)
 end
 
 -- Days from 1970-01-01 to a civil date, and back (Howard Hinnant's

@@ -258,6 +258,15 @@ fn the_lua_script_gives_the_same_replies() {
         ["EVALSHA", &sha, "1", "l", "5", "60000", "", "1", &t],
     );
     assert_eq!(native, lua);
+    // Bounds in errors are written out in full, not as 1e+14.
+    let got = error(
+        &mut con,
+        ["EVALSHA", &sha, "1", "l", "5", "100000000000000", "0", "1"],
+    );
+    assert!(
+        got.starts_with("ERR PRECISION must be an integer from 1 to 100000000000000 "),
+        "{got}"
+    );
 }
 
 #[test]
