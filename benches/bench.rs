@@ -8,11 +8,11 @@
 //! requests per run at pipeline 16 (200,000; a quarter at pipeline 1, and a
 //! quarter of those for the Lua scripts, which are many times slower).
 //!
-//! redis-cell 0.2.2 is built from its crates.io source on the first run
-//! (a throwaway crate that depends on it, `cargo fetch`, then its source
-//! directory built as it is: its crate type, dylib, is a loadable .so) into
-//! target/redis-cell/, and loaded in servers of its own, since this module
-//! answers CL.THROTTLE too.
+//! redis-cell 0.2.2 is built from its crates.io source on the first run,
+//! in a temporary directory (a throwaway crate that depends on it, `cargo
+//! fetch`, then its source directory built as it is: its crate type, dylib,
+//! is a loadable .so), kept as target/redis-cell/libredis_cell.so, and
+//! loaded in servers of its own, since this module answers CL.THROTTLE too.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -60,9 +60,6 @@ struct Row {
     /// longer, so an unmeasured run of the row first brings them back and
     /// the measured run updates logs in place, as the rows on buckets do.
     logs: bool,
-    /// Each of its keys gets one call before any run: a denied row's
-    /// limiters, which that call empties.
-    emptied: bool,
     /// Many times slower (Lua): a quarter of the requests.
     slow: bool,
     /// The rows of ours it is a peer of (a Lua script, redis-cell).
@@ -77,7 +74,6 @@ impl Row {
             shape,
             cell: false,
             logs: false,
-            emptied: false,
             slow: false,
             peer_of: Vec::new(),
         }
@@ -85,13 +81,6 @@ impl Row {
 
     fn logs(self) -> Row {
         Row { logs: true, ..self }
-    }
-
-    fn emptied(self) -> Row {
-        Row {
-            emptied: true,
-            ..self
-        }
     }
 
     fn on_cell(self) -> Row {
@@ -171,17 +160,17 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         reference(HMGET, "HMGET hash:__rand_int__ f1 f2 f3 f4 f5"),
         reference(SET_PX, "SET set:__rand_int__ 12345 PX 3600000"),
         write(BUCKET, &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000")),
-        read("RL.TOKENBUCKET denied", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000").emptied(),
+        read("RL.TOKENBUCKET denied", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000"),
         read("RL.TOKENBUCKET peek", &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000 COST 0")),
         write("RL.TOKENBUCKET fresh keys", "RL.TOKENBUCKET f:__rand_int__ 10 10 1"),
         write("RL.COST allowed", &format!("RL.COST c:__rand_int__ {BIG} 1 3600000 7")),
         write(SLIDELOG, "RL.SLIDELOG l:__rand_int__ 100 60000").logs(),
-        read("RL.SLIDELOG denied", "RL.SLIDELOG ld:__rand_int__ 1 3600000").emptied(),
+        read("RL.SLIDELOG denied", "RL.SLIDELOG ld:__rand_int__ 1 3600000"),
         read("RL.SLIDELOG peek", "RL.SLIDELOG l:__rand_int__ 100 60000 COST 0"),
         write("RL.SLIDELOG fresh keys", "RL.SLIDELOG g:__rand_int__ 100 1"),
         write("RL.WINDOW allowed", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000")),
         write("RL.WINDOW FIXED allowed", &format!("RL.WINDOW wf:__rand_int__ {BIG} 3600000 FIXED")),
-        read("RL.WINDOW denied", "RL.WINDOW wd:__rand_int__ 1 3600000").emptied(),
+        read("RL.WINDOW denied", "RL.WINDOW wd:__rand_int__ 1 3600000"),
         read("RL.WINDOW peek", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000 COST 0")),
         write("RL.RESERVE allowed (1 s lease)", &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000")),
         write("RL.ACQUIRE allowed (1 s lease)", "RL.ACQUIRE a:__rand_int__ 100000 1000"),
@@ -411,7 +400,7 @@ struct Config {
     name: &'static str,
     ours: Server,
     cell: Server,
-    _replicas: Vec<Server>,
+    replicas: Vec<Server>,
 }
 
 impl Config {
@@ -442,8 +431,30 @@ impl Config {
             name,
             ours,
             cell: cell_server,
-            _replicas: replicas,
+            replicas,
         }
+    }
+
+    /// Runs redis-benchmark on the row's server; with replicas, then waits
+    /// until they have caught up, so that the next run does not share the
+    /// machine with a replica still applying this one's writes.
+    fn run(&self, row: &Row, pipeline: usize, requests: usize) -> Run {
+        let server = self.server(row);
+        let run = benchmark(
+            server.port,
+            pipeline,
+            row.requests(pipeline, requests),
+            &row.words,
+        );
+        if !self.replicas.is_empty() {
+            let acked: i64 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(60_000)
+                .query(&mut server.connect())
+                .expect("WAIT");
+            assert_eq!(acked, 1, "the replica caught up");
+        }
+        run
     }
 
     fn server(&self, row: &Row) -> &Server {
@@ -454,10 +465,13 @@ impl Config {
         }
     }
 
-    /// Keys the read references read, each with a TTL; one call on each
-    /// denied row's keys; then one unmeasured run of every row, so that rows
-    /// on long periods update keys that exist.
-    fn prepare(&self, rows: &[Row], requests: usize) {
+    /// Keys the read references read, each with a TTL; then one call of
+    /// every row on each of its keys, so that every run updates keys that
+    /// exist (the denied rows' limiters of one unit an hour are empty) and
+    /// the key tables have their final size; then waits until they have
+    /// been rehashed: a table being rehashed is searched twice, which slowed
+    /// whichever rows ran meanwhile.
+    fn prepare(&self, rows: &[Row]) {
         let con = &mut self.ours.connect();
         call_once_per_key(con, &split("SET get:__rand_int__ 12345 PX 86400000"));
         call_once_per_key(
@@ -465,17 +479,33 @@ impl Config {
             &split("HSET hash:__rand_int__ f1 1 f2 2 f3 3 f4 4 f5 5"),
         );
         call_once_per_key(con, &split("PEXPIRE hash:__rand_int__ 86400000"));
-        for row in rows.iter().filter(|row| row.emptied) {
-            call_once_per_key(con, &row.words);
-        }
         for row in rows {
-            benchmark(
-                self.server(row).port,
-                16,
-                row.requests(16, requests),
-                &row.words,
-            );
+            call_once_per_key(&mut self.server(row).connect(), &row.words);
         }
+        for server in [&self.ours, &self.cell].into_iter().chain(&self.replicas) {
+            wait_for_rehash(server);
+        }
+    }
+}
+
+/// Waits until no table of the server's keys is being rehashed.
+fn wait_for_rehash(server: &Server) {
+    let con = &mut server.connect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let stats: String = redis::cmd("DEBUG")
+            .arg("HTSTATS")
+            .arg(0)
+            .query(con)
+            .expect("DEBUG HTSTATS");
+        if !stats.contains("rehashing") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key tables are still rehashed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
@@ -609,7 +639,7 @@ impl Report<'_> {
         let mut at_least = |what: String, value: f64, bar: f64| {
             targets.push((
                 format!("{what} ≥ {bar}"),
-                format!("{value:.2}"),
+                format!("{value:.3}"),
                 value >= bar,
             ));
         };
@@ -953,7 +983,7 @@ fn main() {
     }
     let rows = rows(&scripts);
     for config in &configs {
-        config.prepare(&rows, requests);
+        config.prepare(&rows);
     }
     eprintln!("prepared in {:.0} s", started.elapsed().as_secs_f64());
     let mut results = Results::new();
@@ -961,21 +991,15 @@ fn main() {
         for (config_index, config) in configs.iter().enumerate() {
             for pipeline in PIPELINES {
                 for (index, row) in rows.iter().enumerate() {
-                    let server = config.server(row);
                     if row.logs {
-                        benchmark(server.port, 16, row.requests(16, requests), &row.words);
+                        config.run(row, 16, requests);
                     }
-                    let con = &mut server.connect();
+                    let con = &mut config.server(row).connect();
                     redis::cmd("CONFIG")
                         .arg("RESETSTAT")
                         .query::<()>(con)
                         .unwrap();
-                    let run = benchmark(
-                        server.port,
-                        pipeline,
-                        row.requests(pipeline, requests),
-                        &row.words,
-                    );
+                    let run = config.run(row, pipeline, requests);
                     let measure = results.entry((config_index, pipeline, index)).or_default();
                     measure.runs.push(run);
                     measure.usec.push(usec_per_call(con, &row.stat()));
