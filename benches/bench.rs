@@ -170,6 +170,7 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         write("RL.SLIDELOG fresh keys", "RL.SLIDELOG g:__rand_int__ 100 1"),
         write("RL.WINDOW allowed", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000")),
         write("RL.WINDOW FIXED allowed", &format!("RL.WINDOW wf:__rand_int__ {BIG} 3600000 FIXED")),
+        write("RL.WINDOW PRECISION 1 s allowed", &format!("RL.WINDOW wp:__rand_int__ {BIG} 3600000 PRECISION 1000")),
         read("RL.WINDOW denied", "RL.WINDOW wd:__rand_int__ 1 3600000"),
         read("RL.WINDOW peek", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000 COST 0")),
         write("RL.RESERVE allowed (1 s lease)", &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000")),
