@@ -48,8 +48,10 @@ test: build
 test-valkey: build
 	REDIS_SERVER=$$(scripts/valkey-server.sh) cargo test --release
 
-# Throughput and memory against INCR and the Lua scripts: bench/results.md
-# and bench/ratios.svg. Not part of make test.
+# Throughput, latency and memory against Redis's commands of the same shape,
+# the Lua scripts and redis-cell (built from crates.io source on the first
+# run), lone and with a replica: bench/results.md and bench/ratios.svg. Not
+# part of make test.
 bench: build
 	cargo bench --bench bench
 

@@ -1,16 +1,25 @@
-//! `make bench`: the module against INCR and against its Lua scripts, on a
-//! redis-server of its own, with redis-benchmark (50 clients, 100,000 random
-//! keys, pipeline 1 and 16), rounds interleaved so that the machine's noise
-//! hits every row alike. Prints a markdown table, writes bench/ratios.svg and
-//! bench/results.md. BENCH_ROUNDS sets the rounds (5), BENCH_REQUESTS the
-//! requests per run at pipeline 16 (400,000; a quarter at pipeline 1, and a
-//! quarter again for the Lua scripts, which are many times slower).
+//! `make bench`: the module against Redis's own commands of the same shape,
+//! against its Lua scripts and a careful Lua hash bucket, and against
+//! redis-cell, with redis-benchmark (50 clients, 100,000 random keys,
+//! pipeline 1 and 16), in two configurations (a lone server, and a server
+//! with a replica attached), rounds interleaved so that the machine's noise
+//! hits every row alike. Prints markdown tables, writes bench/results.md and
+//! bench/ratios.svg. BENCH_ROUNDS sets the rounds (3), BENCH_REQUESTS the
+//! requests per run at pipeline 16 (200,000; a quarter at pipeline 1, and a
+//! quarter of those for the Lua scripts, which are many times slower).
+//!
+//! redis-cell 0.2.2 is built from its crates.io source on the first run,
+//! in a temporary directory (a throwaway crate that depends on it, `cargo
+//! fetch`, then its source directory built as it is: its crate type, dylib,
+//! is a loadable .so), kept as target/redis-cell/libredis_cell.so, and
+//! loaded in servers of its own, since this module answers CL.THROTTLE too.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -19,59 +28,201 @@ use redis::Connection;
 
 const KEYS: usize = 100_000;
 const CLIENTS: usize = 50;
+const PIPELINES: [usize; 2] = [1, 16];
+/// Periods, windows and TTLs far longer than a run: keys are updated in
+/// place.
+const BIG: &str = "1000000000";
 
-/// One row: a name, the command redis-benchmark sends, the commandstats
-/// entry it shows up under, and the Lua row it is compared with.
+/// What a row's throughput is judged against: Redis's own command of the
+/// same shape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A reference row itself.
+    Reference,
+    /// Writes a value with an expiry: against `SET key <int> PX <ms>`.
+    Write,
+    /// Reads several words and answers several integers: against `HMGET`
+    /// with five fields.
+    Read,
+}
+
+/// One row: a name, the command redis-benchmark sends (its stat in INFO
+/// commandstats is the command's name), and how it is run and compared.
+/// Adding a row is one line in [`rows`].
+#[derive(Clone)]
 struct Row {
     name: String,
     words: Vec<String>,
-    /// Whether its keys are logs (60 s windows, so 60 s TTLs): a round
-    /// lasts longer, so an unmeasured run of the row first brings them back
-    /// and the measured run updates logs in place, as the rows on buckets do.
+    shape: Shape,
+    /// Runs on the redis-cell servers instead of ours.
+    cell: bool,
+    /// Its keys are logs (60 s windows, so 60 s TTLs): a round lasts
+    /// longer, so an unmeasured run of the row first brings them back and
+    /// the measured run updates logs in place, as the rows on buckets do.
     logs: bool,
-    /// Whether each of its keys gets one call before any run: a denied row's
-    /// limiters, which that call empties.
-    emptied: bool,
-    stat: &'static str,
-    lua_of: Option<&'static str>,
-}
-
-fn row(name: &str, stat: &'static str, words: &str) -> Row {
-    Row {
-        name: name.to_owned(),
-        words: words.split_whitespace().map(str::to_owned).collect(),
-        logs: false,
-        emptied: false,
-        stat,
-        lua_of: None,
-    }
+    /// Many times slower (Lua): a quarter of the requests.
+    slow: bool,
+    /// The rows of ours it is a peer of (a Lua script, redis-cell).
+    peer_of: Vec<&'static str>,
 }
 
 impl Row {
-    /// The requests of a run of `requests` that this row sends: a quarter
-    /// for the Lua scripts, which are many times slower.
-    fn share(&self, requests: usize) -> usize {
-        if self.lua_of.is_some() {
+    fn new(shape: Shape, name: &str, words: &str) -> Row {
+        Row {
+            name: name.to_owned(),
+            words: words.split_whitespace().map(str::to_owned).collect(),
+            shape,
+            cell: false,
+            logs: false,
+            slow: false,
+            peer_of: Vec::new(),
+        }
+    }
+
+    fn logs(self) -> Row {
+        Row { logs: true, ..self }
+    }
+
+    fn on_cell(self) -> Row {
+        Row { cell: true, ..self }
+    }
+
+    /// A peer (a Lua script, redis-cell) of the rows named.
+    fn peer_of(self, rows: &[&'static str]) -> Row {
+        Row {
+            peer_of: rows.to_vec(),
+            ..self
+        }
+    }
+
+    fn lua(self, rows: &[&'static str]) -> Row {
+        Row {
+            slow: true,
+            ..self.peer_of(rows)
+        }
+    }
+
+    fn stat(&self) -> String {
+        self.words[0].to_lowercase()
+    }
+
+    fn requests(&self, pipeline: usize, requests: usize) -> usize {
+        let n = if pipeline == 1 {
             requests / 4
         } else {
             requests
+        };
+        if self.slow {
+            n / 4
+        } else {
+            n
         }
     }
 }
 
-fn on_logs(row: Row) -> Row {
-    Row { logs: true, ..row }
+fn reference(name: &str, words: &str) -> Row {
+    Row::new(Shape::Reference, name, words)
 }
 
-fn emptied(row: Row) -> Row {
-    Row {
-        emptied: true,
-        ..row
+fn write(name: &str, words: &str) -> Row {
+    Row::new(Shape::Write, name, words)
+}
+
+fn read(name: &str, words: &str) -> Row {
+    Row::new(Shape::Read, name, words)
+}
+
+/// `EVALSHA` of `script` with `keys` keys and `args`.
+fn evalsha(sha: &str, keys: usize, args: &str) -> String {
+    format!("EVALSHA {sha} {keys} {args}")
+}
+
+const SET_PX: &str = "SET PX";
+const HMGET: &str = "HMGET 5 fields";
+const BUCKET: &str = "RL.TOKENBUCKET allowed";
+const SLIDELOG: &str = "RL.SLIDELOG allowed";
+const ALL: &str = "RL.ALL bucket+log";
+const CELL: &str = "redis-cell CL.THROTTLE allowed";
+const HASH_BUCKET: &str = "Lua hash bucket (tokens, ts)";
+
+/// Every row, in the order each round runs them; INCR first.
+fn rows(scripts: &Scripts) -> Vec<Row> {
+    let Scripts {
+        bucket,
+        log,
+        all,
+        window,
+        hash,
+    } = scripts;
+    vec![
+        reference("INCR", "INCR counter:__rand_int__"),
+        reference("GET (key with a TTL)", "GET get:__rand_int__"),
+        reference(HMGET, "HMGET hash:__rand_int__ f1 f2 f3 f4 f5"),
+        reference(SET_PX, "SET set:__rand_int__ 12345 PX 3600000"),
+        write(BUCKET, &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000")),
+        read("RL.TOKENBUCKET denied", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000"),
+        read("RL.TOKENBUCKET peek", &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000 COST 0")),
+        write("RL.TOKENBUCKET fresh keys", "RL.TOKENBUCKET f:__rand_int__ 10 10 1"),
+        write("RL.COST allowed", &format!("RL.COST c:__rand_int__ {BIG} 1 3600000 7")),
+        write(SLIDELOG, "RL.SLIDELOG l:__rand_int__ 100 60000").logs(),
+        read("RL.SLIDELOG denied", "RL.SLIDELOG ld:__rand_int__ 1 3600000"),
+        read("RL.SLIDELOG peek", "RL.SLIDELOG l:__rand_int__ 100 60000 COST 0"),
+        write("RL.SLIDELOG fresh keys", "RL.SLIDELOG g:__rand_int__ 100 1"),
+        write("RL.WINDOW allowed", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000")),
+        write("RL.WINDOW FIXED allowed", &format!("RL.WINDOW wf:__rand_int__ {BIG} 3600000 FIXED")),
+        write("RL.WINDOW PRECISION 1 s allowed", &format!("RL.WINDOW wp:__rand_int__ {BIG} 3600000 PRECISION 1000")),
+        read("RL.WINDOW denied", "RL.WINDOW wd:__rand_int__ 1 3600000"),
+        read("RL.WINDOW peek", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000 COST 0")),
+        write("RL.QUOTA allowed (day, Europe/Berlin)", &format!("RL.QUOTA q:__rand_int__ {BIG} day TZ Europe/Berlin")),
+        write("RL.QUOTA allowed (month, UTC)", &format!("RL.QUOTA qu:__rand_int__ {BIG} month")),
+        read("RL.QUOTA peek", &format!("RL.QUOTA q:__rand_int__ {BIG} day TZ Europe/Berlin COST 0")),
+        write("RL.RESERVE allowed (1 s lease)", &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000")),
+        write("RL.ACQUIRE allowed (1 s lease)", "RL.ACQUIRE a:__rand_int__ 100000 1000"),
+        write(ALL, &format!("RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET {BIG} 1 3600000 SLIDELOG 100 60000")).logs(),
+        read("RL.INSPECT", "RL.INSPECT b:__rand_int__"),
+        write("CL.THROTTLE allowed", &format!("CL.THROTTLE t:__rand_int__ {BIG} {BIG} 3600")),
+        write("Module floor: RL.TOKENBUCKET's words, no key", &format!("FLOOR.BUCKET b:__rand_int__ {BIG} 1 3600000")),
+        write(CELL, &format!("CL.THROTTLE t:__rand_int__ {BIG} {BIG} 3600")).on_cell().peer_of(&[BUCKET, "CL.THROTTLE allowed"]),
+        write(HASH_BUCKET, &evalsha(hash, 1, &format!("hb:__rand_int__ {BIG} 1 3600000 1"))).lua(&[BUCKET]),
+        write("Lua token_bucket.lua", &evalsha(bucket, 1, &format!("lb:__rand_int__ {BIG} 1 3600000 1"))).lua(&[BUCKET]),
+        write("Lua token_bucket.lua (cost)", &evalsha(bucket, 1, &format!("lc:__rand_int__ {BIG} 1 3600000 7"))).lua(&["RL.COST allowed"]),
+        write("Lua sliding_log.lua", &evalsha(log, 1, "ll:__rand_int__ 100 60000 1")).lua(&[SLIDELOG]).logs(),
+        write("Lua window.lua", &evalsha(window, 1, &format!("lw:__rand_int__ {BIG} 3600000 60000 1"))).lua(&["RL.WINDOW allowed"]),
+        write("Lua all.lua", &evalsha(all, 2, &format!("lab:__rand_int__ lal:__rand_int__ TOKENBUCKET {BIG} 1 3600000 SLIDELOG 100 60000 1 1"))).lua(&[ALL]).logs(),
+    ]
+}
+
+/// The SHA1s of the scripts the rows call.
+struct Scripts {
+    bucket: String,
+    log: String,
+    all: String,
+    window: String,
+    hash: String,
+}
+
+fn load_script(con: &mut Connection, path: &str) -> String {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("script");
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(source)
+        .query(con)
+        .expect("SCRIPT LOAD")
+}
+
+fn load_scripts(con: &mut Connection) -> Scripts {
+    Scripts {
+        bucket: load_script(con, "lua/token_bucket.lua"),
+        log: load_script(con, "lua/sliding_log.lua"),
+        all: load_script(con, "lua/all.lua"),
+        window: load_script(con, "lua/window.lua"),
+        hash: load_script(con, "bench/hash_bucket.lua"),
     }
 }
 
-/// Sends the row's command once for each of the KEYS keys redis-benchmark
-/// draws, named as it names them (`__rand_int__` becomes 12 digits).
+/// Sends `words` once for each of the KEYS keys redis-benchmark draws,
+/// named as it names them (`__rand_int__` becomes 12 digits).
 fn call_once_per_key(con: &mut Connection, words: &[String]) {
     for first in (0..KEYS).step_by(10_000) {
         let mut pipe = redis::pipe();
@@ -87,101 +238,64 @@ fn call_once_per_key(con: &mut Connection, words: &[String]) {
     }
 }
 
-fn lua_row(name: &str, native: &'static str, sha: &str, keys: usize, args: &str) -> Row {
-    let mut words = vec!["EVALSHA".to_owned(), sha.to_owned(), keys.to_string()];
-    words.extend(args.split_whitespace().map(str::to_owned));
-    Row {
-        name: name.to_owned(),
-        words,
-        logs: false,
-        emptied: false,
-        stat: "evalsha",
-        lua_of: Some(native),
-    }
+fn split(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_owned).collect()
 }
 
-fn load(con: &mut Connection, name: &str) -> String {
-    let source = std::fs::read_to_string(format!("{}/lua/{name}.lua", env!("CARGO_MANIFEST_DIR")))
-        .expect("script");
-    redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(source)
-        .query(con)
-        .expect("SCRIPT LOAD")
+/// One redis-benchmark run: requests per second and latency percentiles
+/// (ms).
+#[derive(Default, Clone, Copy)]
+struct Run {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
 }
 
-fn rows(con: &mut Connection) -> Vec<Row> {
-    let bucket = load(con, "token_bucket");
-    let log = load(con, "sliding_log");
-    let all = load(con, "all");
-    let window = load(con, "window");
-    // Keys updated in place: periods and windows far longer than the run,
-    // capacities far above what the run takes (peek rows on logs follow the
-    // allowed row, which brings the logs back). Denied rows run on limiters
-    // of one unit an hour, which each key's first call takes before the runs.
-    let big = "1000000000";
-    vec![
-        row("INCR", "incr", "INCR counter:__rand_int__"),
-        row("RL.TOKENBUCKET allowed", "rl.tokenbucket", &format!("RL.TOKENBUCKET b:__rand_int__ {big} 1 3600000")),
-        row(
-            "Module floor: RL.TOKENBUCKET's words, no key",
-            "floor.bucket",
-            &format!("FLOOR.BUCKET b:__rand_int__ {big} 1 3600000"),
-        ),
-        emptied(row("RL.TOKENBUCKET denied", "rl.tokenbucket", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000")),
-        row("RL.TOKENBUCKET peek", "rl.tokenbucket", &format!("RL.TOKENBUCKET b:__rand_int__ {big} 1 3600000 COST 0")),
-        row("RL.TOKENBUCKET fresh keys", "rl.tokenbucket", "RL.TOKENBUCKET f:__rand_int__ 10 10 1"),
-        row("RL.COST allowed", "rl.cost", &format!("RL.COST c:__rand_int__ {big} 1 3600000 7")),
-        on_logs(row("RL.SLIDELOG allowed", "rl.slidelog", "RL.SLIDELOG l:__rand_int__ 100 60000")),
-        emptied(row("RL.SLIDELOG denied", "rl.slidelog", "RL.SLIDELOG ld:__rand_int__ 1 3600000")),
-        row("RL.SLIDELOG peek", "rl.slidelog", "RL.SLIDELOG l:__rand_int__ 100 60000 COST 0"),
-        row("RL.SLIDELOG fresh keys", "rl.slidelog", "RL.SLIDELOG g:__rand_int__ 100 1"),
-        row("RL.WINDOW allowed", "rl.window", &format!("RL.WINDOW w:__rand_int__ {big} 3600000")),
-        emptied(row("RL.WINDOW denied", "rl.window", "RL.WINDOW wd:__rand_int__ 1 3600000")),
-        row("RL.WINDOW peek", "rl.window", &format!("RL.WINDOW w:__rand_int__ {big} 3600000 COST 0")),
-        on_logs(row(
-            "RL.ALL bucket+log",
-            "rl.all",
-            &format!("RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET {big} 1 3600000 SLIDELOG 100 60000"),
-        )),
-        row("RL.INSPECT", "rl.inspect", "RL.INSPECT b:__rand_int__"),
-        row("CL.THROTTLE allowed", "cl.throttle", &format!("CL.THROTTLE t:__rand_int__ {big} {big} 3600")),
-        lua_row("Lua token_bucket.lua", "RL.TOKENBUCKET allowed", &bucket, 1, &format!("lb:__rand_int__ {big} 1 3600000 1")),
-        lua_row("Lua token_bucket.lua (cost)", "RL.COST allowed", &bucket, 1, &format!("lc:__rand_int__ {big} 1 3600000 7")),
-        on_logs(lua_row("Lua sliding_log.lua", "RL.SLIDELOG allowed", &log, 1, "ll:__rand_int__ 100 60000 1")),
-        lua_row("Lua window.lua", "RL.WINDOW allowed", &window, 1, &format!("lw:__rand_int__ {big} 3600000 60000 1")),
-        on_logs(lua_row(
-            "Lua all.lua",
-            "RL.ALL bucket+log",
-            &all,
-            2,
-            &format!("lab:__rand_int__ lal:__rand_int__ TOKENBUCKET {big} 1 3600000 SLIDELOG 100 60000 1 1"),
-        )),
-    ]
-}
-
-/// Runs redis-benchmark once; returns requests per second.
-fn benchmark(port: u16, pipeline: usize, requests: usize, words: &[String]) -> f64 {
+/// Runs redis-benchmark once and reads its summary, and for p99.9 the first
+/// step of its percentile distribution at or above 99.9% (99.902%).
+fn benchmark(port: u16, pipeline: usize, requests: usize, words: &[String]) -> Run {
     let output = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args([
-            "-c",
-            &CLIENTS.to_string(),
-            "-n",
-            &requests.to_string(),
-            "-r",
-            &KEYS.to_string(),
-        ])
-        .args(["-P", &pipeline.to_string(), "--csv"])
+        .args(["-c", &CLIENTS.to_string(), "-n", &requests.to_string()])
+        .args(["-r", &KEYS.to_string(), "-P", &pipeline.to_string()])
+        .args(["--precision", "3"])
         .args(words)
         .output()
         .expect("redis-benchmark (apt-get install redis-tools)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().last().unwrap_or_default();
-    line.split(',')
-        .nth(1)
-        .and_then(|f| f.trim_matches('"').parse().ok())
-        .unwrap_or_else(|| panic!("no result from redis-benchmark {words:?}: {text}"))
+    let text = String::from_utf8_lossy(&output.stdout).replace('\r', "\n");
+    let lines: Vec<&str> = text.lines().collect();
+    let rps = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("throughput summary: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok());
+    // "avg min p50 p95 p99 max", then their values.
+    let summary: Vec<f64> = lines
+        .iter()
+        .position(|l| l.contains("latency summary"))
+        .and_then(|i| lines.get(i + 2))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let p999 = lines.iter().find_map(|l| {
+        let (percent, rest) = l.split_once("% <= ")?;
+        let percent: f64 = percent.trim().parse().ok()?;
+        let ms = rest.split_whitespace().next()?.parse().ok()?;
+        (percent >= 99.9).then_some(ms)
+    });
+    match (rps, summary.as_slice(), p999) {
+        (Some(rps), [_, _, p50, _, p99, _], Some(p999)) => Run {
+            rps,
+            p50: *p50,
+            p99: *p99,
+            p999,
+        },
+        _ => panic!("no result from redis-benchmark {words:?}: {text}"),
+    }
 }
 
 fn usec_per_call(con: &mut Connection, stat: &str) -> f64 {
@@ -193,16 +307,384 @@ fn usec_per_call(con: &mut Connection, stat: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn median(values: &mut [f64]) -> f64 {
+fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn range(values: &[f64]) -> (f64, f64) {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (low, high)
+}
+
+/// Builds redis-cell 0.2.2 from crates.io source in a temporary directory
+/// (once: the module is kept as target/redis-cell/libredis_cell.so);
+/// returns the path of its module.
+fn redis_cell() -> PathBuf {
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-cell");
+    let module = kept.join("libredis_cell.so");
+    if module.exists() {
+        return module;
+    }
+    let work = std::env::temp_dir().join(format!("rl-bench-redis-cell-{}", std::process::id()));
+    let fetcher = work.join("fetch");
+    std::fs::create_dir_all(fetcher.join("src")).expect("a temporary directory");
+    std::fs::write(
+        fetcher.join("Cargo.toml"),
+        "[package]\nname = \"fetch-redis-cell\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\nredis-cell = \"=0.2.2\"\n",
+    )
+    .expect("Cargo.toml");
+    std::fs::write(fetcher.join("src/lib.rs"), "").expect("lib.rs");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let run = |command: &mut Command, what: &str| {
+        let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            output.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(
+        Command::new(&cargo).arg("fetch").current_dir(&fetcher),
+        "cargo fetch of redis-cell 0.2.2",
+    );
+    let metadata = run(
+        Command::new(&cargo)
+            .args(["metadata", "--format-version", "1"])
+            .current_dir(&fetcher),
+        "cargo metadata",
+    );
+    let manifest = metadata
+        .split("\"manifest_path\":\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|p| p.contains("/redis-cell-0.2.2/"))
+        .expect("redis-cell 0.2.2 in Cargo's registry")
+        .to_owned();
+    let source = Path::new(&manifest).parent().expect("its directory");
+    // A copy of its own: Cargo's registry is not to be built in. Its crate
+    // type, dylib, makes a library Redis loads as it is.
+    run(
+        Command::new("cp")
+            .arg("-r")
+            .arg(source)
+            .arg(work.join("source")),
+        "copy of redis-cell's source",
+    );
+    run(
+        Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "--target-dir"])
+            .arg(work.join("target"))
+            .current_dir(work.join("source")),
+        "cargo build of redis-cell 0.2.2",
+    );
+    std::fs::create_dir_all(&kept).expect("target/redis-cell");
+    std::fs::copy(work.join("target/release/libredis_cell.so"), &module).expect("the module");
+    let _ = std::fs::remove_dir_all(&work);
+    module
+}
+
+/// Waits until `replica` has synced with its master.
+fn wait_for_sync(replica: &Server) {
+    let con = &mut replica.connect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while common::info_field(con, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// One configuration: our server and redis-cell's, each lone or each with a
+/// replica attached.
+struct Config {
+    name: &'static str,
+    ours: Server,
+    cell: Server,
+    replicas: Vec<Server>,
+}
+
+impl Config {
+    fn start(name: &'static str, floor: &str, cell: &str, replicated: bool) -> Config {
+        let ours = Server::start_with(&["--appendonly", "no", "--loadmodule", floor]);
+        let cell_server = Server::start_bare(&["--appendonly", "no", "--loadmodule", cell]);
+        let mut replicas = Vec::new();
+        if replicated {
+            let ours_port = ours.port.to_string();
+            let cell_port = cell_server.port.to_string();
+            replicas.push(Server::start_with(&[
+                "--loadmodule",
+                floor,
+                "--replicaof",
+                "127.0.0.1",
+                &ours_port,
+            ]));
+            replicas.push(Server::start_bare(&[
+                "--loadmodule",
+                cell,
+                "--replicaof",
+                "127.0.0.1",
+                &cell_port,
+            ]));
+            replicas.iter().for_each(wait_for_sync);
+        }
+        Config {
+            name,
+            ours,
+            cell: cell_server,
+            replicas,
+        }
+    }
+
+    /// Runs redis-benchmark on the row's server; with replicas, then waits
+    /// until they have caught up, so that the next run does not share the
+    /// machine with a replica still applying this one's writes.
+    fn run(&self, row: &Row, pipeline: usize, requests: usize) -> Run {
+        let server = self.server(row);
+        let run = benchmark(
+            server.port,
+            pipeline,
+            row.requests(pipeline, requests),
+            &row.words,
+        );
+        if !self.replicas.is_empty() {
+            let acked: i64 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(60_000)
+                .query(&mut server.connect())
+                .expect("WAIT");
+            assert_eq!(acked, 1, "the replica caught up");
+        }
+        run
+    }
+
+    fn server(&self, row: &Row) -> &Server {
+        if row.cell {
+            &self.cell
+        } else {
+            &self.ours
+        }
+    }
+
+    /// Keys the read references read, each with a TTL; then one call of
+    /// every row on each of its keys, so that every run updates keys that
+    /// exist (the denied rows' limiters of one unit an hour are empty) and
+    /// the key tables have their final size; then waits until they have
+    /// been rehashed: a table being rehashed is searched twice, which slowed
+    /// whichever rows ran meanwhile.
+    fn prepare(&self, rows: &[Row]) {
+        let con = &mut self.ours.connect();
+        call_once_per_key(con, &split("SET get:__rand_int__ 12345 PX 86400000"));
+        call_once_per_key(
+            con,
+            &split("HSET hash:__rand_int__ f1 1 f2 2 f3 3 f4 4 f5 5"),
+        );
+        call_once_per_key(con, &split("PEXPIRE hash:__rand_int__ 86400000"));
+        for row in rows {
+            call_once_per_key(&mut self.server(row).connect(), &row.words);
+        }
+        for server in [&self.ours, &self.cell].into_iter().chain(&self.replicas) {
+            wait_for_rehash(server);
+        }
+    }
+}
+
+/// Waits until no table of the server's keys is being rehashed.
+fn wait_for_rehash(server: &Server) {
+    let con = &mut server.connect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let stats: String = redis::cmd("DEBUG")
+            .arg("HTSTATS")
+            .arg(0)
+            .query(con)
+            .expect("DEBUG HTSTATS");
+        if !stats.contains("rehashing") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key tables are still rehashed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[derive(Default)]
 struct Measure {
-    rps: Vec<f64>,
-    ratio: Vec<f64>,
+    runs: Vec<Run>,
     usec: Vec<f64>,
+}
+
+/// Measures, by (configuration, pipeline, row).
+type Results = BTreeMap<(usize, usize, usize), Measure>;
+
+struct Report<'a> {
+    rows: &'a [Row],
+    results: &'a Results,
+}
+
+impl Report<'_> {
+    fn index(&self, name: &str) -> usize {
+        self.rows
+            .iter()
+            .position(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    }
+
+    fn measure(&self, config: usize, pipeline: usize, row: usize) -> &Measure {
+        &self.results[&(config, pipeline, row)]
+    }
+
+    /// The row's throughput over the other's, round by round.
+    fn ratios(&self, config: usize, pipeline: usize, row: usize, other: usize) -> Vec<f64> {
+        let of = |index| {
+            self.measure(config, pipeline, index)
+                .runs
+                .iter()
+                .map(|r| r.rps)
+        };
+        of(row).zip(of(other)).map(|(a, b)| a / b).collect()
+    }
+
+    fn ratio(&self, config: usize, pipeline: usize, row: &str, other: &str) -> f64 {
+        median(&self.ratios(config, pipeline, self.index(row), self.index(other)))
+    }
+
+    fn usec(&self, config: usize, row: &str) -> f64 {
+        median(&self.measure(config, 16, self.index(row)).usec)
+    }
+
+    fn shape_reference(&self, row: &Row) -> Option<usize> {
+        match row.shape {
+            Shape::Reference => None,
+            Shape::Write => Some(self.index(SET_PX)),
+            Shape::Read => Some(self.index(HMGET)),
+        }
+    }
+
+    /// The pipeline 16 table of a configuration.
+    fn throughput(&self, config: usize, out: &mut String) {
+        let _ = writeln!(out, "| row | requests/s | vs INCR | vs its shape | rounds' range | server µs/call | vs peers |\n|---|---|---|---|---|---|---|");
+        for (index, row) in self.rows.iter().enumerate() {
+            let m = self.measure(config, 16, index);
+            let rps = median(&m.runs.iter().map(|r| r.rps).collect::<Vec<_>>());
+            let incr = median(&self.ratios(config, 16, index, 0));
+            let (shape, spread) = match self.shape_reference(row) {
+                Some(reference) => {
+                    let ratios = self.ratios(config, 16, index, reference);
+                    let (low, high) = range(&ratios);
+                    let name = &self.rows[reference].name;
+                    (
+                        format!("{:.2} of {name}", median(&ratios)),
+                        format!("{low:.2} to {high:.2}"),
+                    )
+                }
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            let peers: Vec<String> = self
+                .rows
+                .iter()
+                .enumerate()
+                .filter(|(_, peer)| peer.peer_of.contains(&row.name.as_str()))
+                .map(|(peer_index, peer)| {
+                    let ratio = median(&self.ratios(config, 16, index, peer_index));
+                    format!("{ratio:.1}x {}", peer.name)
+                })
+                .collect();
+            let peers = if peers.is_empty() {
+                "-".to_owned()
+            } else {
+                peers.join("; ")
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {rps:.0} | {incr:.2} | {shape} | {spread} | {:.2} | {peers} |",
+                row.name,
+                median(&m.usec)
+            );
+        }
+    }
+
+    /// The pipeline 1 table of a configuration: latency beside INCR's.
+    fn latency(&self, config: usize, out: &mut String) {
+        let _ = writeln!(out, "| row | requests/s | p50 ms | p99 ms | p99.9 ms | p99 vs INCR's |\n|---|---|---|---|---|---|");
+        let incr_p99 = median(
+            &self
+                .measure(config, 1, 0)
+                .runs
+                .iter()
+                .map(|r| r.p99)
+                .collect::<Vec<_>>(),
+        );
+        for (index, row) in self.rows.iter().enumerate() {
+            let runs = &self.measure(config, 1, index).runs;
+            let of = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+            let p99 = of(|r| r.p99);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.3} | {p99:.3} | {:.3} | {:.2} |",
+                row.name,
+                of(|r| r.rps),
+                of(|r| r.p50),
+                of(|r| r.p999),
+                p99 / incr_p99
+            );
+        }
+    }
+
+    /// Each target of the issue, in a configuration: (target, measured,
+    /// met).
+    fn targets(&self, config: usize) -> Vec<(String, String, bool)> {
+        let mut targets = Vec::new();
+        let mut at_least = |what: String, value: f64, bar: f64| {
+            targets.push((
+                format!("{what} ≥ {bar}"),
+                format!("{value:.3}"),
+                value >= bar,
+            ));
+        };
+        for (row, bar) in [(BUCKET, 1.0), ("RL.COST allowed", 1.0), (SLIDELOG, 0.95)] {
+            at_least(
+                format!("{row} / SET PX"),
+                self.ratio(config, 16, row, SET_PX),
+                bar,
+            );
+        }
+        for row in self.rows.iter().filter(|r| r.shape == Shape::Read) {
+            at_least(
+                format!("{} / HMGET", row.name),
+                self.ratio(config, 16, &row.name, HMGET),
+                1.0,
+            );
+        }
+        for row in [BUCKET, "CL.THROTTLE allowed"] {
+            at_least(
+                format!("{row} / redis-cell"),
+                self.ratio(config, 16, row, CELL),
+                1.6,
+            );
+        }
+        at_least(
+            format!("{BUCKET} / {HASH_BUCKET}"),
+            self.ratio(config, 16, BUCKET, HASH_BUCKET),
+            4.0,
+        );
+        let all = self.usec(config, ALL);
+        let parts = self.usec(config, BUCKET) + self.usec(config, SLIDELOG);
+        targets.push((
+            "RL.ALL µs/call ≤ RL.TOKENBUCKET's + RL.SLIDELOG's".to_owned(),
+            format!(
+                "{all:.2} against {parts:.2} ({:.2} of the sum)",
+                all / parts
+            ),
+            all <= parts,
+        ));
+        targets
+    }
 }
 
 /// Reservation/settle and acquire/release pairs need the id the first call
@@ -331,36 +813,67 @@ fn memory_row(
     (per_key, usage)
 }
 
-/// Memory is measured on a server of its own, with no replica (whose
-/// buffers would be counted), after a first fill that is thrown away (so the
-/// replication backlog and the key tables have grown already).
-fn memory_table() -> String {
+/// Memory, on a server of its own with no replica (whose buffers would be
+/// counted), after a first fill that is thrown away (so that the key tables
+/// have grown already). Returns the table, and whether each bucket row
+/// costs no more than the hash bucket and a log entry at 10,000 entries at
+/// most 4 bytes.
+fn memory_table() -> (String, Vec<(String, String, bool)>) {
     let server = Server::start_with(&["--appendonly", "no"]);
     let con = &mut server.connect();
-    let bucket_sha = load(con, "token_bucket");
-    let t = 1_700_000_000_000i64;
-    let mut table = String::from("| key | entries | keys | native B/key | Lua B/key | native MEMORY USAGE | Lua MEMORY USAGE | native B/entry | Lua B/entry |\n|---|---|---|---|---|---|---|---|---|\n");
-    let bucket = |pipe: &mut redis::Pipeline, key: usize, _: usize| {
-        pipe.cmd("RL.TOKENBUCKET")
-            .arg(format!("m:{key}"))
-            .arg(1000)
-            .arg(1)
-            .arg(3_600_000);
-    };
-    let lua_bucket = |pipe: &mut redis::Pipeline, key: usize, _: usize| {
-        pipe.cmd("EVALSHA")
-            .arg(&bucket_sha)
-            .arg(1)
-            .arg(format!("m:{key}"))
-            .arg(1000)
-            .arg(1)
-            .arg(3_600_000)
-            .arg(1);
-    };
-    memory_row(con, 100_000, 1, &bucket);
-    let (native, native_usage) = memory_row(con, 100_000, 1, &bucket);
-    let (lua, lua_usage) = memory_row(con, 100_000, 1, &lua_bucket);
-    let _ = writeln!(table, "| bucket with TTL | - | 100000 | {native:.0} | {lua:.0} | {native_usage} | {lua_usage} | - | - |");
+    let hash = load_script(con, "bench/hash_bucket.lua");
+    let t = 1_760_000_000_000i64;
+    let mut targets = Vec::new();
+    let mut table = String::from("| key | entries | keys | native B/key | other B/key | native MEMORY USAGE | other MEMORY USAGE | native B/entry | other B/entry |\n|---|---|---|---|---|---|---|---|---|\n");
+    // Each bucket: its parameters, and the times of its calls.
+    let buckets: [(&str, [i64; 3], &[i64]); 3] = [
+        (
+            "bucket of 1000 a hour, one call",
+            [1000, 1, 3_600_000],
+            &[0],
+        ),
+        (
+            "the same, two calls 1,234 ms apart (a fraction of a token)",
+            [1000, 1, 3_600_000],
+            &[0, 1234],
+        ),
+        (
+            "bucket of 10^9 a hour, two calls",
+            [1_000_000_000, 1, 3_600_000],
+            &[0, 1234],
+        ),
+    ];
+    for (name, [capacity, amount, period], times) in buckets {
+        let native = |pipe: &mut redis::Pipeline, key: usize, entry: usize| {
+            pipe.cmd("RL.TOKENBUCKET")
+                .arg(format!("m:{key}"))
+                .arg(capacity)
+                .arg(amount)
+                .arg(period)
+                .arg("AT")
+                .arg(t + times[entry]);
+        };
+        let lua = |pipe: &mut redis::Pipeline, key: usize, entry: usize| {
+            pipe.cmd("EVALSHA")
+                .arg(&hash)
+                .arg(1)
+                .arg(format!("m:{key}"))
+                .arg(capacity)
+                .arg(amount)
+                .arg(period)
+                .arg(1)
+                .arg(t + times[entry]);
+        };
+        memory_row(con, 100_000, times.len(), &native);
+        let (ours, our_usage) = memory_row(con, 100_000, times.len(), &native);
+        let (other, other_usage) = memory_row(con, 100_000, times.len(), &lua);
+        let _ = writeln!(table, "| {name} (other: Lua hash bucket) | - | 100000 | {ours:.0} | {other:.0} | {our_usage} | {other_usage} | - | - |");
+        targets.push((
+            format!("memory: {name}, B/key ≤ the Lua hash bucket's"),
+            format!("{ours:.0} against {other:.0}"),
+            ours <= other,
+        ));
+    }
     for (entries, keys) in [
         (10usize, 10_000usize),
         (100, 2_000),
@@ -392,27 +905,32 @@ fn memory_table() -> String {
         };
         let (native, native_usage) = memory_row(con, keys, entries, &log);
         let (lua, lua_usage) = memory_row(con, keys, entries, &lua_log);
+        let per_entry = native / entries as f64;
         let _ = writeln!(
             table,
-            "| log | {entries} | {keys} | {native:.0} | {lua:.0} | {native_usage} | {lua_usage} | {:.2} | {:.2} |",
-            native / entries as f64,
+            "| log (other: sliding_log.lua's ZSET) | {entries} | {keys} | {native:.0} | {lua:.0} | {native_usage} | {lua_usage} | {per_entry:.2} | {:.2} |",
             lua / entries as f64
         );
+        if entries == 10_000 {
+            targets.push((
+                "memory: a log entry at 10,000 entries ≤ 4 B".to_owned(),
+                format!("{per_entry:.2}"),
+                per_entry <= 4.0,
+            ));
+        }
     }
     redis::cmd("FLUSHALL").query::<()>(con).unwrap();
-    table
+    (table, targets)
 }
 
-fn svg(ratios: &[(String, f64, Option<f64>)]) -> String {
-    let height = 30 * ratios.len() + 60;
-    let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-    let _ = writeln!(out, "<text x=\"10\" y=\"20\" font-size=\"14\">Throughput relative to INCR (pipeline 16): native (blue) and its Lua script (orange)</text>");
-    let scale = 400.0
-        / ratios
-            .iter()
-            .map(|r| r.1.max(r.2.unwrap_or(0.0)))
-            .fold(1.0, f64::max);
-    let x0 = 250.0;
+/// Each limiter row's throughput over its shape's reference (pipeline 16),
+/// in both configurations.
+fn svg(bars: &[(String, f64, f64)]) -> String {
+    let height = 30 * bars.len() + 60;
+    let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"780\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+    let _ = writeln!(out, "<text x=\"10\" y=\"20\" font-size=\"14\">Throughput over Redis's command of the same shape (SET PX, HMGET; pipeline 16): lone (blue), with a replica (orange)</text>");
+    let scale = 400.0 / bars.iter().map(|b| b.1.max(b.2)).fold(1.0, f64::max);
+    let x0 = 300.0;
     let _ = writeln!(
         out,
         "<line x1=\"{}\" y1=\"30\" x2=\"{}\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"4\"/>",
@@ -420,32 +938,21 @@ fn svg(ratios: &[(String, f64, Option<f64>)]) -> String {
         x0 + scale,
         height - 20
     );
-    for (i, (name, native, lua)) in ratios.iter().enumerate() {
+    for (i, (name, lone, replicated)) in bars.iter().enumerate() {
         let y = 40 + i * 30;
         let _ = writeln!(out, "<text x=\"10\" y=\"{}\">{name}</text>", y + 12);
-        let _ = writeln!(
-            out,
-            "<rect x=\"{x0}\" y=\"{y}\" width=\"{:.1}\" height=\"11\" fill=\"#3b6fb6\"/>",
-            native * scale
-        );
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{}\">{native:.2}</text>",
-            x0 + native * scale + 4.0,
-            y + 10
-        );
-        if let Some(lua) = lua {
+        for (offset, value, colour) in [(0, lone, "#3b6fb6"), (12, replicated, "#e08a2c")] {
             let _ = writeln!(
                 out,
-                "<rect x=\"{x0}\" y=\"{}\" width=\"{:.1}\" height=\"11\" fill=\"#e08a2c\"/>",
-                y + 12,
-                lua * scale
+                "<rect x=\"{x0}\" y=\"{}\" width=\"{:.1}\" height=\"11\" fill=\"{colour}\"/>",
+                y + offset,
+                value * scale
             );
             let _ = writeln!(
                 out,
-                "<text x=\"{:.1}\" y=\"{}\">{lua:.2}</text>",
-                x0 + lua * scale + 4.0,
-                y + 22
+                "<text x=\"{:.1}\" y=\"{}\">{value:.2}</text>",
+                x0 + value * scale + 4.0,
+                y + offset + 10
             );
         }
     }
@@ -453,139 +960,145 @@ fn svg(ratios: &[(String, f64, Option<f64>)]) -> String {
     out
 }
 
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let requests: usize = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400_000);
+    let rounds = env_number("BENCH_ROUNDS", 3);
+    let requests = env_number("BENCH_REQUESTS", 200_000);
+    let started = Instant::now();
     // The least a module command of RL.TOKENBUCKET's request and reply costs.
     let floor = common::fixture_module("floor");
     let floor = floor.to_str().expect("UTF-8 path");
-    let server = Server::start_with(&["--appendonly", "no", "--loadmodule", floor]);
-    let mut con = server.connect();
-    // A replica, so that writes really pay for replication as in production.
-    let replica = Server::start_with(&[
-        "--loadmodule",
-        floor,
-        "--replicaof",
-        "127.0.0.1",
-        &server.port.to_string(),
-    ]);
-    let rows = rows(&mut con);
-    for row in rows.iter().filter(|row| row.emptied) {
-        call_once_per_key(&mut con, &row.words);
+    let cell = redis_cell();
+    let cell = cell.to_str().expect("UTF-8 path");
+    eprintln!("redis-cell 0.2.2: {cell}");
+    let configs = [
+        Config::start("lone server", floor, cell, false),
+        Config::start("a replica attached", floor, cell, true),
+    ];
+    let scripts = load_scripts(&mut configs[0].ours.connect());
+    for config in &configs[1..] {
+        load_scripts(&mut config.ours.connect());
     }
-    // One unmeasured run of every row first, so that rows on long periods
-    // update keys that exist (rows on short periods create keys afresh
-    // whatever), however few requests a measured run has.
-    for row in &rows {
-        benchmark(server.port, 16, requests, &row.words);
+    let rows = rows(&scripts);
+    for config in &configs {
+        config.prepare(&rows);
     }
-    eprintln!("warm-up: done");
-    let mut results: BTreeMap<(usize, usize), Measure> = BTreeMap::new();
+    eprintln!("prepared in {:.0} s", started.elapsed().as_secs_f64());
+    let mut results = Results::new();
     for round in 0..rounds {
-        for pipeline in [1usize, 16] {
-            let n = if pipeline == 1 {
-                requests / 4
+        for (config_index, config) in configs.iter().enumerate() {
+            for pipeline in PIPELINES {
+                for (index, row) in rows.iter().enumerate() {
+                    if row.logs {
+                        config.run(row, 16, requests);
+                    }
+                    let con = &mut config.server(row).connect();
+                    redis::cmd("CONFIG")
+                        .arg("RESETSTAT")
+                        .query::<()>(con)
+                        .unwrap();
+                    let run = config.run(row, pipeline, requests);
+                    let measure = results.entry((config_index, pipeline, index)).or_default();
+                    measure.runs.push(run);
+                    measure.usec.push(usec_per_call(con, &row.stat()));
+                }
+            }
+            eprintln!(
+                "round {} of {rounds}, {}: done at {:.0} s",
+                round + 1,
+                config.name,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let report = Report {
+        rows: &rows,
+        results: &results,
+    };
+    let mut out = String::new();
+    let version = {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut configs[0].ours.connect())
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim()
+            .to_owned()
+    };
+    let _ = writeln!(out, "Machine: {} cores; redis-server {version}; redis-cell 0.2.2; {rounds} rounds interleaved (configurations, pipelines and rows in turn), medians; 50 clients, 100,000 random keys; {requests} requests per run at pipeline 16, a quarter at pipeline 1, a quarter of those for Lua rows.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let mut all_targets = Vec::new();
+    for (index, config) in configs.iter().enumerate() {
+        let _ = writeln!(out, "## {}: pipeline 16\n", config.name);
+        report.throughput(index, &mut out);
+        let _ = writeln!(out, "\n## {}: pipeline 1, latency\n", config.name);
+        report.latency(index, &mut out);
+        let [incr, reserve, acquire] = paired_rows(&config.ours, 2.0);
+        let _ = writeln!(out, "\n## {}: pairs driven by our own client (pipeline 1, 50 connections), against INCR through the same client\n", config.name);
+        let _ = writeln!(out, "| row | requests/s | vs INCR |\n|---|---|---|");
+        let _ = writeln!(out, "| INCR (own client) | {incr:.0} | 1.00 |");
+        let _ = writeln!(
+            out,
+            "| RL.RESERVE then RL.SETTLE | {reserve:.0} | {:.2} |",
+            reserve / incr
+        );
+        let _ = writeln!(
+            out,
+            "| RL.ACQUIRE then RL.RELEASE | {acquire:.0} | {:.2} |\n",
+            acquire / incr
+        );
+        all_targets.extend(
+            report
+                .targets(index)
+                .into_iter()
+                .map(|(what, value, met)| (format!("{}: {what}", config.name), value, met)),
+        );
+    }
+    let (memory, memory_targets) = memory_table();
+    all_targets.extend(memory_targets);
+    let _ = writeln!(out, "## Memory\n\nused_memory delta per key over many keys, and MEMORY USAGE of one key; a server of its own, no replica. The Lua hash bucket is bench/hash_bucket.lua (fields tokens and ts, and a TTL), called with the same parameters and times.\n");
+    out.push_str(&memory);
+    let _ = writeln!(
+        out,
+        "\n## Targets (issue 20)\n\n| target | measured | met |\n|---|---|---|"
+    );
+    for (what, value, met) in &all_targets {
+        let _ = writeln!(
+            out,
+            "| {what} | {value} | {} |",
+            if *met { "yes" } else { "no" }
+        );
+    }
+    println!("{out}");
+    let bars: Vec<(String, f64, f64)> = rows
+        .iter()
+        .filter(|row| row.shape != Shape::Reference && !row.cell && row.peer_of.is_empty())
+        .map(|row| {
+            let reference = if row.shape == Shape::Write {
+                SET_PX
             } else {
-                requests
+                HMGET
             };
-            let mut incr = f64::NAN;
-            for (index, row) in rows.iter().enumerate() {
-                if row.logs {
-                    benchmark(server.port, 16, row.share(requests), &row.words);
-                }
-                redis::cmd("CONFIG")
-                    .arg("RESETSTAT")
-                    .query::<()>(&mut con)
-                    .unwrap();
-                let rps = benchmark(server.port, pipeline, row.share(n), &row.words);
-                if index == 0 {
-                    incr = rps;
-                }
-                let measure = results.entry((pipeline, index)).or_default();
-                measure.rps.push(rps);
-                measure.ratio.push(rps / incr);
-                measure.usec.push(usec_per_call(&mut con, row.stat));
-            }
-            eprintln!("round {} of {rounds}, pipeline {pipeline}: done", round + 1);
-        }
-    }
-    let mut report = String::new();
-    let _ = writeln!(report, "Machine: {} cores; redis-server {}; {rounds} rounds, medians; 50 clients, 100,000 random keys; a replica attached.\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get()), server_version(&mut con));
-    let _ = writeln!(report, "| row | pipeline | requests/s | ratio to INCR | rounds' range | usec/call | ratio to Lua |\n|---|---|---|---|---|---|---|");
-    let mut chart = Vec::new();
-    for pipeline in [1usize, 16] {
-        for (index, row) in rows.iter().enumerate() {
-            let m = results.get_mut(&(pipeline, index)).expect("measured");
-            let (rps, ratio, usec) = (
-                median(&mut m.rps),
-                median(&mut m.ratio),
-                median(&mut m.usec),
-            );
-            let lowest = m.ratio.iter().copied().fold(f64::INFINITY, f64::min);
-            let highest = m.ratio.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let lua = rows
-                .iter()
-                .position(|r| r.lua_of == Some(row.name.as_str()) && r.lua_of.is_some());
-            let lua_ratio = lua.map(|l| {
-                let lm = results.get_mut(&(pipeline, l)).expect("measured");
-                ratio / median(&mut lm.ratio)
-            });
-            let vs_lua = lua_ratio.map_or("-".to_owned(), |r| format!("{r:.1}x"));
-            let _ = writeln!(
-                report,
-                "| {} | {pipeline} | {rps:.0} | {ratio:.2} | {lowest:.2} to {highest:.2} | {usec:.2} | {vs_lua} |",
-                row.name
-            );
-            if pipeline == 16 && row.lua_of.is_none() && index > 0 {
-                let lua_plain =
-                    lua.map(|l| median(&mut results.get_mut(&(16, l)).expect("measured").ratio));
-                chart.push((row.name.clone(), ratio, lua_plain));
-            }
-        }
-    }
-    let [incr, reserve, acquire] = paired_rows(&server, 3.0);
-    let _ = writeln!(report, "\nPairs driven by our own client (pipeline 1, 50 connections), against INCR through the same client:\n");
-    let _ = writeln!(
-        report,
-        "| row | requests/s | ratio to INCR |\n|---|---|---|"
+            (
+                row.name.clone(),
+                report.ratio(0, 16, &row.name, reference),
+                report.ratio(1, 16, &row.name, reference),
+            )
+        })
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
+    std::fs::write(dir.join("results.md"), &out).expect("bench/results.md");
+    std::fs::write(dir.join("ratios.svg"), svg(&bars)).expect("bench/ratios.svg");
+    eprintln!(
+        "wrote bench/results.md and bench/ratios.svg in {:.0} s",
+        started.elapsed().as_secs_f64()
     );
-    let _ = writeln!(report, "| INCR (own client) | {incr:.0} | 1.00 |");
-    let _ = writeln!(
-        report,
-        "| RL.RESERVE then RL.SETTLE | {reserve:.0} | {:.2} |",
-        reserve / incr
-    );
-    let _ = writeln!(
-        report,
-        "| RL.ACQUIRE then RL.RELEASE | {acquire:.0} | {:.2} |",
-        acquire / incr
-    );
-    let _ = writeln!(
-        report,
-        "\nMemory (used_memory delta per key, and MEMORY USAGE of one key; a server of its own, no replica):\n"
-    );
-    report.push_str(&memory_table());
-    drop(replica);
-    println!("{report}");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
-    std::fs::create_dir_all(&dir).expect("bench/");
-    std::fs::write(dir.join("results.md"), &report).expect("bench/results.md");
-    std::fs::write(dir.join("ratios.svg"), svg(&chart)).expect("bench/ratios.svg");
-    eprintln!("wrote bench/results.md and bench/ratios.svg");
-}
-
-fn server_version(con: &mut Connection) -> String {
-    let info: String = redis::cmd("INFO").arg("server").query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap_or("?")
-        .trim()
-        .to_owned()
 }

@@ -15,7 +15,7 @@ pub mod reservations;
 pub mod sliding_log;
 pub mod slot_log;
 pub mod token_bucket;
-mod varint;
+pub mod varint;
 pub mod window;
 
 /// What every limiter reports for a call: the five integers of the reply.

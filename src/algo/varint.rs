@@ -2,12 +2,29 @@
 //! byte but the last.
 
 /// Appends `value` to `out`.
-pub fn encode(out: &mut impl Extend<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.extend([(value as u8) | 0x80]);
+pub fn encode(out: &mut impl Extend<u8>, value: u64) {
+    let mut bytes = [0; MAX_LEN];
+    let len = encode_into(&mut bytes, value);
+    out.extend(bytes.iter().take(len).copied());
+}
+
+/// The most bytes a varint takes.
+pub const MAX_LEN: usize = 10;
+
+/// Writes `value` at the front of `out`; returns the bytes written (cut
+/// short when `out` holds fewer than [`MAX_LEN`]).
+pub fn encode_into(out: &mut [u8], mut value: u64) -> usize {
+    let mut len = 0;
+    for slot in out {
+        len += 1;
+        if value < 0x80 {
+            *slot = value as u8;
+            break;
+        }
+        *slot = (value as u8) | 0x80;
         value >>= 7;
     }
-    out.extend([value as u8]);
+    len
 }
 
 /// Decodes one varint from the front of `bytes`; returns it and the bytes

@@ -11,8 +11,11 @@ use redis_module::raw;
 use super::RawString;
 use crate::stats::LiveKeys;
 
-/// The encoding version every type writes; bump it when an encoding changes.
-pub const ENCODING_VERSION: i32 = 1;
+/// The encoding version every type writes; bump it when an encoding changes
+/// (each type's `decode` still reads every earlier version). Version 2: the
+/// compact bucket ([`crate::types::bucket`]); the other types' encodings
+/// are those of version 1.
+pub const ENCODING_VERSION: i32 = 2;
 
 /// A Rust value stored in keys of its own Redis data type.
 ///
@@ -25,6 +28,12 @@ pub unsafe trait Stored: Sized + Clone {
     const KIND: &'static CStr;
     fn data_type() -> &'static RedisType;
     fn encode(&self, out: &mut Vec<u8>);
+    /// The payload AOF rewrite emits in `RL.RESTORESTATE`: in the oldest
+    /// encoding that holds the value, so that an older build can load the
+    /// file (the way back after an upgrade).
+    fn restore_payload(&self, out: &mut Vec<u8>) {
+        self.encode(out);
+    }
     fn decode(bytes: &[u8]) -> Option<Self>;
     /// Heap bytes owned by the value, beyond its own size.
     fn heap_size(&self) -> usize;
@@ -88,15 +97,19 @@ pub fn create(ctx: super::Ctx, data_type: &RedisType) -> Result<(), String> {
 }
 
 fn encoded<T: Stored>(value: *mut c_void) -> Option<Vec<u8>> {
+    encoded_with(value, T::encode)
+}
+
+fn encoded_with<T: Stored>(value: *mut c_void, encode: fn(&T, &mut Vec<u8>)) -> Option<Vec<u8>> {
     // SAFETY: Redis hands back the pointer stored under T's type.
     let value = unsafe { value.cast::<T>().as_ref() }?;
     let mut out = Vec::new();
-    value.encode(&mut out);
+    encode(value, &mut out);
     Some(out)
 }
 
 extern "C" fn rdb_load<T: Stored>(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
+    if !(1..=ENCODING_VERSION).contains(&encver) {
         return std::ptr::null_mut();
     }
     let (Some(load), Some(free)) = (unsafe { raw::RedisModule_LoadStringBuffer }, unsafe {
@@ -138,7 +151,9 @@ extern "C" fn aof_rewrite<T: Stored>(
     key: RawString,
     value: *mut c_void,
 ) {
-    if let (Some(bytes), Some(emit)) = (encoded::<T>(value), unsafe { raw::RedisModule_EmitAOF }) {
+    if let (Some(bytes), Some(emit)) = (encoded_with(value, T::restore_payload), unsafe {
+        raw::RedisModule_EmitAOF
+    }) {
         // SAFETY: the format "scb" matches key, C string, buffer and length.
         unsafe {
             emit(

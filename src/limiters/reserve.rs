@@ -162,9 +162,10 @@ impl Limiter for Reserve {
     ) -> Option<i64> {
         if let (Some(written), Some(opened)) = (outcome.bucket.write, outcome.opened) {
             store(bucket, written);
-            let open = bucket.reservations_mut();
-            open.last_id = opened.id;
-            open.open.push(opened);
+            bucket.change_reservations(|open| {
+                open.last_id = opened.id;
+                open.open.push(opened);
+            });
         }
         let reset = outcome.bucket.evaluation.after.reset_after_ms;
         bucket_ttl(bucket, reset, outcome.bucket.at_ms)
@@ -198,7 +199,7 @@ fn settle(
         return Ok(Reply::Decision(outcome.decision));
     };
     store(bucket, written);
-    bucket.reservations_mut().open.retain(|r| r.id != id);
+    bucket.change_reservations(|open| open.open.retain(|r| r.id != id));
     let ttl = bucket_ttl(bucket, outcome.decision.reset_after_ms, outcome.at_ms);
     key.mark_written();
     key.extend_ttl(ttl, clock.ttl_from(outcome.at_ms));

@@ -91,7 +91,7 @@ pub fn bucket_ttl(bucket: &Bucket, reset_after_ms: i64, at_ms: i64) -> Option<i6
 pub fn store(bucket: &mut Bucket, written: token_bucket::BucketState) {
     bucket.set_state(written);
     if bucket.reservations().is_some() {
-        bucket.reservations_mut().prune(written.updated_ms);
+        bucket.change_reservations(|open| open.prune(written.updated_ms));
     }
 }
 

@@ -1,10 +1,26 @@
 //! `rl-bucket`: the token bucket's Redis data type, with the reservations of
 //! keys that use them.
 //!
-//! Encoding (version 1, little-endian): capacity i64, refill_amount i64,
+//! A bucket is held as a compact record of varints ([`crate::algo::varint`])
+//! whose size follows the numbers' magnitudes: a header byte of flags, then
+//! capacity, refill_amount, refill_period_ms (in seconds when the header
+//! says so), the whole tokens used (capacity minus the tokens, never
+//! negative), the fraction of a token in units of 1/refill_period_ms (only
+//! when the header says there is one) and updated_ms. A bucket with open
+//! reservations, or whose record would not fit in 23 bytes, is held in full
+//! behind one box instead.
+//!
+//! Encoding version 2 is that record, then, for a bucket that has reserved,
+//! the reservations as in version 1; a zero byte after the header (flagged
+//! in it) keeps its length from being a multiple of 8.
+//!
+//! Encoding version 1 (little-endian): capacity i64, refill_amount i64,
 //! refill_period_ms i64, level i128, updated_ms i64 (48 bytes); then, only
 //! for a bucket that has reserved: last_id i64, count i64, and per open
-//! reservation id i64, estimate i64, ends_ms i64.
+//! reservation id i64, estimate i64, ends_ms i64. Its length is always a
+//! multiple of 8, which is how `RL.RESTORESTATE` payloads (which carry no
+//! version) of either version are told apart. It is still read, and AOF
+//! rewrite still emits it, so that an older build loads that AOF.
 
 use std::ffi::CStr;
 
@@ -12,8 +28,10 @@ use redis_module::native_types::RedisType;
 
 use super::codec::{put_i128, put_i64, Reader};
 use crate::algo::ids::MAX_ID;
+use crate::algo::math::floor_div;
 use crate::algo::reservations::{Reservation, Reservations, MAX_OPEN};
 use crate::algo::token_bucket::{BucketParams, BucketState};
+use crate::algo::varint;
 use crate::ffi::data_type::{type_methods, with_aux, Stored, ENCODING_VERSION};
 use crate::replication::StreamClock;
 use crate::stats::LiveKeys;
@@ -26,130 +44,262 @@ pub static BUCKET_TYPE: RedisType = RedisType::new(
     with_aux::<StreamClock>(type_methods::<Bucket>()),
 );
 
-/// What a bucket key holds, packed into 48 bytes: the level is kept as an
-/// i64, and what few keys need (a level beyond i64, reservations) lives
-/// behind one optional box, so that other buckets pay one pointer for it.
+/// What a bucket key holds: 16 bytes, which with Redis's module value
+/// record (16 more) cost what a hash of two small fields costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bucket {
-    params: BucketParams,
-    /// The level when it fits in an i64 (see [`Extra::wide_level`]).
-    level: i64,
-    updated_ms: i64,
-    extra: Option<Box<Extra>>,
+pub struct Bucket(Held);
+
+/// A record of at most 15 bytes is held inline; one of at most 23 keeps its
+/// last 16 bytes behind a box; anything else is held in full.
+const SMALL: usize = 15;
+const HEAD: usize = 7;
+const TAIL: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    Small([u8; SMALL]),
+    Medium([u8; HEAD], Box<[u8; TAIL]>),
+    Large(Box<Large>),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Extra {
-    /// The level, when it does not fit in an i64.
-    wide_level: Option<i128>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Large {
+    state: BucketState,
     reservations: Option<Reservations>,
+}
+
+/// The header's flags: the period is in seconds; a fraction of a token
+/// follows; (encoding only) reservations follow the record; a zero byte
+/// follows the header.
+const SECONDS: u8 = 1;
+const FRACTION: u8 = 2;
+const RESERVED: u8 = 4;
+const PADDED: u8 = 8;
+
+/// A record being written: at most a header and six varints.
+struct Record {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Record {
+    /// The record of `state`: the header, then its numbers.
+    fn of(state: &BucketState) -> Record {
+        let params = &state.params;
+        let period = i128::from(params.refill_period_ms);
+        let tokens = floor_div(state.level, period);
+        let fraction = state.level - tokens * period;
+        // A valid level (from minus i64::MAX tokens to the capacity) keeps
+        // the tokens used within u64.
+        let used = u64::try_from((i128::from(params.capacity) - tokens).max(0)).unwrap_or(u64::MAX);
+        let in_seconds = params.refill_period_ms % 1000 == 0;
+        let mut header = 0;
+        if in_seconds {
+            header |= SECONDS;
+        }
+        if fraction != 0 {
+            header |= FRACTION;
+        }
+        let mut record = Record {
+            bytes: [0; 64],
+            len: 1,
+        };
+        record.bytes[0] = header;
+        let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+        record.put(unsigned(params.capacity));
+        record.put(unsigned(params.refill_amount));
+        record.put(unsigned(if in_seconds {
+            params.refill_period_ms / 1000
+        } else {
+            params.refill_period_ms
+        }));
+        record.put(used);
+        if fraction != 0 {
+            record.put(u64::try_from(fraction).unwrap_or(0));
+        }
+        record.put(unsigned(state.updated_ms));
+        record
+    }
+
+    /// Appends a varint; the record has room for six.
+    fn put(&mut self, value: u64) {
+        if let Some(free) = self.bytes.get_mut(self.len..) {
+            self.len += varint::encode_into(free, value);
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// Reads varints in order from the front of `bytes`.
+struct Varints<'a>(&'a [u8]);
+
+impl Varints<'_> {
+    fn next(&mut self) -> Option<u64> {
+        let (value, taken) = varint::decode(self.0.iter().copied())?;
+        self.0 = self.0.get(taken..)?;
+        Some(value)
+    }
+
+    fn next_i64(&mut self) -> Option<i64> {
+        self.next().and_then(|n| i64::try_from(n).ok())
+    }
+}
+
+/// The state in a record whose header is `header` and numbers `bytes`, and
+/// what follows it; `None` for numbers that are no valid bucket.
+fn unpack(header: u8, bytes: &[u8]) -> Option<(BucketState, &[u8])> {
+    let mut numbers = Varints(bytes);
+    let capacity = numbers.next_i64().filter(|&c| c >= 1)?;
+    let refill_amount = numbers.next_i64()?;
+    let period = numbers.next_i64().filter(|&p| p >= 1)?;
+    let refill_period_ms = if header & SECONDS != 0 {
+        period.checked_mul(1000)?
+    } else {
+        period
+    };
+    let used = numbers.next()?;
+    let fraction = if header & FRACTION != 0 {
+        numbers
+            .next_i64()
+            .filter(|&f| f >= 1 && f < refill_period_ms)?
+    } else {
+        0
+    };
+    let updated_ms = numbers.next_i64()?;
+    let params = BucketParams {
+        capacity,
+        refill_amount,
+        refill_period_ms,
+    };
+    let period = i128::from(refill_period_ms);
+    let level = (i128::from(capacity) - i128::from(used)) * period + i128::from(fraction);
+    valid_level(&params, level)?;
+    let state = BucketState {
+        params,
+        level,
+        updated_ms,
+    };
+    Some((state, numbers.0))
+}
+
+/// Some when `level` is within what a bucket of `params` can hold: from
+/// minus i64::MAX tokens to its capacity.
+fn valid_level(params: &BucketParams, level: i128) -> Option<()> {
+    let period = i128::from(params.refill_period_ms);
+    let full = i128::from(params.capacity) * period;
+    let deepest = -i128::from(i64::MAX) * period;
+    (deepest..=full).contains(&level).then_some(())
+}
+
+/// The first `N` bytes of `bytes`, zero-filled.
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    let len = bytes.len().min(N);
+    out[..len].copy_from_slice(&bytes[..len]);
+    out
 }
 
 impl Bucket {
     pub fn new(state: BucketState) -> Self {
-        let mut bucket = Bucket {
-            params: state.params,
-            level: 0,
-            updated_ms: state.updated_ms,
-            extra: None,
-        };
-        bucket.set_state(state);
+        let mut bucket = Bucket(Held::Small([0; SMALL]));
+        bucket.pack(state);
         bucket
     }
 
     pub fn state(&self) -> BucketState {
-        BucketState {
-            params: self.params,
-            level: self
-                .extra
-                .as_ref()
-                .and_then(|e| e.wide_level)
-                .unwrap_or(i128::from(self.level)),
-            updated_ms: self.updated_ms,
-        }
+        let record: [u8; HEAD + TAIL] = match &self.0 {
+            Held::Large(large) => return large.state,
+            Held::Small(bytes) => array(bytes),
+            Held::Medium(head, tail) => {
+                let mut record = [0; HEAD + TAIL];
+                record[..HEAD].copy_from_slice(head);
+                record[HEAD..].copy_from_slice(&tail[..]);
+                record
+            }
+        };
+        let [header, numbers @ ..] = record;
+        // A held record was written by [`Record::of`] from a valid state.
+        unpack(header, &numbers).map_or(EMPTY, |(state, _)| state)
     }
 
     /// Stores new tokens and parameters, keeping the reservations.
     pub fn set_state(&mut self, state: BucketState) {
-        self.params = state.params;
-        self.updated_ms = state.updated_ms;
-        match i64::try_from(state.level) {
-            Ok(level) => {
-                self.level = level;
-                if let Some(extra) = self.extra.as_mut() {
-                    extra.wide_level = None;
-                }
+        match &mut self.0 {
+            Held::Large(large) if large.reservations.is_some() => large.state = state,
+            _ => self.pack(state),
+        }
+    }
+
+    /// Holds `state` in the smallest form it fits.
+    fn pack(&mut self, state: BucketState) {
+        let record = Record::of(&state);
+        let bytes = record.as_slice();
+        self.0 = if bytes.len() <= SMALL {
+            Held::Small(array(bytes))
+        } else if bytes.len() <= HEAD + TAIL {
+            let tail = array(bytes.get(HEAD..).unwrap_or_default());
+            if let Held::Medium(held_head, held_tail) = &mut self.0 {
+                // The box is reused: a write allocates nothing.
+                *held_head = array(bytes);
+                **held_tail = tail;
+                return;
             }
-            Err(_) => self.extra_mut().wide_level = Some(state.level),
-        }
-        if self.extra.as_deref() == Some(&Extra::default()) {
-            self.extra = None;
-        }
+            Held::Medium(array(bytes), Box::new(tail))
+        } else {
+            Held::Large(Box::new(Large {
+                state,
+                reservations: None,
+            }))
+        };
     }
 
     pub fn reservations(&self) -> Option<&Reservations> {
-        self.extra.as_ref().and_then(|e| e.reservations.as_ref())
+        match &self.0 {
+            Held::Large(large) => large.reservations.as_ref(),
+            _ => None,
+        }
     }
 
-    /// The reservations, created empty for a bucket that never reserved.
-    pub fn reservations_mut(&mut self) -> &mut Reservations {
-        self.extra_mut()
-            .reservations
-            .get_or_insert_with(Reservations::default)
-    }
-
-    fn extra_mut(&mut self) -> &mut Extra {
-        self.extra.get_or_insert_with(Box::default)
+    /// Changes the reservations, created empty for a bucket that never
+    /// reserved (which is then held in full).
+    pub fn change_reservations<R>(&mut self, change: impl FnOnce(&mut Reservations) -> R) -> R {
+        if !matches!(self.0, Held::Large(_)) {
+            let state = self.state();
+            self.0 = Held::Large(Box::new(Large {
+                state,
+                reservations: None,
+            }));
+        }
+        match &mut self.0 {
+            Held::Large(large) => {
+                change(large.reservations.get_or_insert_with(Reservations::default))
+            }
+            // Held in full just above.
+            _ => change(&mut Reservations::default()),
+        }
     }
 }
 
-// SAFETY: the data type is made with type_methods of this type alone.
-unsafe impl Stored for Bucket {
-    const KIND: &'static CStr = c"tokenbucket";
+/// What [`Bucket::state`] answers for a held record that is not one, which
+/// [`Record::of`] never writes.
+const EMPTY: BucketState = BucketState {
+    params: BucketParams {
+        capacity: 1,
+        refill_amount: 0,
+        refill_period_ms: 1,
+    },
+    level: 0,
+    updated_ms: 0,
+};
 
-    fn data_type() -> &'static RedisType {
-        &BUCKET_TYPE
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        let state = self.state();
-        put_i64(out, state.params.capacity);
-        put_i64(out, state.params.refill_amount);
-        put_i64(out, state.params.refill_period_ms);
-        put_i128(out, state.level);
-        put_i64(out, state.updated_ms);
-        if let Some(reservations) = self.reservations() {
-            put_i64(out, reservations.last_id);
-            put_i64(out, i64::try_from(reservations.open.len()).unwrap_or(0));
-            for reservation in &reservations.open {
-                put_i64(out, reservation.id);
-                put_i64(out, reservation.estimate);
-                put_i64(out, reservation.ends_ms);
-            }
-        }
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut reader = Reader::new(bytes);
-        let params = BucketParams {
-            capacity: reader.i64().filter(|&c| c >= 1)?,
-            refill_amount: reader.i64().filter(|&a| a >= 0)?,
-            refill_period_ms: reader.i64().filter(|&p| p >= 1)?,
-        };
-        let period = i128::from(params.refill_period_ms);
-        let full = i128::from(params.capacity) * period;
-        let deepest = -i128::from(i64::MAX) * period;
-        let level = reader.i128().filter(|l| (deepest..=full).contains(l))?;
-        let updated_ms = reader.i64().filter(|&t| t >= 0)?;
-        let state = BucketState {
-            params,
-            level,
-            updated_ms,
-        };
-        let mut bucket = Bucket::new(state);
-        if reader.is_empty() {
-            return Some(bucket);
-        }
+/// `state`, with the reservations that `reader` holds when `reserved`, and
+/// nothing more.
+fn with_tail(state: BucketState, mut reader: Reader, reserved: bool) -> Option<Bucket> {
+    let mut bucket = Bucket::new(state);
+    if reserved {
         let last_id = reader.i64().filter(|id| (0..=MAX_ID).contains(id))?;
         let count = reader
             .i64()
@@ -168,15 +318,117 @@ unsafe impl Stored for Bucket {
             previous_id = reservation.id;
             open.push(reservation);
         }
-        *bucket.reservations_mut() = Reservations { last_id, open };
-        reader.is_empty().then_some(bucket)
+        bucket.change_reservations(|reservations| *reservations = Reservations { last_id, open });
+    }
+    reader.is_empty().then_some(bucket)
+}
+
+/// The reservations' part of either encoding (nothing for a bucket that
+/// never reserved).
+fn put_reservations(out: &mut Vec<u8>, reservations: Option<&Reservations>) {
+    if let Some(reservations) = reservations {
+        put_i64(out, reservations.last_id);
+        put_i64(out, i64::try_from(reservations.open.len()).unwrap_or(0));
+        for reservation in &reservations.open {
+            put_i64(out, reservation.id);
+            put_i64(out, reservation.estimate);
+            put_i64(out, reservation.ends_ms);
+        }
+    }
+}
+
+/// A payload of encoding version 1.
+fn decode_v1(bytes: &[u8]) -> Option<Bucket> {
+    let mut reader = Reader::new(bytes);
+    let params = BucketParams {
+        capacity: reader.i64().filter(|&c| c >= 1)?,
+        refill_amount: reader.i64().filter(|&a| a >= 0)?,
+        refill_period_ms: reader.i64().filter(|&p| p >= 1)?,
+    };
+    let level = reader.i128()?;
+    valid_level(&params, level)?;
+    let updated_ms = reader.i64().filter(|&t| t >= 0)?;
+    let state = BucketState {
+        params,
+        level,
+        updated_ms,
+    };
+    let reserved = !reader.is_empty();
+    with_tail(state, reader, reserved)
+}
+
+// SAFETY: the data type is made with type_methods of this type alone.
+unsafe impl Stored for Bucket {
+    const KIND: &'static CStr = c"tokenbucket";
+
+    fn data_type() -> &'static RedisType {
+        &BUCKET_TYPE
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let record = Record::of(&self.state());
+        let Some((&header, numbers)) = record.as_slice().split_first() else {
+            return;
+        };
+        let reservations = self.reservations();
+        // Reservations add a multiple of 8 bytes: the record decides.
+        let padded = record.len.is_multiple_of(8);
+        let mut header = header;
+        if reservations.is_some() {
+            header |= RESERVED;
+        }
+        if padded {
+            header |= PADDED;
+        }
+        out.push(header);
+        if padded {
+            out.push(0);
+        }
+        out.extend_from_slice(numbers);
+        put_reservations(out, reservations);
+    }
+
+    /// Encoding version 1, which every earlier build reads.
+    fn restore_payload(&self, out: &mut Vec<u8>) {
+        let state = self.state();
+        put_i64(out, state.params.capacity);
+        put_i64(out, state.params.refill_amount);
+        put_i64(out, state.params.refill_period_ms);
+        put_i128(out, state.level);
+        put_i64(out, state.updated_ms);
+        put_reservations(out, self.reservations());
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len().is_multiple_of(8) {
+            return decode_v1(bytes);
+        }
+        let (&header, rest) = bytes.split_first()?;
+        if header & !(SECONDS | FRACTION | RESERVED | PADDED) != 0 {
+            return None;
+        }
+        let rest = if header & PADDED != 0 {
+            rest.strip_prefix(&[0])?
+        } else {
+            rest
+        };
+        let (state, rest) = unpack(header, rest)?;
+        let bucket = with_tail(state, Reader::new(rest), header & RESERVED != 0)?;
+        // Each bucket has one encoding: anything else is not one.
+        let mut canonical = Vec::with_capacity(bytes.len());
+        bucket.encode(&mut canonical);
+        (canonical == bytes).then_some(bucket)
     }
 
     fn heap_size(&self) -> usize {
-        self.extra.as_ref().map_or(0, |extra| {
-            let open = extra.reservations.as_ref().map_or(0, |r| r.open.capacity());
-            std::mem::size_of::<Extra>() + open * std::mem::size_of::<Reservation>()
-        })
+        match &self.0 {
+            Held::Small(_) => 0,
+            Held::Medium(..) => TAIL,
+            Held::Large(large) => {
+                let open = large.reservations.as_ref().map_or(0, |r| r.open.capacity());
+                std::mem::size_of::<Large>() + open * std::mem::size_of::<Reservation>()
+            }
+        }
     }
 
     fn live_keys() -> &'static LiveKeys {
@@ -189,16 +441,20 @@ unsafe impl Stored for Bucket {
 mod tests {
     use super::*;
 
-    fn sample_state() -> BucketState {
+    fn state(capacity: i64, amount: i64, period: i64, level: i128) -> BucketState {
         BucketState {
             params: BucketParams {
-                capacity: 10,
-                refill_amount: 3,
-                refill_period_ms: 1000,
+                capacity,
+                refill_amount: amount,
+                refill_period_ms: period,
             },
-            level: 7_333,
-            updated_ms: 1_700_000_000_000,
+            level,
+            updated_ms: 1_760_000_000_000,
         }
+    }
+
+    fn sample_state() -> BucketState {
+        state(10, 3, 1000, 7_333)
     }
 
     fn sample() -> Bucket {
@@ -211,65 +467,126 @@ mod tests {
         bytes
     }
 
+    fn v1(bucket: &Bucket) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bucket.restore_payload(&mut bytes);
+        bytes
+    }
+
     fn with_reservations(ids: &[i64]) -> Bucket {
         let mut bucket = sample();
-        *bucket.reservations_mut() = Reservations {
-            last_id: 9,
-            open: ids
-                .iter()
-                .map(|&id| Reservation {
-                    id,
-                    estimate: 2,
-                    ends_ms: 5,
-                })
-                .collect(),
-        };
+        bucket.change_reservations(|reservations| {
+            *reservations = Reservations {
+                last_id: 9,
+                open: ids
+                    .iter()
+                    .map(|&id| Reservation {
+                        id,
+                        estimate: 2,
+                        ends_ms: 5,
+                    })
+                    .collect(),
+            }
+        });
         bucket
     }
 
-    #[test]
-    fn packs_into_48_bytes() {
-        assert_eq!(std::mem::size_of::<Bucket>(), 48);
-        let wide = BucketState {
-            params: BucketParams {
-                capacity: i64::MAX,
-                refill_amount: 1,
-                refill_period_ms: i64::MAX,
-            },
-            level: i128::from(i64::MAX) * 3,
-            updated_ms: 5,
-        };
-        let mut bucket = Bucket::new(wide);
-        assert_eq!(bucket.state(), wide);
-        bucket.set_state(sample_state());
-        assert_eq!(bucket, sample(), "a level back within i64 drops the box");
+    /// Buckets of every size, in the form each is held in.
+    fn forms() -> Vec<(BucketState, &'static str)> {
+        let max = i64::MAX;
+        vec![
+            (state(1000, 1, 3_600_000, 999 * 3_600_000), "small"),
+            (state(10, 1, 1000, 0), "small"),
+            (
+                state(1000, 1, 3_600_000, 999 * 3_600_000 + 1_234_567),
+                "medium",
+            ),
+            (
+                state(1_000_000_000, 1, 3_600_000, 3_599_999_999_999_999),
+                "medium",
+            ),
+            (state(100_000, 1000, 60_000, 5_999_999_999), "medium"),
+            (state(10, 1, 1000, -30_000), "small"),
+            (state(10, 1, 7, -i128::from(max) * 7), "medium"),
+            (
+                state(max, max, max, i128::from(max) * i128::from(max)),
+                "large",
+            ),
+            (state(max, 1, max, i128::from(max) * 3 + 5), "large"),
+        ]
     }
 
     #[test]
-    fn round_trips() {
-        let bytes = encoded(&sample());
-        assert_eq!(bytes.len(), 48);
-        assert_eq!(Bucket::decode(&bytes), Some(sample()));
-        let reserved = with_reservations(&[4, 9]);
-        assert_eq!(Bucket::decode(&encoded(&reserved)), Some(reserved));
+    fn held_in_16_bytes_in_the_smallest_form() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 16);
+        for (state, form) in forms() {
+            let bucket = Bucket::new(state);
+            assert_eq!(bucket.state(), state, "{form}");
+            let held = match bucket.0 {
+                Held::Small(_) => "small",
+                Held::Medium(..) => "medium",
+                Held::Large(_) => "large",
+            };
+            assert_eq!(held, form, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn set_state_moves_between_forms_and_keeps_reservations() {
+        let mut bucket = sample();
+        for (state, _) in forms().into_iter().chain(forms().into_iter().rev()) {
+            bucket.set_state(state);
+            assert_eq!(bucket, Bucket::new(state));
+        }
+        let mut reserved = with_reservations(&[4]);
+        reserved.set_state(sample_state());
+        assert_eq!(reserved.state(), sample_state());
+        assert_eq!(reserved.reservations().map(|r| r.open.len()), Some(1));
+    }
+
+    #[test]
+    fn round_trips_in_both_encodings() {
+        let mut buckets: Vec<Bucket> = forms().into_iter().map(|(s, _)| Bucket::new(s)).collect();
+        buckets.push(with_reservations(&[4, 9]));
+        buckets.push(with_reservations(&[]));
+        for bucket in buckets {
+            let compact = encoded(&bucket);
+            assert_ne!(compact.len() % 8, 0, "{bucket:?}");
+            assert_eq!(Bucket::decode(&compact).as_ref(), Some(&bucket));
+            let old = v1(&bucket);
+            assert_eq!(old.len() % 8, 0);
+            assert_eq!(Bucket::decode(&old).as_ref(), Some(&bucket));
+        }
+        assert_eq!(v1(&sample()).len(), 48);
+        assert!(encoded(&sample()).len() < 16);
     }
 
     #[test]
     fn rejects_truncated_trailing_and_invalid() {
-        let bytes = encoded(&sample());
-        assert_eq!(Bucket::decode(&bytes[..47]), None);
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(Bucket::decode(&longer), None);
-        let mut zero_capacity = bytes.clone();
+        for bytes in [v1(&sample()), encoded(&sample())] {
+            for len in 0..bytes.len() {
+                assert_eq!(Bucket::decode(&bytes[..len]), None, "{len}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(Bucket::decode(&longer), None);
+        }
+        let mut zero_capacity = v1(&sample());
         zero_capacity[..8].copy_from_slice(&0i64.to_le_bytes());
         assert_eq!(Bucket::decode(&zero_capacity), None);
-        let overfull = Bucket::new(BucketState {
-            level: 10_001,
-            ..sample_state()
-        });
-        assert_eq!(Bucket::decode(&encoded(&overfull)), None);
+        let mut overfull = v1(&sample());
+        overfull[24..40].copy_from_slice(&10_001i128.to_le_bytes());
+        assert_eq!(Bucket::decode(&overfull), None);
         let unordered = with_reservations(&[9, 4]);
+        assert_eq!(Bucket::decode(&v1(&unordered)), None);
         assert_eq!(Bucket::decode(&encoded(&unordered)), None);
+        let mut unknown_flag = encoded(&sample());
+        unknown_flag[0] |= 16;
+        assert_eq!(Bucket::decode(&unknown_flag), None);
+        // A fraction of 0 or of a whole period is not one.
+        let mut record = Record::of(&sample_state());
+        let fraction_at = record.len - 7;
+        record.bytes[fraction_at] = 0;
+        assert_eq!(Bucket::decode(record.as_slice()), None);
     }
 }

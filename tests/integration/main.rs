@@ -16,6 +16,7 @@ mod clock;
 mod cluster;
 mod commands;
 mod examples;
+mod fixtures;
 mod lua_scripts;
 mod memory;
 mod notifications;

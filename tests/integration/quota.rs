@@ -392,20 +392,6 @@ fn inspect_and_info_show_the_calendar() {
 }
 
 #[test]
-fn a_quota_key_costs_no_more_than_a_bucket_key() {
-    let server = Server::start();
-    let mut con = server.connect();
-    ints(
-        &mut con,
-        "RL.QUOTA user:00000042 1000000 month TZ America/New_York ANCHOR 1769853600000",
-    );
-    ints(&mut con, "RL.TOKENBUCKET user:00000043 1000000 1000 1000");
-    let quota: i64 = query(&mut con, "MEMORY USAGE user:00000042");
-    let bucket: i64 = query(&mut con, "MEMORY USAGE user:00000043");
-    assert!(quota <= bucket, "quota {quota} B, bucket {bucket} B");
-}
-
-#[test]
 fn persistence_and_replicas_keep_the_exact_state() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
