@@ -109,6 +109,9 @@ pub enum OptionName {
     Tz,
     /// A quota's billing anchor.
     Anchor,
+    /// How long a call may wait for its cost (a word: its range is a
+    /// setting's).
+    Wait,
 }
 
 impl OptionName {
@@ -121,6 +124,7 @@ impl OptionName {
             OptionName::Fixed => "FIXED",
             OptionName::Tz => "TZ",
             OptionName::Anchor => "ANCHOR",
+            OptionName::Wait => "WAIT",
         }
     }
 
@@ -144,6 +148,7 @@ pub struct Options<'a> {
     pub fixed: bool,
     pub tz: Option<&'a [u8]>,
     pub anchor: Option<i64>,
+    pub wait: Option<&'a [u8]>,
 }
 
 /// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
@@ -162,6 +167,9 @@ pub fn parse_options_among<'a>(
     let mut args = args.into_iter().peekable();
     let options = parse_leading_options(&mut args, accepted)?;
     match args.next() {
+        Some(word) if word.eq_ignore_ascii_case(b"WAIT") => {
+            Err(CommandError::invalid(WAIT_NOT_TAKEN))
+        }
         Some(word) => Err(CommandError::invalid(format!(
             "unknown option '{}'",
             printable(word)
@@ -169,6 +177,9 @@ pub fn parse_options_among<'a>(
         None => Ok(options),
     }
 }
+
+/// The error of a `WAIT` where it does not apply.
+pub const WAIT_NOT_TAKEN: &str = "WAIT is taken only by RL.TOKENBUCKET, RL.COST and RL.RESERVE";
 
 /// Parses the options at the front of `args`, as [`parse_options`] does,
 /// up to the first word that names none of them (left in `args`).
@@ -212,6 +223,10 @@ pub fn parse_leading_options<'a, I: Iterator<Item = &'a [u8]>>(
             OptionName::Tz => {
                 let zone = args.next().ok_or_else(|| value_missing(1))?;
                 options.tz.replace(zone).is_some()
+            }
+            OptionName::Wait => {
+                let timeout = args.next().ok_or_else(|| value_missing(1))?;
+                options.wait.replace(timeout).is_some()
             }
             OptionName::Anchor => options.anchor.replace(next_value()?).is_some(),
         };

@@ -74,6 +74,19 @@ pub static MAX_LOG_LIMIT: Setting = Setting {
     value: &MAX_LOG_LIMIT_VALUE,
 };
 
+static MAX_WAIT_MS_VALUE: AtomicI64 = AtomicI64::new(60_000);
+
+/// The longest `WAIT timeout_ms` a call may give (ms).
+pub static MAX_WAIT_MS: Setting = Setting {
+    name: c"max-wait-ms",
+    default: 60_000,
+    values: Values::Range {
+        min: 1,
+        max: 86_400_000,
+    },
+    value: &MAX_WAIT_MS_VALUE,
+};
+
 /// Which clients may pin a call's time with `AT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientTime {
@@ -120,7 +133,7 @@ pub fn client_time() -> ClientTime {
 }
 
 /// Every setting.
-pub const SETTINGS: [&Setting; 2] = [&MAX_LOG_LIMIT, &CLIENT_TIME];
+pub const SETTINGS: [&Setting; 3] = [&MAX_LOG_LIMIT, &CLIENT_TIME, &MAX_WAIT_MS];
 
 /// Registers every setting, with the `name value` pairs of the loadmodule
 /// arguments as defaults, then loads what redis.conf or MODULE LOADEX gave:
@@ -181,7 +194,7 @@ mod tests {
     #[test]
     fn module_arguments_set_defaults_and_name_what_they_take() {
         let defaults = defaults_from_arguments(&[b"client-time", b"NO", b"rl.max-log-limit", b"7"]);
-        assert_eq!(defaults, Ok([7, ClientTime::No as i64]));
+        assert_eq!(defaults, Ok([7, ClientTime::No as i64, 60_000]));
         assert_eq!(
             defaults_from_arguments(&[b"client-time", b"maybe"]),
             Err("client-time must be one of yes, local, no, got 'maybe'".to_owned())

@@ -29,6 +29,9 @@ pub enum Reply {
     Ok,
     /// Nothing: the call answered a keys position request.
     KeysReported,
+    /// Nothing yet: the call took its cost and blocked its client, which is
+    /// answered when its cost is due (`WAIT`).
+    Blocked,
 }
 
 pub enum Value {
@@ -47,6 +50,7 @@ impl Reply {
                 Some(decision.allowed)
             }
             Reply::All { allowed, .. } => Some(*allowed),
+            Reply::Blocked => Some(true),
             Reply::Throttle([limited, ..]) => Some(*limited == 0),
             Reply::Integer(_) | Reply::Map(_) | Reply::Null | Reply::Ok | Reply::KeysReported => {
                 None

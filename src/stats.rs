@@ -13,13 +13,19 @@ use crate::reply::Reply;
 pub struct Counter(AtomicU64);
 
 impl Counter {
-    const fn new() -> Counter {
+    pub const fn new() -> Counter {
         Counter(AtomicU64::new(0))
     }
 
     pub fn bump(&self) {
+        self.add(1);
+    }
+
+    /// Adds `amount` (at least 0).
+    pub fn add(&self, amount: i64) {
         let value = self.0.load(Ordering::Relaxed);
-        self.0.store(value.wrapping_add(1), Ordering::Relaxed);
+        let amount = u64::try_from(amount).unwrap_or(0);
+        self.0.store(value.wrapping_add(amount), Ordering::Relaxed);
     }
 
     pub fn get(&self) -> i64 {

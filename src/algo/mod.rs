@@ -16,6 +16,7 @@ pub mod sliding_log;
 pub mod slot_log;
 pub mod token_bucket;
 pub mod varint;
+pub mod wait;
 pub mod window;
 
 /// What every limiter reports for a call: the five integers of the reply.

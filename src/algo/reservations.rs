@@ -4,6 +4,7 @@
 
 use super::ids::next_id;
 use super::token_bucket::{self, BucketOutcome, BucketParams, BucketState};
+use super::wait::credit;
 use super::Decision;
 
 /// The most reservations a key holds open at once.
@@ -74,20 +75,32 @@ pub fn reserve(
             opened: None,
         });
     }
-    let at_ms = bucket.at_ms;
+    let ends_ms = bucket.at_ms.saturating_add(lease_ms);
+    let opened = open_reservation(reservations, bucket.at_ms, estimate, ends_ms)?;
+    Ok(ReserveOutcome {
+        bucket,
+        opened: Some(opened),
+    })
+}
+
+/// A new reservation of `estimate` at `at_ms`, open until `ends_ms`, with
+/// the key's next id; refused when [`MAX_OPEN`] are open already.
+pub fn open_reservation(
+    reservations: Option<&Reservations>,
+    at_ms: i64,
+    estimate: i64,
+    ends_ms: i64,
+) -> Result<Reservation, ReserveError> {
     let live = reservations.map_or(0, |r| r.open.iter().filter(|o| o.ends_ms > at_ms).count());
     if live >= MAX_OPEN {
         return Err(ReserveError::TooManyOpen);
     }
     let id =
         next_id(reservations.map_or(0, |r| r.last_id), at_ms).ok_or(ReserveError::IdsExhausted)?;
-    Ok(ReserveOutcome {
-        bucket,
-        opened: Some(Reservation {
-            id,
-            estimate,
-            ends_ms: at_ms.saturating_add(lease_ms),
-        }),
+    Ok(Reservation {
+        id,
+        estimate,
+        ends_ms,
     })
 }
 
@@ -118,16 +131,11 @@ pub fn settle(
     let at_ms = now_ms.max(state.updated_ms);
     let open = reservations.and_then(|r| r.find_open(id, at_ms));
     let write = open.map(|reservation| {
-        let period = i128::from(params.refill_period_ms);
-        let full = i128::from(params.capacity) * period;
-        let deepest = -i128::from(i64::MAX) * period;
-        let credit = (i128::from(reservation.estimate) - i128::from(actual_cost)) * period;
-        let level = state.level_at(params, at_ms).saturating_add(credit);
-        BucketState {
-            params: *params,
-            level: level.clamp(deepest, full),
-            updated_ms: at_ms,
-        }
+        credit(
+            state,
+            reservation.estimate.saturating_sub(actual_cost),
+            at_ms,
+        )
     });
     let after = write.as_ref().unwrap_or(state);
     let view = token_bucket::take(Some(after), params, at_ms, 1).evaluation;

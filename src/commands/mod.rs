@@ -40,7 +40,8 @@ pub fn all() -> [&'static CommandSpec; 17] {
 
 /// `INFO rl`. `# rl_commands`: `rl_<command>:calls=..,allowed=..,denied=..,errors=..`
 /// (the command in lower case, less a leading `rl.`); `# rl_keys`:
-/// `rl_keys_<type>:<count>`; `# rl_replication`: `rl_unclocked_writes`;
+/// `rl_keys_<type>:<count>`; `# rl_waits`: `rl_waiting` (clients waiting
+/// now) and `rl_waits` (waits started and how they ended); `# rl_replication`: `rl_unclocked_writes`;
 /// `# rl_health`: `rl_panics`, panics caught (there should be none);
 /// `# rl_calendar`: `rl_tzdb_version`, the bundled IANA time zone database.
 pub fn write_info(info: &mut InfoWriter) {
@@ -55,6 +56,9 @@ pub fn write_info(info: &mut InfoWriter) {
         let label = format!("keys_{}", stored.kind.to_string_lossy());
         info.field(&label, stored.live_keys.get());
     }
+    info.section("waits");
+    info.dict("waiting", &crate::limiters::wait::waiting_fields());
+    info.dict("waits", &crate::limiters::wait::wait_fields());
     info.section("replication");
     info.field("unclocked_writes", crate::replication::unclocked_writes());
     info.section("health");

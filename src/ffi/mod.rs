@@ -6,6 +6,7 @@
 //! Every raw API is an `Option<fn>`: a missing one turns into an error reply
 //! or a no-op here, never a panic.
 
+pub mod blocking;
 pub mod command;
 pub mod config;
 pub mod data_type;
@@ -68,7 +69,8 @@ pub fn dispatch(ctx: Ctx, argv: *mut RawString, argc: c_int, spec: &CommandSpec)
         }
     }
     match result {
-        Ok(Ok(Reply::KeysReported)) => {}
+        // Nothing to send now: a blocked client is answered later.
+        Ok(Ok(Reply::KeysReported | Reply::Blocked)) => {}
         // A replica's master reads no reply: Redis would format one only to
         // drop it.
         Ok(Ok(_)) if call.comes_from_master() => {}
@@ -370,22 +372,9 @@ impl<'a> Call<'a> {
     /// notify-keyspace-events) for the key at argument `index`, named after
     /// `command` in lower case.
     pub fn notify_module_event(&self, command: &CStr, index: usize) {
-        let (Some(notify), Ok(key)) = (
-            unsafe { raw::RedisModule_NotifyKeyspaceEvent },
-            self.raw(index),
-        ) else {
-            return;
-        };
-        let event = lowercase_name(command.to_bytes());
-        // SAFETY: ctx and key are live; Redis copies the event name.
-        unsafe {
-            notify(
-                self.ctx,
-                raw::REDISMODULE_NOTIFY_MODULE,
-                event.as_ptr().cast(),
-                key,
-            )
-        };
+        if let Ok(key) = self.raw(index) {
+            notify(self.ctx, command, key);
+        }
     }
 
     /// Whether Redis asks only for the positions of the keys (getkeys-api).
@@ -406,6 +395,24 @@ impl<'a> Call<'a> {
             unsafe { key_at_pos(self.ctx, pos) };
         }
     }
+}
+
+/// Sends a keyspace event in the module class for `key`, named after
+/// `command` in lower case.
+fn notify(ctx: Ctx, command: &CStr, key: RawString) {
+    let Some(notify) = (unsafe { raw::RedisModule_NotifyKeyspaceEvent }) else {
+        return;
+    };
+    let event = lowercase_name(command.to_bytes());
+    // SAFETY: ctx and key are live; Redis copies the event name.
+    unsafe {
+        notify(
+            ctx,
+            raw::REDISMODULE_NOTIFY_MODULE,
+            event.as_ptr().cast(),
+            key,
+        )
+    };
 }
 
 /// What `RedisModule_Replicate` answered, as a result.

@@ -43,7 +43,7 @@ pub fn send(ctx: Ctx, reply: &Reply) {
             }
         }
         Reply::Null => send_null(ctx),
-        Reply::KeysReported => {}
+        Reply::KeysReported | Reply::Blocked => {}
         Reply::Ok => {
             if let Some(simple) = unsafe { raw::RedisModule_ReplyWithSimpleString } {
                 // SAFETY: ctx is live; the string is static.

@@ -11,6 +11,7 @@ pub mod quota;
 pub mod reserve;
 pub mod sliding_log;
 pub mod token_bucket;
+pub mod wait;
 pub mod window;
 
 use crate::algo::Evaluation;
@@ -80,6 +81,22 @@ pub trait Limiter: 'static {
 
     /// RL.INSPECT's view of a state.
     fn inspect(state: &Self::State, now_ms: i64) -> Reply;
+
+    /// Whether its commands take `WAIT timeout_ms` (see [`wait`]).
+    const WAITS: bool = false;
+
+    /// For a kind that [`Limiter::WAITS`]: a call denied now, taken as a
+    /// debt to be answered when due within `timeout_ms`; `None` when it
+    /// cannot wait (see [`crate::algo::wait::debit`]).
+    fn debit(
+        _state: Option<&Self::State>,
+        _params: &Self::Params,
+        _cost: i64,
+        _now_ms: i64,
+        _timeout_ms: i64,
+    ) -> CommandResult<Option<(Self::Outcome, wait::Waiting)>> {
+        Ok(None)
+    }
 }
 
 /// Decides on the limiter in `key`. Opened for writing too, the key is
@@ -165,7 +182,8 @@ pub fn run<L: Limiter>(
         Cost::Positional(_) => (&[OptionName::At], after_params + 1),
         Cost::One => (&[OptionName::At], after_params),
     };
-    let options = parse_options_among(call.args_from(options_at), &[common, L::OPTIONS]);
+    let waits: &[OptionName] = if L::WAITS { &[OptionName::Wait] } else { &[] };
+    let options = parse_options_among(call.args_from(options_at), &[common, waits, L::OPTIONS]);
     let params = L::parse(
         call,
         &words,
@@ -178,17 +196,21 @@ pub fn run<L: Limiter>(
     let options = options?;
     let cost = positional.or(options.cost).unwrap_or(1);
     L::check_cost(cost)?;
-    execute::<L>(call, spec, &params, cost, options.at)
+    let wait = wait::timeout(&options)?;
+    execute::<L>(call, spec, &params, cost, options.at, wait)
 }
 
 /// Runs a single-key limiter call whose arguments are checked: decides,
-/// stores, propagates and replies.
+/// stores, propagates and replies; or, denied with `wait` (a timeout) where
+/// the client may block, takes its cost as a debt and answers when it is
+/// due (see [`wait`]).
 pub fn execute<L: Limiter>(
     call: &Call,
     spec: &'static CommandSpec,
     params: &L::Params,
     cost: i64,
     at: Option<i64>,
+    wait: Option<i64>,
 ) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
     let at = clock.pinned(at)?;
@@ -196,6 +218,14 @@ pub fn execute<L: Limiter>(
     key.prefetch::<L::State>();
     let now = at.unwrap_or_else(|| clock.now_ms());
     let outcome = decide::<L>(&mut key, params, cost, now)?;
+    if let Some(timeout) = wait.filter(|_| at.is_none() && !L::evaluation(&outcome).allowed) {
+        if call.may_block() {
+            let held = wait::hold::<L>(call, spec, &mut key, params, cost, now, timeout, &clock)?;
+            if let Some(reply) = held {
+                return Ok(reply);
+            }
+        }
+    }
     if apply::<L>(&mut key, params, cost, &outcome, &clock)? {
         publish_write(call, &clock, spec, &[1])?;
     }

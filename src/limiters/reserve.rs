@@ -4,7 +4,7 @@
 use crate::algo::ids::MAX_ID;
 use crate::algo::reservations::{self, ReserveError, ReserveOutcome};
 use crate::algo::token_bucket::BucketParams;
-use crate::algo::{Decision, Evaluation};
+use crate::algo::{wait, Decision, Evaluation};
 use crate::args::{parse_options, IntArg, OptionName, Options};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
@@ -16,6 +16,7 @@ use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 
 use super::token_bucket::{bucket_ttl, inspect_bucket, parse_bucket, store};
+use super::wait::Waiting;
 use super::{execute, publish_write, Limiter};
 
 pub static RESERVE: CommandSpec = CommandSpec {
@@ -27,8 +28,16 @@ pub static RESERVE: CommandSpec = CommandSpec {
         let bucket = parse_bucket(&[call.arg(2)?, call.arg(3)?, call.arg(4)?])?;
         let estimate = IntArg::new("estimate", 1, i64::MAX).parse(call.arg(5)?)?;
         let lease_ms = LEASE.parse(call.arg(6)?)?;
-        let options = parse_options(call.args_from(7), &[OptionName::At])?;
-        execute::<Reserve>(call, &RESERVE, &(bucket, lease_ms), estimate, options.at)
+        let options = parse_options(call.args_from(7), &[OptionName::At, OptionName::Wait])?;
+        let wait = super::wait::timeout(&options)?;
+        execute::<Reserve>(
+            call,
+            &RESERVE,
+            &(bucket, lease_ms),
+            estimate,
+            options.at,
+            wait,
+        )
     },
     stats: CommandStats::new(),
     flags: c"write deny-oom fast",
@@ -45,6 +54,7 @@ pub static RESERVE: CommandSpec = CommandSpec {
         ArgSpec::integer(c"refill_period_ms"),
         ArgSpec::integer(c"estimate"),
         ArgSpec::integer(c"lease_ms"),
+        ArgSpec::option(c"WAIT", c"timeout_ms"),
         ArgSpec::at(),
     ],
 };
@@ -124,17 +134,8 @@ impl Limiter for Reserve {
             Some(b) => (Some(b.state()), b.reservations()),
             None => (None, None),
         };
-        reservations::reserve(state.as_ref(), open, params, now_ms, estimate, *lease_ms).map_err(
-            |error| match error {
-                ReserveError::TooManyOpen => CommandError::invalid(format!(
-                    "too many open reservations on this key (at most {})",
-                    reservations::MAX_OPEN
-                )),
-                ReserveError::IdsExhausted => {
-                    CommandError::invalid("AT is too far in the future to issue an id")
-                }
-            },
-        )
+        reservations::reserve(state.as_ref(), open, params, now_ms, estimate, *lease_ms)
+            .map_err(reserve_error)
     }
 
     fn evaluation(outcome: &ReserveOutcome) -> &Evaluation {
@@ -173,6 +174,51 @@ impl Limiter for Reserve {
 
     fn inspect(bucket: &Bucket, now_ms: i64) -> Reply {
         inspect_bucket(bucket, now_ms)
+    }
+
+    const WAITS: bool = true;
+
+    fn debit(
+        bucket: Option<&Bucket>,
+        (params, lease_ms): &(BucketParams, i64),
+        estimate: i64,
+        now_ms: i64,
+        timeout_ms: i64,
+    ) -> CommandResult<Option<(ReserveOutcome, Waiting)>> {
+        let (state, open) = match bucket {
+            Some(b) => (Some(b.state()), b.reservations()),
+            None => (None, None),
+        };
+        let Some(debit) = wait::debit(state.as_ref(), params, now_ms, estimate, timeout_ms) else {
+            return Ok(None);
+        };
+        // The lease counts from the due time: the wait does not eat into it.
+        let ends_ms = debit.due_ms.saturating_add(*lease_ms);
+        let opened = reservations::open_reservation(open, debit.outcome.at_ms, estimate, ends_ms)
+            .map_err(reserve_error)?;
+        let waiting = Waiting {
+            due_ms: debit.due_ms,
+            params: *params,
+            cost: estimate,
+            reservation: Some(opened.id),
+        };
+        let outcome = ReserveOutcome {
+            bucket: debit.outcome,
+            opened: Some(opened),
+        };
+        Ok(Some((outcome, waiting)))
+    }
+}
+
+fn reserve_error(error: ReserveError) -> CommandError {
+    match error {
+        ReserveError::TooManyOpen => CommandError::invalid(format!(
+            "too many open reservations on this key (at most {})",
+            reservations::MAX_OPEN
+        )),
+        ReserveError::IdsExhausted => {
+            CommandError::invalid("AT is too far in the future to issue an id")
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! or positionally.
 
 use crate::algo::token_bucket::{self, BucketOutcome, BucketParams};
-use crate::algo::Evaluation;
+use crate::algo::{wait, Evaluation};
 use crate::args::{IntArg, Options};
 use crate::callback;
 use crate::error::CommandResult;
@@ -12,6 +12,7 @@ use crate::reply::{Reply, Value};
 use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 
+use super::wait::Waiting;
 use super::{run, Cost, Limiter};
 
 pub static TOKENBUCKET: CommandSpec = CommandSpec {
@@ -31,6 +32,7 @@ pub static TOKENBUCKET: CommandSpec = CommandSpec {
         ArgSpec::integer(c"refill_amount"),
         ArgSpec::integer(c"refill_period_ms"),
         ArgSpec::option(c"COST", c"n"),
+        ArgSpec::option(c"WAIT", c"timeout_ms"),
         ArgSpec::at(),
     ],
 };
@@ -56,6 +58,7 @@ pub static COST: CommandSpec = CommandSpec {
         ArgSpec::integer(c"refill_amount"),
         ArgSpec::integer(c"refill_period_ms"),
         ArgSpec::integer(c"cost"),
+        ArgSpec::option(c"WAIT", c"timeout_ms"),
         ArgSpec::at(),
     ],
 };
@@ -174,5 +177,32 @@ impl Limiter for TokenBucket {
 
     fn inspect(bucket: &Bucket, now_ms: i64) -> Reply {
         inspect_bucket(bucket, now_ms)
+    }
+
+    const WAITS: bool = true;
+
+    fn debit(
+        state: Option<&Bucket>,
+        params: &BucketParams,
+        cost: i64,
+        now_ms: i64,
+        timeout_ms: i64,
+    ) -> CommandResult<Option<(BucketOutcome, Waiting)>> {
+        let debit = wait::debit(
+            state.map(Bucket::state).as_ref(),
+            params,
+            now_ms,
+            cost,
+            timeout_ms,
+        );
+        Ok(debit.map(|debit| {
+            let waiting = Waiting {
+                due_ms: debit.due_ms,
+                params: *params,
+                cost,
+                reservation: None,
+            };
+            (debit.outcome, waiting)
+        }))
     }
 }

@@ -29,4 +29,5 @@ mod replay;
 mod replication;
 mod reservations;
 mod stream_clock;
+mod wait;
 mod window;

@@ -1,0 +1,216 @@
+//! Waiting on a token bucket (`WAIT timeout_ms`): a call that would be
+//! denied now but whose tokens come due within the timeout takes its cost at
+//! once, as a debt (the bucket goes below zero, as an RL.SETTLE can leave
+//! it), and is answered when the debt is repaid. Every later call sees the
+//! debt, so waiters are answered in arrival order and plain calls queue
+//! behind them. A waiter that goes away before its due time gets its cost
+//! back ([`credit`]).
+
+use super::token_bucket::{self, BucketOutcome, BucketParams, BucketState};
+use super::{Decision, Evaluation, NEVER};
+
+/// A call taken as a debt: what to store now, and when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debit {
+    /// An allowed outcome whose write leaves the bucket `cost` lower (in
+    /// debt, usually).
+    pub outcome: BucketOutcome,
+    /// The unix ms at which the tokens taken have come in: the answer's time.
+    pub due_ms: i64,
+}
+
+/// The debit of `cost` at `now_ms` for a call that waits at most
+/// `timeout_ms`: `None` when the call is allowed at once (no need to wait),
+/// writes nothing (cost 0), can never be allowed, would wait longer than
+/// the timeout, or would take the bucket deeper than 2^63-1 tokens of debt.
+pub fn debit(
+    state: Option<&BucketState>,
+    params: &BucketParams,
+    now_ms: i64,
+    cost: i64,
+    timeout_ms: i64,
+) -> Option<Debit> {
+    let denied = token_bucket::take(state, params, now_ms, cost);
+    let wait_ms = denied.evaluation.retry_after_ms;
+    if denied.evaluation.allowed || cost == 0 || wait_ms == NEVER || wait_ms > timeout_ms {
+        return None;
+    }
+    let at_ms = denied.at_ms;
+    let period = i128::from(params.refill_period_ms);
+    let level = state.map_or(i128::from(params.capacity) * period, |s| {
+        s.level_at(params, at_ms)
+    });
+    let level_after = level.checked_sub(i128::from(cost) * period)?;
+    if level_after < deepest(params) {
+        return None;
+    }
+    let write = BucketState {
+        params: *params,
+        level: level_after,
+        updated_ms: at_ms,
+    };
+    let after = token_bucket::take(Some(&write), params, at_ms, 0)
+        .evaluation
+        .after;
+    Some(Debit {
+        outcome: BucketOutcome {
+            evaluation: Evaluation {
+                allowed: true,
+                retry_after_ms: 0,
+                after,
+                ..denied.evaluation
+            },
+            write: Some(write),
+            at_ms,
+        },
+        due_ms: at_ms.checked_add(wait_ms)?,
+    })
+}
+
+/// The answer of a waiter at `now_ms` (its due time, or a little after):
+/// allowed, nothing remaining, no retry, and the bucket's reset as a peek
+/// with the waiter's parameters reports it then.
+pub fn answer(state: Option<&BucketState>, params: &BucketParams, now_ms: i64) -> Decision {
+    let peek = token_bucket::take(state, params, now_ms, 0).evaluation;
+    Decision {
+        allowed: true,
+        limit: params.capacity,
+        remaining: 0,
+        retry_after_ms: 0,
+        reset_after_ms: peek.after.reset_after_ms,
+    }
+}
+
+/// The bucket with `tokens` given back at `now_ms` (not before its last
+/// write), under the parameters of its last write: capped at its capacity,
+/// and at 2^63-1 tokens of debt when `tokens` is negative.
+pub fn credit(state: &BucketState, tokens: i64, now_ms: i64) -> BucketState {
+    let params = &state.params;
+    let at_ms = now_ms.max(state.updated_ms);
+    let period = i128::from(params.refill_period_ms);
+    let full = i128::from(params.capacity) * period;
+    let level = state
+        .level_at(params, at_ms)
+        .saturating_add(i128::from(tokens) * period);
+    BucketState {
+        params: *params,
+        level: level.clamp(deepest(params), full),
+        updated_ms: at_ms,
+    }
+}
+
+/// The deepest debt a bucket holds: 2^63-1 tokens.
+fn deepest(params: &BucketParams) -> i128 {
+    -i128::from(i64::MAX) * i128::from(params.refill_period_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_700_000_000_000;
+
+    fn params() -> BucketParams {
+        BucketParams {
+            capacity: 2,
+            refill_amount: 1,
+            refill_period_ms: 100,
+        }
+    }
+
+    /// Calls on one bucket as the module makes them: plain calls store what
+    /// they take; waiting calls store their debit and are due later.
+    fn store(state: &mut Option<BucketState>, outcome: &BucketOutcome) {
+        if let Some(written) = outcome.write {
+            *state = Some(written);
+        }
+    }
+
+    #[test]
+    fn waiters_are_due_in_arrival_order_each_a_refill_apart() {
+        let p = params();
+        let mut state = None;
+        for _ in 0..2 {
+            let taken = token_bucket::take(state.as_ref(), &p, T, 1);
+            assert!(taken.evaluation.allowed);
+            store(&mut state, &taken);
+        }
+        let mut dues = Vec::new();
+        for _ in 0..3 {
+            let debit = debit(state.as_ref(), &p, T, 1, 1000).unwrap();
+            assert!(debit.outcome.evaluation.allowed);
+            store(&mut state, &debit.outcome);
+            dues.push(debit.due_ms);
+        }
+        assert_eq!(dues, [T + 100, T + 200, T + 300]);
+        assert_eq!(state.unwrap().level, -300, "three tokens of debt");
+        let plain = token_bucket::take(state.as_ref(), &p, T + 50, 1);
+        assert!(!plain.evaluation.allowed);
+        assert_eq!(
+            plain.evaluation.retry_after_ms, 350,
+            "a plain call queues behind the debt"
+        );
+        assert_eq!(
+            answer(state.as_ref(), &p, T + 300),
+            Decision {
+                allowed: true,
+                limit: 2,
+                remaining: 0,
+                retry_after_ms: 0,
+                reset_after_ms: 200,
+            }
+        );
+    }
+
+    #[test]
+    fn no_debit_when_allowed_free_never_or_beyond_the_timeout() {
+        let p = params();
+        assert_eq!(debit(None, &p, T, 1, 1000), None, "allowed at once");
+        let empty = BucketState {
+            params: p,
+            level: 0,
+            updated_ms: T,
+        };
+        assert_eq!(debit(Some(&empty), &p, T, 0, 1000), None, "a peek");
+        assert_eq!(debit(Some(&empty), &p, T, 3, 1000), None, "above capacity");
+        assert_eq!(
+            debit(Some(&empty), &p, T, 2, 199),
+            None,
+            "beyond the timeout"
+        );
+        assert_eq!(debit(Some(&empty), &p, T, 2, 200).unwrap().due_ms, T + 200);
+        let quota = BucketParams {
+            refill_amount: 0,
+            ..p
+        };
+        assert_eq!(
+            debit(Some(&empty), &quota, T, 1, 1000),
+            None,
+            "never refills"
+        );
+        let deep = BucketState {
+            level: deepest(&p) + 50,
+            ..empty
+        };
+        assert_eq!(debit(Some(&deep), &p, T, 1, i64::MAX), None, "too deep");
+    }
+
+    #[test]
+    fn a_credit_gives_back_capped_at_capacity() {
+        let p = params();
+        let owing = BucketState {
+            params: p,
+            level: -150,
+            updated_ms: T,
+        };
+        let back = credit(&owing, 1, T + 10);
+        assert_eq!(back.level, -40);
+        assert_eq!(back.updated_ms, T + 10);
+        assert_eq!(credit(&owing, 5, T).level, 200, "capped at capacity");
+        assert_eq!(
+            credit(&owing, 1, T - 5).updated_ms,
+            T,
+            "time never runs back"
+        );
+    }
+}

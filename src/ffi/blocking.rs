@@ -1,0 +1,311 @@
+//! Blocked clients and module timers: the raw calls behind a command that
+//! answers later (`WAIT`). A call blocks its client ([`Call::block`]) and
+//! starts a timer ([`Call::start_timer`]); the timer's callback runs on the
+//! main thread, in a [`Background`] context that opens keys by name and
+//! propagates writes, and answers the client ([`BlockedClient::answer`]):
+//! Redis sends that reply from its main thread right after. A client that
+//! disconnects first is reported to [`WaitEvents::disconnected`].
+//!
+//! The timer, not Redis's blocked-client timeout, drives the answer: Redis
+//! checks those timeouts only when its event loop turns, while a module
+//! timer wakes the loop at its time (microseconds, rounded up to the ms
+//! here, so never early).
+
+use std::ffi::{c_void, CStr};
+use std::os::raw::{c_int, c_longlong};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+
+use redis_module::raw;
+
+use super::{replication_status, Call, Ctx, Key, KeyMode, RawString};
+use crate::error::{CommandError, CommandResult};
+use crate::reply::Reply;
+
+/// What a module's waiting commands do when their timers fire and when a
+/// waiting client goes away. Called on the main thread.
+pub trait WaitEvents: 'static {
+    /// A timer started with `data` fired.
+    fn timer(cx: &Background, data: u64);
+    /// The client [`BlockedClient::id`] disconnected before it was answered.
+    /// The module must still [`BlockedClient::release`] it.
+    fn disconnected(cx: &Background, client: usize);
+}
+
+/// A client blocked by [`Call::block`]: answered once with
+/// [`BlockedClient::answer`], or released without a reply.
+pub struct BlockedClient(NonNull<raw::RedisModuleBlockedClient>);
+
+impl BlockedClient {
+    /// What names this client in [`WaitEvents::disconnected`].
+    pub fn id(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// Unblocks the client with `reply`, which Redis sends from its main
+    /// thread as soon as the event loop turns.
+    pub fn answer(self, reply: Reply) {
+        let boxed = Box::into_raw(Box::new(reply));
+        if !unblock(self.0, boxed.cast()) {
+            // SAFETY: Redis refused the box, so it is still ours.
+            drop(unsafe { Box::from_raw(boxed) });
+        }
+    }
+
+    /// Frees the handle of a client that disconnected (no reply).
+    pub fn release(self) {
+        unblock(self.0, std::ptr::null_mut());
+    }
+}
+
+fn unblock(client: NonNull<raw::RedisModuleBlockedClient>, privdata: *mut c_void) -> bool {
+    match unsafe { raw::RedisModule_UnblockClient } {
+        // SAFETY: client is a live handle from RedisModule_BlockClient,
+        // unblocked once (the BlockedClient is consumed).
+        Some(unblock) => {
+            (unsafe { unblock(client.as_ptr(), privdata) }) == raw::Status::Ok as c_int
+        }
+        None => false,
+    }
+}
+
+/// A module timer, to stop before it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerId(u64);
+
+/// A key name kept beyond the call that gave it (a retained copy).
+pub struct KeyName(NonNull<raw::RedisModuleString>);
+
+impl KeyName {
+    fn raw(&self) -> RawString {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for KeyName {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
+            // SAFETY: created with a null context, freed once with one.
+            unsafe { free(std::ptr::null_mut(), self.raw()) };
+        }
+    }
+}
+
+impl Call<'_> {
+    /// Whether the call may block its client: not inside MULTI/EXEC, a
+    /// script or a function, a module's `RedisModule_Call`, wherever the
+    /// server denies blocking, nor for a write from the master or a file.
+    pub fn may_block(&self) -> bool {
+        let cannot = raw::REDISMODULE_CTX_FLAGS_MULTI
+            | raw::REDISMODULE_CTX_FLAGS_LUA
+            | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
+            | raw::REDISMODULE_CTX_FLAGS_REPLICATED
+            | raw::REDISMODULE_CTX_FLAGS_LOADING;
+        self.replay.is_none()
+            && self.context_flags() & cannot == 0
+            && unsafe { raw::RedisModule_BlockClient }.is_some()
+            && unsafe { raw::RedisModule_UnblockClient }.is_some()
+            && unsafe { raw::RedisModule_CreateTimer }.is_some()
+    }
+
+    /// Blocks the calling client, with no timeout of Redis's own: it is
+    /// answered by [`BlockedClient::answer`], and a disconnection is
+    /// reported to `E`. Check [`Call::may_block`] first.
+    pub fn block<E: WaitEvents>(&self) -> CommandResult<BlockedClient> {
+        let block = unsafe { raw::RedisModule_BlockClient }
+            .ok_or(CommandError::Server("blocking API missing"))?;
+        // SAFETY: ctx is the live context of a command that may block; the
+        // callbacks are 'static functions.
+        let client = unsafe { block(self.ctx, Some(send_answer), None, Some(free_answer), 0) };
+        let client =
+            NonNull::new(client).ok_or(CommandError::Server("could not block the client"))?;
+        if let Some(on_disconnect) = unsafe { raw::RedisModule_SetDisconnectCallback } {
+            // SAFETY: client is the live handle just made.
+            unsafe { on_disconnect(client.as_ptr(), Some(disconnected::<E>)) };
+        }
+        Ok(BlockedClient(client))
+    }
+
+    /// Starts a timer that calls `E::timer(data)` in `delay_ms` (at least
+    /// 0), in this call's database.
+    pub fn start_timer<E: WaitEvents>(&self, delay_ms: i64, data: u64) -> CommandResult<TimerId> {
+        start_timer::<E>(self.ctx, delay_ms, data)
+    }
+
+    /// The name of the key at argument `index`, kept.
+    pub fn key_name(&self, index: usize) -> CommandResult<KeyName> {
+        keep(self.raw(index)?)
+    }
+
+    /// Propagates the state now stored in the key at argument `index`, as
+    /// `RL.RESTORESTATE key kind payload` and its absolute expiry: a write
+    /// that replicas and the AOF apply without deciding again.
+    pub fn replicate_state(
+        &self,
+        index: usize,
+        key: &Key,
+        kind: &CStr,
+        payload: &[u8],
+    ) -> CommandResult<()> {
+        replicate_state(self.ctx, self.raw(index)?, key, kind, payload)
+    }
+}
+
+/// The context of a timer or of a disconnection: opens keys by name,
+/// propagates writes, sends keyspace events, stops timers.
+pub struct Background {
+    ctx: Ctx,
+}
+
+impl Background {
+    /// Opens the key `name` for a call that may write it (see
+    /// [`Call::update_key`]).
+    pub fn update_key(&self, name: &KeyName) -> CommandResult<Key> {
+        Key::open(self.ctx, name.raw(), KeyMode::Update)
+    }
+
+    /// Opens the key `name` for reading.
+    pub fn read_key(&self, name: &KeyName) -> CommandResult<Key> {
+        Key::open(self.ctx, name.raw(), KeyMode::Read)
+    }
+
+    /// See [`Call::replicate_state`].
+    pub fn replicate_state(
+        &self,
+        name: &KeyName,
+        key: &Key,
+        kind: &CStr,
+        payload: &[u8],
+    ) -> CommandResult<()> {
+        replicate_state(self.ctx, name.raw(), key, kind, payload)
+    }
+
+    /// See [`Call::notify_module_event`].
+    pub fn notify_module_event(&self, command: &CStr, name: &KeyName) {
+        super::notify(self.ctx, command, name.raw());
+    }
+
+    /// See [`Call::start_timer`].
+    pub fn start_timer<E: WaitEvents>(&self, delay_ms: i64, data: u64) -> CommandResult<TimerId> {
+        start_timer::<E>(self.ctx, delay_ms, data)
+    }
+
+    /// Stops a timer that has not fired.
+    pub fn stop_timer(&self, timer: TimerId) {
+        if let Some(stop) = unsafe { raw::RedisModule_StopTimer } {
+            // SAFETY: ctx is live; Redis ignores an unknown id.
+            unsafe { stop(self.ctx, timer.0, std::ptr::null_mut()) };
+        }
+    }
+}
+
+impl Key {
+    /// The key's absolute expiry in unix ms; `None` when it has none.
+    pub fn expire_at(&self) -> Option<i64> {
+        let (false, Some(get_abs_expire)) = (self.inner.is_null(), unsafe {
+            raw::RedisModule_GetAbsExpire
+        }) else {
+            return None;
+        };
+        // SAFETY: inner is an open key.
+        let at = unsafe { get_abs_expire(self.inner) };
+        (at != super::NO_EXPIRE).then_some(at)
+    }
+}
+
+fn keep(name: RawString) -> CommandResult<KeyName> {
+    let copy = unsafe { raw::RedisModule_CreateStringFromString }
+        .ok_or(CommandError::Server("string API missing"))?;
+    // SAFETY: name is live; a null context makes the copy ours to free.
+    let kept = unsafe { copy(std::ptr::null_mut(), name) };
+    NonNull::new(kept)
+        .map(KeyName)
+        .ok_or(CommandError::Server("could not keep the key name"))
+}
+
+fn start_timer<E: WaitEvents>(ctx: Ctx, delay_ms: i64, data: u64) -> CommandResult<TimerId> {
+    let create =
+        unsafe { raw::RedisModule_CreateTimer }.ok_or(CommandError::Server("timer API missing"))?;
+    let data = usize::try_from(data).map_err(|_| CommandError::Server("timer data too large"))?;
+    // SAFETY: ctx is live; the data is an integer carried as a pointer,
+    // never dereferenced.
+    let id = unsafe {
+        create(
+            ctx,
+            delay_ms.max(0),
+            Some(timer_fired::<E>),
+            data as *mut c_void,
+        )
+    };
+    Ok(TimerId(id))
+}
+
+fn replicate_state(
+    ctx: Ctx,
+    name: RawString,
+    key: &Key,
+    kind: &CStr,
+    payload: &[u8],
+) -> CommandResult<()> {
+    let replicate = unsafe { raw::RedisModule_Replicate }
+        .ok_or(CommandError::Server("replication API missing"))?;
+    // SAFETY: the format "scb" matches a RedisModuleString, a C string and
+    // a buffer with its length; Redis copies each.
+    let status = unsafe {
+        replicate(
+            ctx,
+            super::data_type::RESTORE_COMMAND.as_ptr(),
+            c"scb".as_ptr(),
+            name,
+            kind.as_ptr(),
+            payload.as_ptr(),
+            payload.len(),
+        )
+    };
+    replication_status(status)?;
+    // SAFETY: "sl" matches a RedisModuleString and a long long; "s" the
+    // string alone.
+    let status = match key.expire_at() {
+        Some(at) => unsafe {
+            replicate(
+                ctx,
+                c"PEXPIREAT".as_ptr(),
+                c"sl".as_ptr(),
+                name,
+                at as c_longlong,
+            )
+        },
+        None => unsafe { replicate(ctx, c"PERSIST".as_ptr(), c"s".as_ptr(), name) },
+    };
+    replication_status(status)
+}
+
+extern "C" fn timer_fired<E: WaitEvents>(ctx: Ctx, data: *mut c_void) {
+    let cx = Background { ctx };
+    let _ = catch_unwind(AssertUnwindSafe(|| E::timer(&cx, data as usize as u64)));
+}
+
+extern "C" fn disconnected<E: WaitEvents>(ctx: Ctx, client: *mut raw::RedisModuleBlockedClient) {
+    let cx = Background { ctx };
+    let _ = catch_unwind(AssertUnwindSafe(|| E::disconnected(&cx, client as usize)));
+}
+
+/// Redis's reply callback: sends the reply [`BlockedClient::answer`] gave.
+extern "C" fn send_answer(ctx: Ctx, _argv: *mut RawString, _argc: c_int) -> c_int {
+    if let Some(private) = unsafe { raw::RedisModule_GetBlockedClientPrivateData } {
+        // SAFETY: ctx is the reply context; its private data is the boxed
+        // Reply of `answer`, freed later by free_answer.
+        let reply = unsafe { private(ctx).cast::<Reply>().as_ref() };
+        if let Some(reply) = reply {
+            super::reply::send(ctx, reply);
+        }
+    }
+    raw::Status::Ok as c_int
+}
+
+extern "C" fn free_answer(_ctx: Ctx, privdata: *mut c_void) {
+    if !privdata.is_null() {
+        // SAFETY: the private data is the box `answer` made, freed once.
+        drop(unsafe { Box::from_raw(privdata.cast::<Reply>()) });
+    }
+}

@@ -1,0 +1,282 @@
+//! `WAIT timeout_ms` on the bucket commands (RL.TOKENBUCKET, RL.COST,
+//! RL.RESERVE): the server holds a call until the bucket allows it, first
+//! come first served.
+//!
+//! A call that would be denied, whose tokens come due within the timeout,
+//! takes its cost at once as a debt ([`crate::algo::wait::debit`]), stored
+//! and propagated at once as the state it leaves
+//! (`RL.RESTORESTATE` and the key's absolute expiry: replicas and the AOF
+//! apply it without deciding again, since a replica cannot wait). The client
+//! is blocked, and a module timer answers it at the due time. Later calls
+//! see the debt, so they queue behind it. A client that disconnects before
+//! its due time gets its cost back, a write propagated the same way.
+//!
+//! Waiters live in a registry on Redis's main thread, where every command,
+//! timer and disconnection runs.
+
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::algo::token_bucket::{self, BucketParams};
+use crate::algo::{reservations, wait as algo};
+use crate::args::{IntArg, Options};
+use crate::config;
+use crate::error::CommandResult;
+use crate::ffi::blocking::{Background, BlockedClient, KeyName, TimerId, WaitEvents};
+use crate::ffi::command::CommandSpec;
+use crate::ffi::data_type::Stored;
+use crate::ffi::{server, Call, Key};
+use crate::replication::CallClock;
+use crate::reply::Reply;
+use crate::stats::Counter;
+use crate::types::bucket::Bucket;
+
+use super::token_bucket::{bucket_ttl, store};
+use super::{apply, Limiter};
+
+/// The `WAIT` option's value, checked against `rl.max-wait-ms`.
+pub fn timeout(options: &Options) -> CommandResult<Option<i64>> {
+    let range = IntArg::new("WAIT timeout_ms", 1, config::MAX_WAIT_MS.get());
+    options.wait.map(|raw| range.parse(raw)).transpose()
+}
+
+/// What a waiting bucket call needs to be answered, or refunded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// When its tokens have come in (unix ms).
+    pub due_ms: i64,
+    /// The call's bucket parameters (its answer peeks with them).
+    pub params: BucketParams,
+    pub cost: i64,
+    /// RL.RESERVE's reservation.
+    pub reservation: Option<i64>,
+}
+
+/// Takes the cost of a call denied at `now_ms` as a debt, if it is due
+/// within `timeout_ms`: stores it in `key`, propagates it, blocks the client
+/// and starts the timer that answers it. `None` when the call cannot wait
+/// (it is then answered at once, as without WAIT).
+#[allow(clippy::too_many_arguments)]
+pub fn hold<L: Limiter>(
+    call: &Call,
+    spec: &'static CommandSpec,
+    key: &mut Key,
+    params: &L::Params,
+    cost: i64,
+    now_ms: i64,
+    timeout_ms: i64,
+    clock: &CallClock,
+) -> CommandResult<Option<Reply>> {
+    let state = key.value::<L::State>()?;
+    let Some((debt, waiting)) = L::debit(state.as_deref(), params, cost, now_ms, timeout_ms)?
+    else {
+        return Ok(None);
+    };
+    let name = call.key_name(1)?;
+    apply::<L>(key, params, cost, &debt, clock)?;
+    let payload = encoded(key.value::<L::State>()?.as_deref());
+    call.replicate_state(1, key, L::State::KIND, &payload)?;
+    call.notify_module_event(spec.name, 1);
+    let client = call.block::<Waits>()?;
+    let token = next_token();
+    let delay = waiting.due_ms.saturating_sub(server::clock_ms());
+    match call.start_timer::<Waits>(delay, token) {
+        Ok(timer) => {
+            STARTED.bump();
+            let waiter = Waiter {
+                client: Some(client),
+                name,
+                timer,
+                since_ms: now_ms,
+                waiting,
+                command: spec,
+            };
+            with_waiters(|waiters| waiters.insert(token, waiter));
+        }
+        // No timer to answer it when due: answer it now.
+        Err(_) => client.answer(Reply::decision(
+            algo::answer(None, &waiting.params, now_ms),
+            waiting.reservation,
+        )),
+    }
+    Ok(Some(Reply::Blocked))
+}
+
+fn encoded<S: Stored>(state: Option<&S>) -> Vec<u8> {
+    let mut payload = Vec::new();
+    if let Some(state) = state {
+        state.encode(&mut payload);
+    }
+    payload
+}
+
+/// One client waiting for its tokens.
+struct Waiter {
+    /// `None` once it disconnected: its refund is then due.
+    client: Option<BlockedClient>,
+    name: KeyName,
+    timer: TimerId,
+    /// When it called (unix ms).
+    since_ms: i64,
+    waiting: Waiting,
+    command: &'static CommandSpec,
+}
+
+#[derive(Default)]
+struct Waiters {
+    last_token: u64,
+    by_token: BTreeMap<u64, Waiter>,
+    /// Each waiter's token, by its client's [`BlockedClient::id`].
+    by_client: HashMap<usize, u64>,
+}
+
+impl Waiters {
+    fn insert(&mut self, token: u64, waiter: Waiter) {
+        if let Some(client) = &waiter.client {
+            self.by_client.insert(client.id(), token);
+        }
+        self.by_token.insert(token, waiter);
+    }
+
+    fn remove(&mut self, token: u64) -> Option<Waiter> {
+        let waiter = self.by_token.remove(&token)?;
+        if let Some(client) = &waiter.client {
+            self.by_client.remove(&client.id());
+        }
+        Some(waiter)
+    }
+}
+
+thread_local! {
+    static WAITERS: RefCell<Waiters> = RefCell::new(Waiters::default());
+}
+
+fn with_waiters<T>(f: impl FnOnce(&mut Waiters) -> T) -> Option<T> {
+    WAITERS.with(|cell| {
+        cell.try_borrow_mut()
+            .ok()
+            .map(|mut waiters| f(&mut waiters))
+    })
+}
+
+fn next_token() -> u64 {
+    with_waiters(|waiters| {
+        waiters.last_token = waiters.last_token.wrapping_add(1);
+        waiters.last_token
+    })
+    .unwrap_or(0)
+}
+
+static STARTED: Counter = Counter::new();
+static GRANTED: Counter = Counter::new();
+static TIMED_OUT: Counter = Counter::new();
+static REFUNDED: Counter = Counter::new();
+static WAITED_MS: Counter = Counter::new();
+
+/// `INFO rl`: the clients waiting now, `buckets`, `leases` and `all`.
+pub fn waiting_fields() -> [(&'static str, i64); 3] {
+    let buckets = with_waiters(|waiters| waiters.by_client.len()).unwrap_or(0);
+    [
+        ("buckets", i64::try_from(buckets).unwrap_or(i64::MAX)),
+        ("leases", 0),
+        ("all", 0),
+    ]
+}
+
+/// `INFO rl`: waits started, answered allowed, timed out, refunded on a
+/// disconnection, and the ms they lasted in all.
+pub fn wait_fields() -> [(&'static str, i64); 5] {
+    [
+        ("total", STARTED.get()),
+        ("granted", GRANTED.get()),
+        ("timedout", TIMED_OUT.get()),
+        ("refunded", REFUNDED.get()),
+        ("waited_ms", WAITED_MS.get()),
+    ]
+}
+
+/// The timer and disconnection callbacks of bucket waiters.
+struct Waits;
+
+impl WaitEvents for Waits {
+    /// A waiter is due: answers it, with the bucket as it stands. Or a
+    /// waiter disconnected: gives its cost back.
+    fn timer(cx: &Background, token: u64) {
+        let Some(waiter) = with_waiters(|waiters| waiters.remove(token)).flatten() else {
+            return;
+        };
+        let now = server::clock_ms();
+        let Some(client) = waiter.client else {
+            // A master turned replica disconnects its waiters: the new
+            // master's stream owns the data, so nothing is written here.
+            if !server::is_replica() && refund(cx, &waiter, now).unwrap_or(false) {
+                REFUNDED.bump();
+            }
+            return;
+        };
+        let state = cx
+            .read_key(&waiter.name)
+            .ok()
+            .and_then(|mut key| Some(key.value::<Bucket>().ok()??.state()));
+        let decision = algo::answer(state.as_ref(), &waiter.waiting.params, now);
+        GRANTED.bump();
+        WAITED_MS.add(now.saturating_sub(waiter.since_ms));
+        client.answer(Reply::decision(decision, waiter.waiting.reservation));
+    }
+
+    /// A waiter went away before its due time: its refund runs from a
+    /// timer right after, once the server is done with what disconnected it
+    /// (a master turned replica disconnects its blocked clients before it
+    /// knows its new role).
+    fn disconnected(cx: &Background, client: usize) {
+        let found = with_waiters(|waiters| {
+            let token = waiters.by_client.get(&client).copied()?;
+            Some((token, waiters.remove(token)?))
+        });
+        let Some((token, mut waiter)) = found.flatten() else {
+            return;
+        };
+        cx.stop_timer(waiter.timer);
+        WAITED_MS.add(server::clock_ms().saturating_sub(waiter.since_ms));
+        if let Some(client) = waiter.client.take() {
+            client.release();
+        }
+        if let Ok(timer) = cx.start_timer::<Waits>(0, token) {
+            waiter.timer = timer;
+            with_waiters(|waiters| waiters.insert(token, waiter));
+        }
+    }
+}
+
+/// Gives a waiter's cost back to its bucket at `now_ms` (for RL.RESERVE,
+/// cancels its reservation), stores and propagates it; false when there is
+/// nothing to give back (the key is gone, or holds something else).
+fn refund(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<bool> {
+    let mut key = cx.update_key(&waiter.name)?;
+    let Some(bucket) = key.value::<Bucket>()? else {
+        return Ok(false);
+    };
+    let state = bucket.state();
+    let written = match waiter.waiting.reservation {
+        Some(id) => {
+            let cancelled = reservations::settle(&state, bucket.reservations(), id, 0, now_ms);
+            let Some(written) = cancelled.write else {
+                return Ok(false);
+            };
+            bucket.reservations_mut().open.retain(|r| r.id != id);
+            written
+        }
+        None => algo::credit(&state, waiter.waiting.cost, now_ms),
+    };
+    store(bucket, written);
+    let reset = token_bucket::inspect(&written, now_ms).reset_after_ms;
+    let ttl = bucket_ttl(bucket, reset, written.updated_ms);
+    let payload = encoded(Some(&*bucket));
+    key.mark_written();
+    key.extend_ttl(ttl, written.updated_ms);
+    cx.replicate_state(&waiter.name, &key, Bucket::KIND, &payload)?;
+    cx.notify_module_event(waiter.command.name, &waiter.name);
+    Ok(true)
+}

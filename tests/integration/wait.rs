@@ -1,0 +1,389 @@
+//! WAIT on the bucket commands: waiters answered in arrival order, each not
+//! before its tokens are due; plain calls queueing behind their debt;
+//! immediate denials beyond the timeout; refunds on disconnection; no
+//! waiting where Redis cannot block; errors; INFO; replicas equal to the
+//! master. Timings are asserted as "not before due" and generous upper
+//! bounds only (CI machines are slow).
+
+use std::thread::{sleep, spawn, JoinHandle};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::common::{
+    call, command, dump, error, expire_time, info_field, ints, query, server_ms, start_pair,
+    wait_for_replica, Server,
+};
+
+/// A generous bound on how late an answer may come on a loaded machine.
+const LATE: Duration = Duration::from_millis(1500);
+
+/// `RL.INSPECT key`'s `tokens`.
+fn tokens(con: &mut redis::Connection, key: &str) -> i64 {
+    let view: Vec<Value> = query(con, format!("RL.INSPECT {key}"));
+    let at = view
+        .iter()
+        .position(|v| matches!(v, Value::BulkString(b) if b == b"tokens"))
+        .expect("a tokens field");
+    match &view[at + 1] {
+        Value::Int(tokens) => *tokens,
+        other => panic!("tokens: {other:?}"),
+    }
+}
+
+/// `INFO rl`'s `rl_waiting` buckets count.
+fn waiting(con: &mut redis::Connection) -> i64 {
+    let line = info_field(con, "rl", "rl_waiting");
+    let buckets = line
+        .split(',')
+        .find_map(|field| field.strip_prefix("buckets="))
+        .unwrap_or_else(|| panic!("rl_waiting: {line}"));
+    buckets.parse().unwrap()
+}
+
+/// `INFO rl`'s `rl_waits` fields, as `total=..,granted=..,...`.
+fn waits(con: &mut redis::Connection) -> String {
+    info_field(con, "rl", "rl_waits")
+}
+
+/// Waits until `count` clients wait.
+fn until_waiting(con: &mut redis::Connection, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting(con) != count {
+        assert!(Instant::now() < deadline, "never {count} waiting");
+        sleep(Duration::from_millis(2));
+    }
+}
+
+/// Sends `line` on a connection of its own; the reply and when it came,
+/// measured from `start`.
+fn waiter(server: &Server, line: String, start: Instant) -> JoinHandle<(Vec<i64>, Duration)> {
+    let mut con = server.connect();
+    spawn(move || {
+        let reply = ints(&mut con, &line);
+        (reply, start.elapsed())
+    })
+}
+
+#[test]
+fn waiters_are_answered_in_arrival_order_each_when_its_tokens_are_due() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let start = Instant::now();
+    // One token, refilled every 200 ms: taken now, so waiter i is due
+    // (i + 1) * 200 ms after this call.
+    assert_eq!(
+        ints(&mut con, "RL.TOKENBUCKET k 1 1 200"),
+        [1, 1, 0, 0, 200]
+    );
+    let mut waiters = Vec::new();
+    for i in 0..4 {
+        waiters.push(waiter(
+            &server,
+            "RL.TOKENBUCKET k 1 1 200 WAIT 5000".to_owned(),
+            start,
+        ));
+        until_waiting(&mut con, i + 1);
+    }
+    assert_eq!(tokens(&mut con, "k"), -4, "four tokens of debt");
+    let mut answered = Vec::new();
+    for (i, handle) in waiters.into_iter().enumerate() {
+        let (reply, at) = handle.join().unwrap();
+        let due = Duration::from_millis(200 * (i as u64 + 1));
+        assert_eq!(&reply[..4], [1, 1, 0, 0], "waiter {i}: {reply:?}");
+        // At waiter i's answer, 3 - i waiters are still owed a token.
+        let reset = 200 * (4 - i as i64);
+        assert!(
+            (reset - 200..=reset).contains(&reply[4]),
+            "waiter {i}: {reply:?}"
+        );
+        // The clock the server read may be up to 1 ms behind `start`.
+        assert!(
+            at + Duration::from_millis(1) >= due,
+            "waiter {i} early: {at:?}"
+        );
+        assert!(at <= due + LATE, "waiter {i} late: {at:?}");
+        eprintln!("waiter {i}: due {due:?}, answered after {at:?}");
+        answered.push(at);
+    }
+    assert!(
+        answered.windows(2).all(|pair| pair[0] <= pair[1]),
+        "answered in arrival order: {answered:?}"
+    );
+    assert_eq!(waiting(&mut con), 0);
+    assert_eq!(
+        waits(&mut con).split(",waited_ms").next().unwrap(),
+        "total=4,granted=4,timedout=0,refunded=0"
+    );
+}
+
+#[test]
+fn plain_calls_queue_behind_the_debt_of_waiters() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let start = Instant::now();
+    ints(&mut con, "RL.COST q 1 1 1000 1");
+    let waiting_call = waiter(&server, "RL.COST q 1 1 1000 1 WAIT 5000".to_owned(), start);
+    until_waiting(&mut con, 1);
+    // The waiter's token comes at +1000 ms, this call's at +2000 ms.
+    let plain = ints(&mut con, "RL.COST q 1 1 1000 1");
+    assert_eq!(&plain[..3], [0, 1, 0]);
+    assert!(plain[3] > 1000 && plain[3] <= 2000, "{plain:?}");
+    assert_eq!(tokens(&mut con, "q"), -1);
+    let (reply, at) = waiting_call.join().unwrap();
+    assert_eq!(&reply[..4], [1, 1, 0, 0]);
+    assert!(at + Duration::from_millis(1) >= Duration::from_millis(1000));
+    // A second waiter now queues a full period behind the first one.
+    let later = Instant::now();
+    let reply = ints(&mut con, "RL.TOKENBUCKET q 1 1 1000 WAIT 5000");
+    assert_eq!(&reply[..4], [1, 1, 0, 0]);
+    assert!(later.elapsed() + Duration::from_millis(1) >= Duration::from_millis(900));
+}
+
+#[test]
+fn a_call_that_would_wait_beyond_its_timeout_is_denied_at_once_writing_nothing() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, "RL.TOKENBUCKET d 1 1 10000");
+    let before = dump(&mut con, b"d");
+    let start = Instant::now();
+    let reply = ints(&mut con, "RL.TOKENBUCKET d 1 1 10000 WAIT 5000");
+    assert_eq!(&reply[..3], [0, 1, 0]);
+    assert!(reply[3] > 5000, "{reply:?}");
+    // A cost above capacity never comes due.
+    assert_eq!(
+        ints(&mut con, "RL.TOKENBUCKET d 1 1 10000 COST 2 WAIT 60000")[3],
+        -1
+    );
+    // A bucket that never refills.
+    ints(&mut con, "RL.TOKENBUCKET never 1 0 1000");
+    assert_eq!(
+        ints(&mut con, "RL.TOKENBUCKET never 1 0 1000 WAIT 100")[3],
+        -1
+    );
+    // An allowed call is answered at once, as without WAIT.
+    assert_eq!(
+        ints(&mut con, "RL.RESERVE fresh 5 1 1000 2 1000 WAIT 100")[..5],
+        [1, 5, 3, 0, 2000]
+    );
+    assert!(start.elapsed() < LATE, "answered at once");
+    assert_eq!(dump(&mut con, b"d"), before, "nothing written");
+    assert_eq!(
+        waits(&mut con),
+        "total=0,granted=0,timedout=0,refunded=0,waited_ms=0"
+    );
+}
+
+#[test]
+fn a_waiter_that_disconnects_gets_its_cost_back_on_master_and_replica() {
+    let (master, replica) = start_pair();
+    let mut con = master.connect();
+    ints(&mut con, "RL.TOKENBUCKET r 2 1 60000 COST 2");
+    // A client that gives up after 300 ms, and disconnects.
+    let give_up = |line: &str| {
+        let mut leaving = master.connect();
+        let timeout = Some(Duration::from_millis(300));
+        leaving.set_read_timeout(timeout).unwrap();
+        assert!(call(&mut leaving, line).is_err(), "{line} waits");
+    };
+    give_up("RL.TOKENBUCKET r 2 1 60000 WAIT 60000");
+    // A reservation that waits is cancelled on disconnection.
+    give_up("RL.RESERVE r 2 1 60000 1 1000 WAIT 60000");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waits(&mut con).contains("refunded=2") {
+        assert!(Instant::now() < deadline, "no refund: {}", waits(&mut con));
+        sleep(Duration::from_millis(10));
+    }
+    assert_eq!(waiting(&mut con), 0);
+    assert_eq!(tokens(&mut con, "r"), 0, "the debt is given back");
+    // The next waiter is due as if the others had never come.
+    let reply = ints(&mut con, "RL.TOKENBUCKET r 2 1 60000 WAIT 10");
+    assert_eq!(&reply[..3], [0, 2, 0]);
+    assert!(reply[3] > 59000, "{reply:?}");
+    wait_for_replica(&mut con);
+    let mut replica_con = replica.connect();
+    assert_eq!(dump(&mut replica_con, b"r"), dump(&mut con, b"r"));
+    assert_eq!(
+        expire_time(&mut replica_con, b"r"),
+        expire_time(&mut con, b"r")
+    );
+}
+
+#[test]
+fn the_replica_holds_the_masters_state_while_and_after_clients_wait() {
+    let (master, replica) = start_pair();
+    let mut con = master.connect();
+    let start = Instant::now();
+    ints(&mut con, "RL.TOKENBUCKET {a}b 3 1 100 COST 3");
+    ints(&mut con, "RL.RESERVE {a}r 3 1 100 3 60000");
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        handles.push(waiter(
+            &master,
+            format!("RL.TOKENBUCKET {{a}}b 3 1 100 WAIT 5000 COST {}", i + 1),
+            start,
+        ));
+        handles.push(waiter(
+            &master,
+            "RL.RESERVE {a}r 3 1 100 2 60000 WAIT 5000".to_owned(),
+            start,
+        ));
+        until_waiting(&mut con, 2 * (i + 1));
+    }
+    let keys: [&[u8]; 2] = [b"{a}b", b"{a}r"];
+    let states = |con: &mut redis::Connection| keys.map(|k| (dump(con, k), expire_time(con, k)));
+    wait_for_replica(&mut con);
+    let mut replica_con = replica.connect();
+    assert_eq!(states(&mut replica_con), states(&mut con), "while waiting");
+    for handle in handles {
+        let (reply, _) = handle.join().unwrap();
+        assert_eq!(&reply[..4], [1, 3, 0, 0], "{reply:?}");
+    }
+    wait_for_replica(&mut con);
+    assert_eq!(states(&mut replica_con), states(&mut con), "after");
+    let restored: String = info_field(&mut replica_con, "rl", "rl_restorestate");
+    assert!(restored.starts_with("calls=6,"), "{restored}");
+}
+
+#[test]
+fn a_waiting_reservation_gets_its_id_and_its_lease_counts_from_the_answer() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let called = server_ms(&mut con);
+    ints(&mut con, "RL.RESERVE l 1 1 300 1 100");
+    let reply = ints(&mut con, "RL.RESERVE l 1 1 300 1 10000 WAIT 2000");
+    assert_eq!(&reply[..4], [1, 1, 0, 0]);
+    let id = reply[5];
+    assert!(id > called * 1024, "{reply:?}");
+    // The key lives until the reservation's end: 10 s after its answer.
+    assert!(expire_time(&mut con, b"l") >= called + 300 + 10000, "TTL");
+    assert_eq!(ints(&mut con, format!("RL.CANCEL l {id}"))[0], 1);
+}
+
+#[test]
+fn no_call_waits_inside_a_transaction_a_script_or_with_at() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, "RL.TOKENBUCKET m 1 1 1000");
+    let start = Instant::now();
+    let exec: Vec<Vec<i64>> = redis::pipe()
+        .atomic()
+        .add_command(command("RL.TOKENBUCKET m 1 1 1000 WAIT 5000"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(&exec[0][..3], [0, 1, 0], "denied at once in MULTI");
+    let script = "return redis.call('RL.TOKENBUCKET', 'm', 1, 1, 1000, 'WAIT', 5000)";
+    let reply = ints(&mut con, ["EVAL", script, "0"]);
+    assert_eq!(&reply[..3], [0, 1, 0], "denied at once in a script");
+    let now = server_ms(&mut con);
+    let reply = ints(
+        &mut con,
+        format!("RL.TOKENBUCKET m 1 1 1000 WAIT 5000 AT {now}"),
+    );
+    assert_eq!(&reply[..3], [0, 1, 0], "denied at once with AT");
+    assert!(start.elapsed() < LATE, "none waited");
+    assert_eq!(tokens(&mut con, "m"), 0, "none took a debt");
+    assert!(waits(&mut con).starts_with("total=0,"));
+}
+
+#[test]
+fn wait_is_refused_where_it_does_not_apply_and_out_of_range() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let not_taken = "ERR WAIT is taken only by RL.TOKENBUCKET, RL.COST and RL.RESERVE";
+    for line in [
+        "RL.SLIDELOG k 10 1000 WAIT 10",
+        "RL.WINDOW k 10 1000 WAIT 10",
+        "RL.QUOTA k 10 day WAIT 10",
+        "RL.ACQUIRE k 1 1000 WAIT 10",
+        "RL.SETTLE k 1 1 WAIT 10",
+        "RL.INSPECT k WAIT 10",
+        "RL.ALL 1 k TOKENBUCKET 1 1 1000 WAIT 10",
+        "RL.ALL 1 k TOKENBUCKET 1 1 1000 COST 1 wait 10",
+    ] {
+        assert_eq!(error(&mut con, line), not_taken, "{line}");
+    }
+    let range = "ERR WAIT timeout_ms must be an integer from 1 to 60000";
+    for value in ["0", "60001", "-1", "ten", "1.5"] {
+        let line = format!("RL.TOKENBUCKET k 1 1 1000 WAIT {value}");
+        assert_eq!(error(&mut con, &line), range, "{line}");
+    }
+    for (line, expected) in [
+        ("RL.COST k 1 1 1000 1 WAIT", "ERR option WAIT needs a value"),
+        (
+            "RL.RESERVE k 1 1 1000 1 10 WAIT 5 WAIT 5",
+            "ERR option WAIT given more than once",
+        ),
+        ("CONFIG SET rl.max-wait-ms 100", ""),
+        (
+            "RL.TOKENBUCKET k 1 1 1000 WAIT 101",
+            "ERR WAIT timeout_ms must be an integer from 1 to 100",
+        ),
+    ] {
+        match expected {
+            "" => query::<()>(&mut con, line),
+            _ => assert_eq!(error(&mut con, line), expected, "{line}"),
+        }
+    }
+    assert_eq!(
+        ints(&mut con, "RL.TOKENBUCKET k 1 1 1000 WAIT 100"),
+        [1, 1, 0, 0, 1000]
+    );
+    assert!(error(&mut con, "CONFIG SET rl.max-wait-ms 0").contains("rl.max-wait-ms"));
+}
+
+#[test]
+fn client_unblock_does_not_interrupt_a_waiter() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, "RL.TOKENBUCKET u 1 1 300");
+    let start = Instant::now();
+    let waiting_call = waiter(
+        &server,
+        "RL.TOKENBUCKET u 1 1 300 WAIT 5000".to_owned(),
+        start,
+    );
+    until_waiting(&mut con, 1);
+    let clients: String = query(&mut con, "CLIENT LIST");
+    let id = clients
+        .lines()
+        .find(|line| line.contains(" flags=b "))
+        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .expect("the waiting client");
+    assert_eq!(
+        query::<i64>(&mut con, format!("CLIENT UNBLOCK {id} TIMEOUT")),
+        0
+    );
+    let (reply, at) = waiting_call.join().unwrap();
+    assert_eq!(&reply[..4], [1, 1, 0, 0]);
+    assert!(at + Duration::from_millis(1) >= Duration::from_millis(300));
+}
+
+#[test]
+fn a_master_turned_replica_drops_its_waiters_and_gives_nothing_back() {
+    let master = Server::start();
+    let new_master = Server::start();
+    let mut con = master.connect();
+    ints(&mut con, "RL.TOKENBUCKET f 1 1 30000");
+    let mut waiting_con = master.connect();
+    let waiting_call =
+        spawn(move || call(&mut waiting_con, "RL.TOKENBUCKET f 1 1 30000 WAIT 50000"));
+    until_waiting(&mut con, 1);
+    query::<()>(&mut con, format!("REPLICAOF 127.0.0.1 {}", new_master.port));
+    let answer = waiting_call
+        .join()
+        .unwrap()
+        .expect_err("unblocked with an error");
+    assert!(answer.to_string().contains("UNBLOCKED"), "{answer}");
+    sleep(Duration::from_millis(100));
+    assert_eq!(waiting(&mut con), 0);
+    assert!(
+        waits(&mut con).contains("refunded=0"),
+        "{}",
+        waits(&mut con)
+    );
+    assert!(
+        info_field(&mut con, "rl", "rl_restorestate").starts_with("calls=0,"),
+        "nothing written on the demoted master"
+    );
+}
