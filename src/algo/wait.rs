@@ -6,6 +6,7 @@
 //! behind them. A waiter that goes away before its due time gets its cost
 //! back ([`credit`]).
 
+use super::leases::{self, AcquireError, AcquireOutcome, LeaseParams, LeaseState};
 use super::token_bucket::{self, BucketOutcome, BucketParams, BucketState};
 use super::{Decision, Evaluation, NEVER};
 
@@ -97,6 +98,51 @@ pub fn credit(state: &BucketState, tokens: i64, now_ms: i64) -> BucketState {
         level: level.clamp(deepest(params), full),
         updated_ms: at_ms,
     }
+}
+
+/// What serving the clients waiting for a lease gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseGrants {
+    /// The outcomes of the waiters granted, first in line first.
+    pub granted: Vec<AcquireOutcome>,
+    /// The leases after the grants (`None`: no key and nothing granted).
+    pub state: Option<LeaseState>,
+    /// When the earliest live lease ends: the next chance for the others.
+    pub next_end_ms: Option<i64>,
+}
+
+/// Serves the clients waiting for a lease on one key at `now_ms`, in line:
+/// each whose lease fits takes it (from now), up to the first that does
+/// not, which keeps its place ahead of the others.
+pub fn grant_leases(
+    state: Option<&LeaseState>,
+    line: &[LeaseParams],
+    now_ms: i64,
+) -> Result<LeaseGrants, AcquireError> {
+    let mut state = state.cloned();
+    let mut granted = Vec::new();
+    for params in line {
+        let outcome = leases::acquire(state.as_ref(), params, now_ms, 1)?;
+        if outcome.opened.is_none() {
+            break;
+        }
+        let stored = state.get_or_insert_with(|| LeaseState {
+            limit: params.limit,
+            updated_ms: outcome.at_ms,
+            last_id: 0,
+            leases: Vec::new(),
+        });
+        leases::record(stored, params, &outcome);
+        granted.push(outcome);
+    }
+    let next_end_ms = state
+        .as_ref()
+        .and_then(|s| leases::inspect(s, now_ms).next_end_ms);
+    Ok(LeaseGrants {
+        granted,
+        state,
+        next_end_ms,
+    })
 }
 
 /// The deepest debt a bucket holds: 2^63-1 tokens.
@@ -193,6 +239,30 @@ mod tests {
             ..empty
         };
         assert_eq!(debit(Some(&deep), &p, T, 1, i64::MAX), None, "too deep");
+    }
+
+    #[test]
+    fn lease_waiters_are_served_in_line_up_to_the_first_that_does_not_fit() {
+        let two = LeaseParams {
+            limit: 2,
+            lease_ms: 1000,
+        };
+        let one = LeaseParams { limit: 1, ..two };
+        let served = grant_leases(None, &[two, one, two], T).unwrap();
+        assert_eq!(served.granted.len(), 1, "the second (limit 1) waits");
+        let state = served.state.unwrap();
+        assert_eq!(state.leases.len(), 1);
+        assert_eq!(served.next_end_ms, Some(T + 1000));
+        let again = grant_leases(Some(&state), &[two, two, two], T + 10).unwrap();
+        assert_eq!(again.granted.len(), 1, "one slot left");
+        assert_eq!(again.granted[0].opened.unwrap().ends_ms, T + 1010);
+        let full = again.state.unwrap();
+        let none = grant_leases(Some(&full), &[two], T + 20).unwrap();
+        assert!(none.granted.is_empty());
+        assert_eq!(none.next_end_ms, Some(T + 1000));
+        let later = grant_leases(Some(&full), &[two, two], T + 1000).unwrap();
+        assert_eq!(later.granted.len(), 1, "the first lease ended");
+        assert_eq!(grant_leases(None, &[], T).unwrap().state, None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{publish_write, Spec, KINDS};
+use crate::limiters::{lease_wait, publish_write, Spec, KINDS};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -80,6 +80,10 @@ fn all(call: &Call) -> CommandResult<Reply> {
     // opened, their values prefetched, before any is read, so that their
     // cache misses overlap; none after one of the wrong type, where the
     // checks below stop with its position.
+    // Clients waiting for a lease on a key come before this call.
+    for n in 0..request.specs.len() {
+        lease_wait::serve_for(call, key_index(n))?;
+    }
     let mut keys: PerKey<Key> = PerKey::new();
     for (n, spec) in request.specs.iter().enumerate() {
         let mut key = call.update_key(key_index(n))?;

@@ -30,6 +30,17 @@ pub trait WaitEvents: 'static {
     /// The client [`BlockedClient::id`] disconnected before it was answered.
     /// The module must still [`BlockedClient::release`] it.
     fn disconnected(cx: &Background, client: usize);
+
+    /// `CLIENT UNBLOCK` interrupted the client [`BlockedClient::id`]
+    /// (blocked with `unblockable`): the module releases it and returns
+    /// the reply it gets.
+    fn unblocked(_cx: &Background, _client: usize) -> Option<Reply> {
+        None
+    }
+
+    /// The key `key` of database `db` was deleted, expired or evicted
+    /// (see [`follow_key_removals`]).
+    fn key_removed(_cx: &Background, _db: i32, _key: &[u8]) {}
 }
 
 /// A client blocked by [`Call::block`]: answered once with
@@ -110,13 +121,27 @@ impl Call<'_> {
 
     /// Blocks the calling client, with no timeout of Redis's own: it is
     /// answered by [`BlockedClient::answer`], and a disconnection is
-    /// reported to `E`. Check [`Call::may_block`] first.
-    pub fn block<E: WaitEvents>(&self) -> CommandResult<BlockedClient> {
+    /// reported to `E`; so is `CLIENT UNBLOCK` when `unblockable` (else it
+    /// does not interrupt the client). Check [`Call::may_block`] first.
+    pub fn block<E: WaitEvents>(&self, unblockable: bool) -> CommandResult<BlockedClient> {
         let block = unsafe { raw::RedisModule_BlockClient }
             .ok_or(CommandError::Server("blocking API missing"))?;
         // SAFETY: ctx is the live context of a command that may block; the
         // callbacks are 'static functions.
-        let client = unsafe { block(self.ctx, Some(send_answer), None, Some(free_answer), 0) };
+        let on_unblock: raw::RedisModuleCmdFunc = if unblockable {
+            Some(unblocked::<E>)
+        } else {
+            None
+        };
+        let client = unsafe {
+            block(
+                self.ctx,
+                Some(send_answer),
+                on_unblock,
+                Some(free_answer),
+                0,
+            )
+        };
         let client =
             NonNull::new(client).ok_or(CommandError::Server("could not block the client"))?;
         if let Some(on_disconnect) = unsafe { raw::RedisModule_SetDisconnectCallback } {
@@ -130,6 +155,11 @@ impl Call<'_> {
     /// 0), in this call's database.
     pub fn start_timer<E: WaitEvents>(&self, delay_ms: i64, data: u64) -> CommandResult<TimerId> {
         start_timer::<E>(self.ctx, delay_ms, data)
+    }
+
+    /// This call's context, as a timer's: for what both do.
+    pub fn background(&self) -> Background {
+        Background { ctx: self.ctx }
     }
 
     /// The name of the key at argument `index`, kept.
@@ -188,6 +218,15 @@ impl Background {
     /// See [`Call::start_timer`].
     pub fn start_timer<E: WaitEvents>(&self, delay_ms: i64, data: u64) -> CommandResult<TimerId> {
         start_timer::<E>(self.ctx, delay_ms, data)
+    }
+
+    /// The database the context works on.
+    pub fn selected_db(&self) -> i32 {
+        match unsafe { raw::RedisModule_GetSelectedDb } {
+            // SAFETY: ctx is live.
+            Some(selected) => unsafe { selected(self.ctx) },
+            None => 0,
+        }
     }
 
     /// Stops a timer that has not fired.
@@ -278,6 +317,57 @@ fn replicate_state(
         None => unsafe { replicate(ctx, c"PERSIST".as_ptr(), c"s".as_ptr(), name) },
     };
     replication_status(status)
+}
+
+/// Reports the deletion, expiry and eviction of keys to `E`.
+pub fn follow_key_removals<E: WaitEvents>(ctx: Ctx) -> Result<(), &'static str> {
+    let subscribe = unsafe { raw::RedisModule_SubscribeToKeyspaceEvents }
+        .ok_or("this server lacks keyspace event subscriptions")?;
+    let types = raw::REDISMODULE_NOTIFY_GENERIC
+        | raw::REDISMODULE_NOTIFY_EXPIRED
+        | raw::REDISMODULE_NOTIFY_EVICTED;
+    // SAFETY: ctx is the module's load context; the callback is 'static.
+    let status = unsafe { subscribe(ctx, types, Some(key_event::<E>)) };
+    if status == raw::Status::Ok as c_int {
+        Ok(())
+    } else {
+        Err("could not subscribe to keyspace events")
+    }
+}
+
+extern "C" fn key_event<E: WaitEvents>(
+    ctx: Ctx,
+    _type: c_int,
+    event: *const std::os::raw::c_char,
+    key: RawString,
+) -> c_int {
+    if event.is_null() || key.is_null() {
+        return raw::Status::Ok as c_int;
+    }
+    // SAFETY: Redis passes a nul-terminated event name.
+    let event = unsafe { CStr::from_ptr(event) }.to_bytes();
+    if matches!(event, b"del" | b"expired" | b"evicted") {
+        let cx = Background { ctx };
+        // SAFETY: the key lives for the callback.
+        let name = unsafe { super::string_bytes(key) };
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            E::key_removed(&cx, cx.selected_db(), name)
+        }));
+    }
+    raw::Status::Ok as c_int
+}
+
+extern "C" fn unblocked<E: WaitEvents>(ctx: Ctx, _argv: *mut RawString, _argc: c_int) -> c_int {
+    let Some(handle) = (unsafe { raw::RedisModule_GetBlockedClientHandle }) else {
+        return raw::Status::Ok as c_int;
+    };
+    // SAFETY: ctx is the timeout context of a blocked client.
+    let client = unsafe { handle(ctx) } as usize;
+    let cx = Background { ctx };
+    if let Ok(Some(reply)) = catch_unwind(AssertUnwindSafe(|| E::unblocked(&cx, client))) {
+        super::reply::send(ctx, &reply);
+    }
+    raw::Status::Ok as c_int
 }
 
 extern "C" fn timer_fired<E: WaitEvents>(ctx: Ctx, data: *mut c_void) {

@@ -16,7 +16,7 @@ use crate::stats::CommandStats;
 
 use super::reserve::LEASE;
 use super::sliding_log::time;
-use super::{publish_write, run, Cost, Limiter};
+use super::{lease_wait, publish_write, run, Cost, Limiter};
 
 pub static ACQUIRE: CommandSpec = CommandSpec {
     name: c"RL.ACQUIRE",
@@ -33,6 +33,7 @@ pub static ACQUIRE: CommandSpec = CommandSpec {
         ArgSpec::key(c"key"),
         ArgSpec::integer(c"limit"),
         ArgSpec::integer(c"lease_ms"),
+        ArgSpec::option(c"WAIT", c"timeout_ms"),
         ArgSpec::at(),
     ],
 };
@@ -163,6 +164,21 @@ impl Limiter for Acquire {
         leases_ttl(state, outcome.at_ms)
     }
 
+    const WAITS: bool = true;
+
+    fn serve_waiting(call: &Call) -> CommandResult<()> {
+        lease_wait::serve_for(call, 1)
+    }
+
+    fn queue(
+        call: &Call,
+        params: &LeaseParams,
+        now_ms: i64,
+        timeout_ms: i64,
+    ) -> CommandResult<Option<Reply>> {
+        lease_wait::enqueue(call, params, now_ms, timeout_ms).map(Some)
+    }
+
     fn inspect(state: &LeaseState, now_ms: i64) -> Reply {
         let view = leases::inspect(state, now_ms);
         Reply::Map(vec![
@@ -204,5 +220,7 @@ fn change_live_lease(
     }
     drop(key);
     publish_write(call, &clock, command, &[1])?;
+    // A slot may have freed for the clients waiting on the key.
+    lease_wait::serve_for(call, 1)?;
     Ok(Reply::Integer(1))
 }

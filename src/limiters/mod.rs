@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acquire;
+pub mod lease_wait;
 pub mod quota;
 pub mod reserve;
 pub mod sliding_log;
@@ -95,6 +96,24 @@ pub trait Limiter: 'static {
         _now_ms: i64,
         _timeout_ms: i64,
     ) -> CommandResult<Option<(Self::Outcome, wait::Waiting)>> {
+        Ok(None)
+    }
+
+    /// Before a call on a key decides: serves the clients waiting on the
+    /// key, who come first (leases).
+    fn serve_waiting(_call: &Call) -> CommandResult<()> {
+        Ok(())
+    }
+
+    /// For a kind that [`Limiter::WAITS`] without a debit: a call denied
+    /// at `now_ms`, where the client may block, that waits in line for at
+    /// most `timeout_ms` (leases); `None`: it does not wait.
+    fn queue(
+        _call: &Call,
+        _params: &Self::Params,
+        _now_ms: i64,
+        _timeout_ms: i64,
+    ) -> CommandResult<Option<Reply>> {
         Ok(None)
     }
 }
@@ -214,13 +233,18 @@ pub fn execute<L: Limiter>(
 ) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
     let at = clock.pinned(at)?;
+    L::serve_waiting(call)?;
     let mut key = call.update_key(1)?;
     key.prefetch::<L::State>();
     let now = at.unwrap_or_else(|| clock.now_ms());
     let outcome = decide::<L>(&mut key, params, cost, now)?;
     if let Some(timeout) = wait.filter(|_| at.is_none() && !L::evaluation(&outcome).allowed) {
         if call.may_block() {
-            let held = wait::hold::<L>(call, spec, &mut key, params, cost, now, timeout, &clock)?;
+            let held =
+                match wait::hold::<L>(call, spec, &mut key, params, cost, now, timeout, &clock)? {
+                    Some(reply) => Some(reply),
+                    None => L::queue(call, params, now, timeout)?,
+                };
             if let Some(reply) = held {
                 return Ok(reply);
             }

@@ -79,7 +79,7 @@ pub fn hold<L: Limiter>(
     let payload = encoded(key.value::<L::State>()?.as_deref());
     call.replicate_state(1, key, L::State::KIND, &payload)?;
     call.notify_module_event(spec.name, 1);
-    let client = call.block::<Waits>()?;
+    let client = call.block::<Waits>(false)?;
     let token = next_token();
     let delay = waiting.due_ms.saturating_sub(server::clock_ms());
     match call.start_timer::<Waits>(delay, token) {
@@ -169,18 +169,18 @@ fn next_token() -> u64 {
     .unwrap_or(0)
 }
 
-static STARTED: Counter = Counter::new();
-static GRANTED: Counter = Counter::new();
-static TIMED_OUT: Counter = Counter::new();
-static REFUNDED: Counter = Counter::new();
-static WAITED_MS: Counter = Counter::new();
+pub(super) static STARTED: Counter = Counter::new();
+pub(super) static GRANTED: Counter = Counter::new();
+pub(super) static TIMED_OUT: Counter = Counter::new();
+pub(super) static REFUNDED: Counter = Counter::new();
+pub(super) static WAITED_MS: Counter = Counter::new();
 
 /// `INFO rl`: the clients waiting now, `buckets`, `leases` and `all`.
 pub fn waiting_fields() -> [(&'static str, i64); 3] {
     let buckets = with_waiters(|waiters| waiters.by_client.len()).unwrap_or(0);
     [
         ("buckets", i64::try_from(buckets).unwrap_or(i64::MAX)),
-        ("leases", 0),
+        ("leases", super::lease_wait::waiting()),
         ("all", 0),
     ]
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use crate::common::{
-    call, command, dump, error, expire_time, info_field, ints, query, server_ms, start_pair,
-    wait_for_replica, Server,
+    call, command, dump, error, expire_time, info_field, int, ints, key_events, query, server_ms,
+    start_pair, wait_for_replica, Server,
 };
 
 /// A generous bound on how late an answer may come on a loaded machine.
@@ -31,14 +31,19 @@ fn tokens(con: &mut redis::Connection, key: &str) -> i64 {
     }
 }
 
-/// `INFO rl`'s `rl_waiting` buckets count.
+/// `INFO rl`'s `rl_waiting` count of clients waiting on buckets.
 fn waiting(con: &mut redis::Connection) -> i64 {
+    waiting_on(con, "buckets")
+}
+
+/// `INFO rl`'s `rl_waiting` count of `what` (buckets, leases).
+fn waiting_on(con: &mut redis::Connection, what: &str) -> i64 {
     let line = info_field(con, "rl", "rl_waiting");
-    let buckets = line
+    let count = line
         .split(',')
-        .find_map(|field| field.strip_prefix("buckets="))
+        .find_map(|field| field.strip_prefix(&format!("{what}=")))
         .unwrap_or_else(|| panic!("rl_waiting: {line}"));
-    buckets.parse().unwrap()
+    count.parse().unwrap()
 }
 
 /// `INFO rl`'s `rl_waits` fields, as `total=..,granted=..,...`.
@@ -46,10 +51,15 @@ fn waits(con: &mut redis::Connection) -> String {
     info_field(con, "rl", "rl_waits")
 }
 
-/// Waits until `count` clients wait.
+/// Waits until `count` clients wait on buckets.
 fn until_waiting(con: &mut redis::Connection, count: i64) {
+    until_waiting_on(con, "buckets", count);
+}
+
+/// Waits until `count` clients wait on `what` (buckets, leases).
+fn until_waiting_on(con: &mut redis::Connection, what: &str, count: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while waiting(con) != count {
+    while waiting_on(con, what) != count {
         assert!(Instant::now() < deadline, "never {count} waiting");
         sleep(Duration::from_millis(2));
     }
@@ -65,6 +75,58 @@ fn waiter(server: &Server, line: String, start: Instant) -> JoinHandle<(Vec<i64>
     })
 }
 
+/// A fresh server where `setup` ran, then `line` from a client of its own,
+/// once that client waits on `what` (buckets, leases): the server, a
+/// connection, the waiting call, and when `setup` was sent.
+fn one_waiting(
+    setup: &str,
+    line: &str,
+    what: &str,
+) -> (
+    Server,
+    redis::Connection,
+    JoinHandle<(Vec<i64>, Duration)>,
+    Instant,
+) {
+    let server = Server::start();
+    let mut con = server.connect();
+    let start = Instant::now();
+    ints(&mut con, setup);
+    let waiting_call = waiter(&server, line.to_owned(), start);
+    until_waiting_on(&mut con, what, 1);
+    (server, con, waiting_call, start)
+}
+
+/// `count` clients sending `line` one after the other, each once the one
+/// before waits on `what` (buckets, leases): they arrive in that order.
+fn line_up(
+    server: &Server,
+    con: &mut redis::Connection,
+    line: &str,
+    what: &str,
+    count: i64,
+    start: Instant,
+) -> Vec<JoinHandle<(Vec<i64>, Duration)>> {
+    (1..=count)
+        .map(|i| {
+            let handle = waiter(server, line.to_owned(), start);
+            until_waiting_on(con, what, i);
+            handle
+        })
+        .collect()
+}
+
+/// The id of the one blocked client.
+fn blocked_client(con: &mut redis::Connection) -> String {
+    let clients: String = query(con, "CLIENT LIST");
+    clients
+        .lines()
+        .find(|line| line.contains(" flags=b "))
+        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .expect("the waiting client")
+        .to_owned()
+}
+
 #[test]
 fn waiters_are_answered_in_arrival_order_each_when_its_tokens_are_due() {
     let server = Server::start();
@@ -76,15 +138,8 @@ fn waiters_are_answered_in_arrival_order_each_when_its_tokens_are_due() {
         ints(&mut con, "RL.TOKENBUCKET k 1 1 200"),
         [1, 1, 0, 0, 200]
     );
-    let mut waiters = Vec::new();
-    for i in 0..4 {
-        waiters.push(waiter(
-            &server,
-            "RL.TOKENBUCKET k 1 1 200 WAIT 5000".to_owned(),
-            start,
-        ));
-        until_waiting(&mut con, i + 1);
-    }
+    let line = "RL.TOKENBUCKET k 1 1 200 WAIT 5000";
+    let waiters = line_up(&server, &mut con, line, "buckets", 4, start);
     assert_eq!(tokens(&mut con, "k"), -4, "four tokens of debt");
     let mut answered = Vec::new();
     for (i, handle) in waiters.into_iter().enumerate() {
@@ -119,12 +174,11 @@ fn waiters_are_answered_in_arrival_order_each_when_its_tokens_are_due() {
 
 #[test]
 fn plain_calls_queue_behind_the_debt_of_waiters() {
-    let server = Server::start();
-    let mut con = server.connect();
-    let start = Instant::now();
-    ints(&mut con, "RL.COST q 1 1 1000 1");
-    let waiting_call = waiter(&server, "RL.COST q 1 1 1000 1 WAIT 5000".to_owned(), start);
-    until_waiting(&mut con, 1);
+    let (_server, mut con, waiting_call, _) = one_waiting(
+        "RL.COST q 1 1 1000 1",
+        "RL.COST q 1 1 1000 1 WAIT 5000",
+        "buckets",
+    );
     // The waiter's token comes at +1000 ms, this call's at +2000 ms.
     let plain = ints(&mut con, "RL.COST q 1 1 1000 1");
     assert_eq!(&plain[..3], [0, 1, 0]);
@@ -290,12 +344,12 @@ fn no_call_waits_inside_a_transaction_a_script_or_with_at() {
 fn wait_is_refused_where_it_does_not_apply_and_out_of_range() {
     let server = Server::start();
     let mut con = server.connect();
-    let not_taken = "ERR WAIT is taken only by RL.TOKENBUCKET, RL.COST and RL.RESERVE";
+    let not_taken = "ERR WAIT is taken only by RL.TOKENBUCKET, RL.COST, RL.RESERVE and RL.ACQUIRE";
     for line in [
         "RL.SLIDELOG k 10 1000 WAIT 10",
         "RL.WINDOW k 10 1000 WAIT 10",
         "RL.QUOTA k 10 day WAIT 10",
-        "RL.ACQUIRE k 1 1000 WAIT 10",
+        "RL.RELEASE k 1 WAIT 10",
         "RL.SETTLE k 1 1 WAIT 10",
         "RL.INSPECT k WAIT 10",
         "RL.ALL 1 k TOKENBUCKET 1 1 1000 WAIT 10",
@@ -334,22 +388,12 @@ fn wait_is_refused_where_it_does_not_apply_and_out_of_range() {
 
 #[test]
 fn client_unblock_does_not_interrupt_a_waiter() {
-    let server = Server::start();
-    let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET u 1 1 300");
-    let start = Instant::now();
-    let waiting_call = waiter(
-        &server,
-        "RL.TOKENBUCKET u 1 1 300 WAIT 5000".to_owned(),
-        start,
+    let (_server, mut con, waiting_call, _) = one_waiting(
+        "RL.TOKENBUCKET u 1 1 300",
+        "RL.TOKENBUCKET u 1 1 300 WAIT 5000",
+        "buckets",
     );
-    until_waiting(&mut con, 1);
-    let clients: String = query(&mut con, "CLIENT LIST");
-    let id = clients
-        .lines()
-        .find(|line| line.contains(" flags=b "))
-        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .expect("the waiting client");
+    let id = blocked_client(&mut con);
     assert_eq!(
         query::<i64>(&mut con, format!("CLIENT UNBLOCK {id} TIMEOUT")),
         0
@@ -386,4 +430,142 @@ fn a_master_turned_replica_drops_its_waiters_and_gives_nothing_back() {
         info_field(&mut con, "rl", "rl_restorestate").starts_with("calls=0,"),
         "nothing written on the demoted master"
     );
+}
+
+#[test]
+fn a_released_slot_goes_to_the_first_lease_waiter_in_line() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let held = ints(&mut con, "RL.ACQUIRE slots 1 60000")[5];
+    let start = Instant::now();
+    let line = "RL.ACQUIRE slots 1 60000 WAIT 20000";
+    let waiters = line_up(&server, &mut con, line, "leases", 3, start);
+    let mut release = held;
+    for (i, handle) in waiters.into_iter().enumerate() {
+        // No later call takes the slot ahead of the line.
+        assert_eq!(ints(&mut con, "RL.ACQUIRE slots 1 60000")[0], 0);
+        assert_eq!(
+            query::<Vec<Value>>(&mut con, "RL.ALL 1 slots ACQUIRE 1 60000")[0],
+            Value::Int(0)
+        );
+        assert_eq!(int(&mut con, format!("RL.RELEASE slots {release}")), 1);
+        let (reply, _) = handle.join().unwrap();
+        assert_eq!(&reply[..5], [1, 1, 0, 0, 60000], "waiter {i}: {reply:?}");
+        assert!(reply[5] > release, "a new lease id");
+        release = reply[5];
+        assert_eq!(waiting_on(&mut con, "leases"), 2 - i as i64);
+    }
+    assert!(waits(&mut con).starts_with("total=3,granted=3,timedout=0,"));
+}
+
+#[test]
+fn a_lease_reaching_its_end_or_shortened_or_deleted_hands_its_slot_over() {
+    let (server, mut con, first, _) = one_waiting(
+        "RL.ACQUIRE e 1 400",
+        "RL.ACQUIRE e 1 60000 WAIT 5000",
+        "leases",
+    );
+    let (reply, at) = first.join().unwrap();
+    assert_eq!(&reply[..5], [1, 1, 0, 0, 60000]);
+    assert!(
+        at + Duration::from_millis(1) >= Duration::from_millis(400),
+        "{at:?}"
+    );
+    assert!(at <= Duration::from_millis(400) + LATE, "{at:?}");
+    // RL.EXTEND shortening the lease.
+    let later = Instant::now();
+    let second = waiter(&server, "RL.ACQUIRE e 1 60000 WAIT 5000".to_owned(), later);
+    until_waiting_on(&mut con, "leases", 1);
+    assert_eq!(int(&mut con, format!("RL.EXTEND e {} 200", reply[5])), 1);
+    let (reply, at) = second.join().unwrap();
+    assert_eq!(reply[0], 1);
+    assert!(
+        at + Duration::from_millis(1) >= Duration::from_millis(200),
+        "{at:?}"
+    );
+    // The key deleted.
+    let third = waiter(&server, "RL.ACQUIRE e 1 60000 WAIT 5000".to_owned(), later);
+    until_waiting_on(&mut con, "leases", 1);
+    assert_eq!(int(&mut con, "DEL e"), 1);
+    let (reply, _) = third.join().unwrap();
+    assert_eq!(&reply[..5], [1, 1, 0, 0, 60000]);
+    assert_eq!(ints(&mut con, "RL.ACQUIRE e 1 60000")[0], 0, "held");
+}
+
+#[test]
+fn a_lease_waiter_times_out_or_is_unblocked_denied_and_a_leaver_takes_no_slot() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, "RL.ACQUIRE to 1 60000");
+    let start = Instant::now();
+    let reply = ints(&mut con, "RL.ACQUIRE to 1 60000 WAIT 300");
+    let at = start.elapsed();
+    assert_eq!(&reply[..3], [0, 1, 0], "{reply:?}");
+    assert_eq!(reply[5], 0, "no id");
+    assert!(reply[3] > 58000 && reply[3] == reply[4], "{reply:?}");
+    assert!(at >= Duration::from_millis(300) && at < Duration::from_millis(300) + LATE);
+    // CLIENT UNBLOCK answers as a timeout.
+    let unblocked = waiter(
+        &server,
+        "RL.ACQUIRE to 1 60000 WAIT 20000".to_owned(),
+        start,
+    );
+    until_waiting_on(&mut con, "leases", 1);
+    let id = blocked_client(&mut con);
+    assert_eq!(query::<i64>(&mut con, format!("CLIENT UNBLOCK {id}")), 1);
+    let (reply, at) = unblocked.join().unwrap();
+    assert_eq!((reply[0], reply[5]), (0, 0), "{reply:?}");
+    assert!(at < Duration::from_millis(20000));
+    // A waiter that disconnects leaves the line with nothing.
+    let mut leaving = server.connect();
+    leaving
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        call(&mut leaving, "RL.ACQUIRE to 2 60000 WAIT 20000").is_ok(),
+        "a free slot"
+    );
+    assert!(call(&mut leaving, "RL.ACQUIRE to 2 60000 WAIT 20000").is_err());
+    drop(leaving);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting_on(&mut con, "leases") != 0 {
+        assert!(Instant::now() < deadline, "the leaver still waits");
+        sleep(Duration::from_millis(10));
+    }
+    assert_eq!(ints(&mut con, "RL.ACQUIRE to 3 60000")[..3], [1, 3, 0]);
+    assert_eq!(
+        waits(&mut con).split(",waited_ms").next().unwrap(),
+        "total=3,granted=0,timedout=2,refunded=1"
+    );
+}
+
+#[test]
+fn a_granted_lease_is_replicated_and_notified_when_granted() {
+    let (master, replica) = start_pair();
+    let mut con = master.connect();
+    let held = ints(&mut con, "RL.ACQUIRE g 1 60000")[5];
+    let start = Instant::now();
+    let waiting_call = waiter(&master, "RL.ACQUIRE g 1 60000 WAIT 10000".to_owned(), start);
+    until_waiting_on(&mut con, "leases", 1);
+    wait_for_replica(&mut con);
+    let events = key_events(&master, "Ed", || {
+        assert_eq!(int(&mut con, format!("RL.RELEASE g {held}")), 1);
+        assert_eq!(waiting_call.join().unwrap().0[0], 1);
+    });
+    assert_eq!(events, ["rl.release g", "rl.acquire g"]);
+    let mut con = master.connect();
+    wait_for_replica(&mut con);
+    let mut replica_con = replica.connect();
+    assert_eq!(dump(&mut replica_con, b"g"), dump(&mut con, b"g"));
+    assert_eq!(
+        expire_time(&mut replica_con, b"g"),
+        expire_time(&mut con, b"g")
+    );
+    // Waiting is the master's alone: in MULTI it does not wait.
+    let exec: Vec<Vec<i64>> = redis::pipe()
+        .atomic()
+        .add_command(command("RL.ACQUIRE g 1 60000 WAIT 5000"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exec[0][0], 0);
 }

@@ -1,0 +1,380 @@
+//! `WAIT timeout_ms` on RL.ACQUIRE: a call that finds no free slot blocks
+//! until one frees, first come first served per key.
+//!
+//! The waiters of a key stand in line. The line is served
+//! ([`crate::algo::wait::grant_leases`]) whenever a slot may have freed: after
+//! an RL.RELEASE or RL.EXTEND on the key, before any RL.ACQUIRE on it (so
+//! that no later call takes a slot ahead of the line), when its earliest
+//! live lease ends (a timer), and after the key is deleted, expires or is
+//! evicted (a timer started from the keyspace event). A lease granted
+//! starts then, and is stored and propagated then, as the state it leaves
+//! (`RL.RESTORESTATE` and the key's absolute expiry), with an `rl.acquire`
+//! keyspace event. A waiter still in line at its timeout (its own timer),
+//! or interrupted by `CLIENT UNBLOCK`, gets the reply of a denied
+//! RL.ACQUIRE at that moment; one that disconnects leaves the line, having
+//! taken nothing.
+
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use crate::algo::leases::{self, LeaseParams, LeaseState};
+use crate::algo::wait::grant_leases;
+use crate::error::{CommandError, CommandResult};
+use crate::ffi::blocking::{Background, BlockedClient, KeyName, TimerId, WaitEvents};
+use crate::ffi::data_type::Stored;
+use crate::ffi::{server, Call};
+use crate::reply::Reply;
+
+use crate::stats::Counter;
+
+use super::wait::{GRANTED, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
+
+/// The event a granted lease sends, as RL.ACQUIRE's own writes do.
+const GRANT_EVENT: &std::ffi::CStr = c"RL.ACQUIRE";
+
+/// A key's line: its database and name.
+type Line = (i32, Vec<u8>);
+
+struct Waiter {
+    client: BlockedClient,
+    name: Rc<KeyName>,
+    params: LeaseParams,
+    line: Line,
+    /// Its timeout (taken once it fires: a timer that has fired must not
+    /// be stopped, Redis frees it itself).
+    timer: Option<TimerId>,
+    since_ms: i64,
+}
+
+struct Queue {
+    name: Rc<KeyName>,
+    tokens: VecDeque<u64>,
+    /// The timer that serves the line when its earliest lease ends, and
+    /// its token.
+    wake: Option<(TimerId, u64)>,
+}
+
+#[derive(Default)]
+struct Registry {
+    last_token: u64,
+    waiters: HashMap<u64, Waiter>,
+    by_client: HashMap<usize, u64>,
+    lines: HashMap<Line, Queue>,
+    /// Wake timers' tokens, and the line each serves.
+    wakes: HashMap<u64, Line>,
+}
+
+impl Registry {
+    fn token(&mut self) -> u64 {
+        self.last_token = self.last_token.wrapping_add(1);
+        self.last_token
+    }
+
+    /// Takes waiter `token` out of the registry and its line, and drops
+    /// the line if no one is left in it. The timers to stop: the waiter's
+    /// timeout, and the wake timer of a line dropped.
+    fn remove(&mut self, token: u64) -> Option<(Waiter, Option<TimerId>)> {
+        let waiter = self.waiters.remove(&token)?;
+        self.by_client.remove(&waiter.client.id());
+        let mut wake = None;
+        if let Some(queue) = self.lines.get_mut(&waiter.line) {
+            queue.tokens.retain(|&t| t != token);
+            if queue.tokens.is_empty() {
+                wake = self.take_wake(&waiter.line);
+                self.lines.remove(&waiter.line);
+            }
+        }
+        Some((waiter, wake))
+    }
+
+    /// The wake timer of a line, forgotten.
+    fn take_wake(&mut self, line: &Line) -> Option<TimerId> {
+        let (timer, token) = self.lines.get_mut(line)?.wake.take()?;
+        self.wakes.remove(&token);
+        Some(timer)
+    }
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+}
+
+fn with_registry<T>(f: impl FnOnce(&mut Registry) -> T) -> Option<T> {
+    REGISTRY.with(|cell| cell.try_borrow_mut().ok().map(|mut r| f(&mut r)))
+}
+
+/// How many clients wait for a lease now (`INFO rl`).
+pub fn waiting() -> i64 {
+    let count = with_registry(|r| r.waiters.len()).unwrap_or(0);
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// The line of the key at argument `index` of `call`.
+fn line_of(call: &Call, index: usize) -> CommandResult<Line> {
+    Ok((call.background().selected_db(), call.arg(index)?.to_vec()))
+}
+
+/// Serves the line of the key at argument `index` of `call`, if it has
+/// one: before an RL.ACQUIRE or RL.ALL decides, after an RL.RELEASE or
+/// RL.EXTEND wrote.
+pub fn serve_for(call: &Call, index: usize) -> CommandResult<()> {
+    if with_registry(|r| r.lines.is_empty()).unwrap_or(true) {
+        return Ok(());
+    }
+    serve(&call.background(), &line_of(call, index)?)
+}
+
+/// Puts the caller of a denied RL.ACQUIRE in its key's line for at most
+/// `timeout_ms`: blocks it, and starts its timeout.
+pub fn enqueue(
+    call: &Call,
+    params: &LeaseParams,
+    now_ms: i64,
+    timeout_ms: i64,
+) -> CommandResult<Reply> {
+    let line = line_of(call, 1)?;
+    let (name, queue_name) = (call.key_name(1)?, call.key_name(1)?);
+    let Some(token) = with_registry(Registry::token) else {
+        return Err(CommandError::Server("waiters busy"));
+    };
+    let client = call.block::<LeaseWaits>(true)?;
+    let timer = match call.start_timer::<LeaseWaits>(timeout_ms, token) {
+        Ok(timer) => timer,
+        Err(error) => {
+            client.release();
+            return Err(error);
+        }
+    };
+    STARTED.bump();
+    with_registry(|r| {
+        r.by_client.insert(client.id(), token);
+        let waiter = Waiter {
+            client,
+            name: Rc::new(name),
+            params: *params,
+            line: line.clone(),
+            timer: Some(timer),
+            since_ms: now_ms,
+        };
+        r.waiters.insert(token, waiter);
+        r.lines
+            .entry(line.clone())
+            .or_insert_with(|| Queue {
+                name: Rc::new(queue_name),
+                tokens: VecDeque::new(),
+                wake: None,
+            })
+            .tokens
+            .push_back(token);
+    });
+    // Sets the line's wake timer at its earliest lease end.
+    serve(&call.background(), &line)?;
+    Ok(Reply::Blocked)
+}
+
+/// Serves a line: grants the leases that fit, in order, stores and
+/// propagates them, answers their clients, and sets the wake timer for the
+/// earliest lease end.
+fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
+    let found = with_registry(|r| {
+        let queue = r.lines.get(line)?;
+        let in_line: Vec<(u64, LeaseParams)> = queue
+            .tokens
+            .iter()
+            .filter_map(|t| r.waiters.get(t).map(|w| (*t, w.params)))
+            .collect();
+        Some((Rc::clone(&queue.name), in_line))
+    });
+    let Some(Some((name, in_line))) = found else {
+        return Ok(());
+    };
+    let (granted, next_end_ms) = grant(cx, &name, &in_line)?;
+    let now = server::clock_ms();
+    for (token, reply) in granted {
+        if let Some(Some(waiter)) = with_registry(|r| r.remove(token)) {
+            finish(cx, waiter, &GRANTED).answer(reply);
+        }
+    }
+    let still_waiting = with_registry(|r| r.lines.contains_key(line)).unwrap_or(false);
+    match next_end_ms {
+        Some(end) if still_waiting => wake_in(cx, line, end.saturating_sub(now)),
+        _ => Ok(()),
+    }
+}
+
+/// Serves `line` in `delay_ms` (its wake timer, replacing any).
+fn wake_in(cx: &Background, line: &Line, delay_ms: i64) -> CommandResult<()> {
+    let Some(token) = with_registry(Registry::token) else {
+        return Ok(());
+    };
+    let timer = cx.start_timer::<LeaseWaits>(delay_ms, token)?;
+    let old = with_registry(|r| {
+        let old = r.take_wake(line);
+        match r.lines.get_mut(line) {
+            Some(queue) => {
+                queue.wake = Some((timer, token));
+                r.wakes.insert(token, line.clone());
+                old
+            }
+            None => old.or(Some(timer)),
+        }
+    });
+    if let Some(Some(old)) = old {
+        cx.stop_timer(old);
+    }
+    Ok(())
+}
+
+/// The replies of the waiters granted (by token), and the earliest lease
+/// end.
+type Granted = (Vec<(u64, Reply)>, Option<i64>);
+
+/// Grants what fits in the key `name` to the waiters `in_line`, stores and
+/// propagates it; the replies of the waiters granted (by token), and the
+/// earliest lease end.
+fn grant(
+    cx: &Background,
+    name: &KeyName,
+    in_line: &[(u64, LeaseParams)],
+) -> CommandResult<Granted> {
+    let now = server::clock_ms();
+    let mut key = cx.update_key(name)?;
+    let state = match key.value::<LeaseState>() {
+        Ok(state) => state.map(|s| s.clone()),
+        // Another type took the key: no lease until it goes.
+        Err(CommandError::WrongType) => return Ok((Vec::new(), None)),
+        Err(other) => return Err(other),
+    };
+    let params: Vec<LeaseParams> = in_line.iter().map(|(_, p)| *p).collect();
+    let served = grant_leases(state.as_ref(), &params, now)
+        .map_err(|_| CommandError::Server("lease ids exhausted"))?;
+    let (Some(last), Some(stored)) = (served.granted.last(), served.state) else {
+        return Ok((Vec::new(), served.next_end_ms));
+    };
+    let at_ms = last.at_ms;
+    let ttl = stored
+        .last_end_ms(at_ms)
+        .map(|end| end.saturating_sub(at_ms));
+    let mut payload = Vec::new();
+    stored.encode(&mut payload);
+    key.mark_written();
+    key.put(stored)?;
+    key.set_ttl(ttl, at_ms);
+    cx.replicate_state(name, &key, LeaseState::KIND, &payload)?;
+    drop(key);
+    let replies = served
+        .granted
+        .iter()
+        .zip(in_line)
+        .map(|(outcome, (token, _))| {
+            cx.notify_module_event(GRANT_EVENT, name);
+            let id = outcome.opened.map_or(0, |l| l.id);
+            let decision = outcome.evaluation.own_decision();
+            (*token, Reply::decision(decision, Some(id)))
+        })
+        .collect();
+    Ok((replies, served.next_end_ms))
+}
+
+/// Ends waiter `token` without a lease: its timeout passed, or `CLIENT
+/// UNBLOCK` interrupted it. Its client, and the reply of a denied
+/// RL.ACQUIRE at this moment (id 0).
+fn time_out(cx: &Background, token: u64) -> Option<(BlockedClient, Reply)> {
+    let removed = with_registry(|r| r.remove(token)).flatten()?;
+    let (name, params) = (Rc::clone(&removed.0.name), removed.0.params);
+    let client = finish(cx, removed, &TIMED_OUT);
+    let now = server::clock_ms();
+    let state = cx
+        .read_key(&name)
+        .ok()
+        .and_then(|mut key| key.value::<LeaseState>().ok()?.map(|s| s.clone()));
+    let reply = match leases::acquire(state.as_ref(), &params, now, 1) {
+        Ok(outcome) => {
+            let mut decision = outcome.evaluation.own_decision();
+            decision.allowed = false;
+            Reply::decision(decision, Some(0))
+        }
+        Err(_) => Reply::Null,
+    };
+    Some((client, reply))
+}
+
+/// Ends a waiter taken out of the registry (with the wake timer of its
+/// line if the line went with it): stops its timers, counts it under
+/// `ended`; its client, to answer or release.
+fn finish(
+    cx: &Background,
+    (waiter, wake): (Waiter, Option<TimerId>),
+    ended: &Counter,
+) -> BlockedClient {
+    for timer in [waiter.timer, wake].into_iter().flatten() {
+        cx.stop_timer(timer);
+    }
+    ended.bump();
+    WAITED_MS.add(server::clock_ms().saturating_sub(waiter.since_ms));
+    waiter.client
+}
+
+struct LeaseWaits;
+
+impl WaitEvents for LeaseWaits {
+    fn timer(cx: &Background, token: u64) {
+        let woken = with_registry(|r| {
+            let line = r.wakes.remove(&token)?;
+            if let Some(queue) = r.lines.get_mut(&line) {
+                queue.wake = None;
+            }
+            Some(line)
+        });
+        if let Some(Some(line)) = woken {
+            let _ = serve(cx, &line);
+            return;
+        }
+        // A timeout: the line is served first, in case a slot freed just now.
+        let line = with_registry(|r| {
+            let waiter = r.waiters.get_mut(&token)?;
+            waiter.timer = None;
+            Some(waiter.line.clone())
+        })
+        .flatten();
+        if let Some(line) = line {
+            let _ = serve(cx, &line);
+        }
+        if let Some((client, reply)) = time_out(cx, token) {
+            client.answer(reply);
+        }
+    }
+
+    fn disconnected(cx: &Background, client: usize) {
+        let found = with_registry(|r| {
+            let token = r.by_client.get(&client).copied()?;
+            r.remove(token)
+        });
+        if let Some(Some(removed)) = found {
+            finish(cx, removed, &REFUNDED).release();
+        }
+    }
+
+    fn unblocked(cx: &Background, client: usize) -> Option<Reply> {
+        let token = with_registry(|r| r.by_client.get(&client).copied()).flatten()?;
+        let (client, reply) = time_out(cx, token)?;
+        client.release();
+        Some(reply)
+    }
+
+    fn key_removed(cx: &Background, db: i32, key: &[u8]) {
+        let line = (db, key.to_vec());
+        if with_registry(|r| r.lines.contains_key(&line)).unwrap_or(false) {
+            let _ = wake_in(cx, &line, 0);
+        }
+    }
+}
+
+/// Follows the deletion, expiry and eviction of keys, which free their
+/// slots.
+pub fn init(ctx: crate::ffi::Ctx) -> Result<(), &'static str> {
+    crate::ffi::blocking::follow_key_removals::<LeaseWaits>(ctx)
+}
