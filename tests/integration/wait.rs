@@ -569,3 +569,15 @@ fn a_granted_lease_is_replicated_and_notified_when_granted() {
         .unwrap();
     assert_eq!(exec[0][0], 0);
 }
+
+#[test]
+fn a_bucket_waiter_sends_its_commands_event_when_it_takes_its_debt() {
+    let server = Server::start();
+    let events = key_events(&server, "Ed", || {
+        let mut con = server.connect();
+        ints(&mut con, "RL.TOKENBUCKET n 1 1 100");
+        let reply = ints(&mut con, "RL.TOKENBUCKET n 1 1 100 WAIT 1000");
+        assert_eq!(&reply[..4], [1, 1, 0, 0]);
+    });
+    assert_eq!(events, ["rl.tokenbucket n", "rl.tokenbucket n"]);
+}
