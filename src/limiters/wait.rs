@@ -265,7 +265,7 @@ fn refund(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<bool> 
             let Some(written) = cancelled.write else {
                 return Ok(false);
             };
-            bucket.reservations_mut().open.retain(|r| r.id != id);
+            bucket.change_reservations(|open| open.open.retain(|r| r.id != id));
             written
         }
         None => algo::credit(&state, waiter.waiting.cost, now_ms),
