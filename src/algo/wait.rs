@@ -22,8 +22,10 @@ pub struct Debit {
 
 /// The debit of `cost` at `now_ms` for a call that waits at most
 /// `timeout_ms`: `None` when the call is allowed at once (no need to wait),
-/// writes nothing (cost 0), can never be allowed, would wait longer than
-/// the timeout, or would take the bucket deeper than 2^63-1 tokens of debt.
+/// writes nothing (cost 0), can never be allowed, would be due more than
+/// the timeout after `now_ms` (a bucket last written at a later time, with
+/// `AT`, runs on from that time), or would take the bucket deeper than
+/// 2^63-1 tokens of debt.
 pub fn debit(
     state: Option<&BucketState>,
     params: &BucketParams,
@@ -33,10 +35,14 @@ pub fn debit(
 ) -> Option<Debit> {
     let denied = token_bucket::take(state, params, now_ms, cost);
     let wait_ms = denied.evaluation.retry_after_ms;
-    if denied.evaluation.allowed || cost == 0 || wait_ms == NEVER || wait_ms > timeout_ms {
+    if denied.evaluation.allowed || cost == 0 || wait_ms == NEVER {
         return None;
     }
     let at_ms = denied.at_ms;
+    let due_ms = at_ms.checked_add(wait_ms)?;
+    if due_ms.saturating_sub(now_ms) > timeout_ms {
+        return None;
+    }
     let period = i128::from(params.refill_period_ms);
     let level = state.map_or(i128::from(params.capacity) * period, |s| {
         s.level_at(params, at_ms)
@@ -64,7 +70,7 @@ pub fn debit(
             write: Some(write),
             at_ms,
         },
-        due_ms: at_ms.checked_add(wait_ms)?,
+        due_ms,
     })
 }
 
@@ -225,6 +231,19 @@ mod tests {
             "beyond the timeout"
         );
         assert_eq!(debit(Some(&empty), &p, T, 2, 200).unwrap().due_ms, T + 200);
+        let written_later = BucketState {
+            updated_ms: T + 500,
+            ..empty
+        };
+        assert_eq!(
+            debit(Some(&written_later), &p, T, 1, 599),
+            None,
+            "due 600 ms from now, though 100 ms after the bucket's own time"
+        );
+        assert_eq!(
+            debit(Some(&written_later), &p, T, 1, 600).unwrap().due_ms,
+            T + 600
+        );
         let quota = BucketParams {
             refill_amount: 0,
             ..p

@@ -38,13 +38,40 @@ pub trait WaitEvents: 'static {
         None
     }
 
-    /// The key `key` of database `db` was deleted, expired or evicted
-    /// (see [`follow_key_removals`]).
-    fn key_removed(_cx: &Background, _db: i32, _key: &[u8]) {}
+    /// Keys went, or something else took their place (see
+    /// [`follow_key_removals`]).
+    fn keys_gone(_cx: &Background, _gone: KeysGone) {}
+}
+
+/// Keys whose value went or was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysGone<'a> {
+    /// The key `name` of database `db`: deleted, expired, evicted, renamed
+    /// away, moved to another database or restored over.
+    Key { db: i32, name: &'a [u8] },
+    /// Every key of database `db`: FLUSHDB, or SWAPDB (once for each).
+    Database(i32),
+    /// Every key: FLUSHALL.
+    All,
+}
+
+impl KeysGone<'_> {
+    /// Whether the key `name` of database `db` is among them.
+    pub fn includes(&self, db: i32, name: &[u8]) -> bool {
+        match *self {
+            KeysGone::Key {
+                db: gone_db,
+                name: gone,
+            } => gone_db == db && gone == name,
+            KeysGone::Database(gone_db) => gone_db == db,
+            KeysGone::All => true,
+        }
+    }
 }
 
 /// A client blocked by [`Call::block`]: answered once with
-/// [`BlockedClient::answer`], or released without a reply.
+/// [`BlockedClient::answer`], or released without a reply. One dropped
+/// otherwise is answered with an error, so that no client is left blocked.
 pub struct BlockedClient(NonNull<raw::RedisModuleBlockedClient>);
 
 impl BlockedClient {
@@ -56,16 +83,41 @@ impl BlockedClient {
     /// Unblocks the client with `reply`, which Redis sends from its main
     /// thread as soon as the event loop turns.
     pub fn answer(self, reply: Reply) {
-        let boxed = Box::into_raw(Box::new(reply));
-        if !unblock(self.0, boxed.cast()) {
-            // SAFETY: Redis refused the box, so it is still ours.
-            drop(unsafe { Box::from_raw(boxed) });
-        }
+        answer(self.into_handle(), Ok(reply));
     }
 
-    /// Frees the handle of a client that disconnected (no reply).
+    /// Unblocks the client with an error reply.
+    pub fn fail(self, error: CommandError) {
+        answer(self.into_handle(), Err(error));
+    }
+
+    /// Frees the handle of a client that will get no reply from the module:
+    /// one that disconnected, or one `CLIENT UNBLOCK` answered.
     pub fn release(self) {
-        unblock(self.0, std::ptr::null_mut());
+        unblock(self.into_handle(), std::ptr::null_mut());
+    }
+
+    fn into_handle(self) -> NonNull<raw::RedisModuleBlockedClient> {
+        let handle = self.0;
+        std::mem::forget(self);
+        handle
+    }
+}
+
+impl Drop for BlockedClient {
+    fn drop(&mut self) {
+        answer(
+            self.0,
+            Err(CommandError::Server("the wait ended without an answer")),
+        );
+    }
+}
+
+fn answer(client: NonNull<raw::RedisModuleBlockedClient>, reply: CommandResult<Reply>) {
+    let boxed = Box::into_raw(Box::new(reply));
+    if !unblock(client, boxed.cast()) {
+        // SAFETY: Redis refused the box, so it is still ours.
+        drop(unsafe { Box::from_raw(boxed) });
     }
 }
 
@@ -262,6 +314,12 @@ fn keep(name: RawString) -> CommandResult<KeyName> {
         .ok_or(CommandError::Server("could not keep the key name"))
 }
 
+/// The longest delay a timer is started with: Redis counts a timer's time
+/// in µs from now, which a delay of about 292,000 years would overflow
+/// (the timer would then fire at once, for ever). A callback woken before
+/// its time starts its timer again.
+const MAX_TIMER_DELAY_MS: i64 = 86_400_000;
+
 fn start_timer<E: WaitEvents>(ctx: Ctx, delay_ms: i64, data: u64) -> CommandResult<TimerId> {
     let create =
         unsafe { raw::RedisModule_CreateTimer }.ok_or(CommandError::Server("timer API missing"))?;
@@ -271,7 +329,7 @@ fn start_timer<E: WaitEvents>(ctx: Ctx, delay_ms: i64, data: u64) -> CommandResu
     let id = unsafe {
         create(
             ctx,
-            delay_ms.max(0),
+            delay_ms.clamp(0, MAX_TIMER_DELAY_MS),
             Some(timer_fired::<E>),
             data as *mut c_void,
         )
@@ -319,7 +377,8 @@ fn replicate_state(
     replication_status(status)
 }
 
-/// Reports the deletion, expiry and eviction of keys to `E`.
+/// Reports to `E` the keys that go or are replaced: deleted, expired,
+/// evicted, renamed away, moved, restored over, flushed or swapped away.
 pub fn follow_key_removals<E: WaitEvents>(ctx: Ctx) -> Result<(), &'static str> {
     let subscribe = unsafe { raw::RedisModule_SubscribeToKeyspaceEvents }
         .ok_or("this server lacks keyspace event subscriptions")?;
@@ -328,11 +387,23 @@ pub fn follow_key_removals<E: WaitEvents>(ctx: Ctx) -> Result<(), &'static str> 
         | raw::REDISMODULE_NOTIFY_EVICTED;
     // SAFETY: ctx is the module's load context; the callback is 'static.
     let status = unsafe { subscribe(ctx, types, Some(key_event::<E>)) };
-    if status == raw::Status::Ok as c_int {
-        Ok(())
-    } else {
-        Err("could not subscribe to keyspace events")
+    if status != raw::Status::Ok as c_int {
+        return Err("could not subscribe to keyspace events");
     }
+    let subscribe = unsafe { raw::RedisModule_SubscribeToServerEvent }
+        .ok_or("this server lacks server events")?;
+    for id in [
+        raw::REDISMODULE_EVENT_FLUSHDB,
+        raw::REDISMODULE_EVENT_SWAPDB,
+    ] {
+        let event = raw::RedisModuleEvent { id, dataver: 1 };
+        // SAFETY: ctx is the module's load context; the callback is static.
+        if unsafe { subscribe(ctx, event, Some(databases_event::<E>)) } != raw::Status::Ok as c_int
+        {
+            return Err("could not subscribe to server events");
+        }
+    }
+    Ok(())
 }
 
 extern "C" fn key_event<E: WaitEvents>(
@@ -346,15 +417,54 @@ extern "C" fn key_event<E: WaitEvents>(
     }
     // SAFETY: Redis passes a nul-terminated event name.
     let event = unsafe { CStr::from_ptr(event) }.to_bytes();
-    if matches!(event, b"del" | b"expired" | b"evicted") {
+    if matches!(
+        event,
+        b"del" | b"expired" | b"evicted" | b"rename_from" | b"move_from" | b"restore"
+    ) {
         let cx = Background { ctx };
         // SAFETY: the key lives for the callback.
         let name = unsafe { super::string_bytes(key) };
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            E::key_removed(&cx, cx.selected_db(), name)
-        }));
+        let gone = KeysGone::Key {
+            db: cx.selected_db(),
+            name,
+        };
+        let _ = catch_unwind(AssertUnwindSafe(|| E::keys_gone(&cx, gone)));
     }
     raw::Status::Ok as c_int
+}
+
+extern "C" fn databases_event<E: WaitEvents>(
+    ctx: Ctx,
+    event: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    if data.is_null() {
+        return;
+    }
+    let cx = Background { ctx };
+    let gone: &[KeysGone] = match event.id {
+        raw::REDISMODULE_EVENT_FLUSHDB if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END => {
+            // SAFETY: Redis passes a RedisModuleFlushInfo with this event.
+            let info = unsafe { &*data.cast::<raw::RedisModuleFlushInfo>() };
+            match info.dbnum {
+                -1 => &[KeysGone::All],
+                db => &[KeysGone::Database(db)],
+            }
+        }
+        raw::REDISMODULE_EVENT_SWAPDB => {
+            // SAFETY: Redis passes a RedisModuleSwapDbInfo with this event.
+            let info = unsafe { &*data.cast::<raw::RedisModuleSwapDbInfo>() };
+            &[
+                KeysGone::Database(info.dbnum_first),
+                KeysGone::Database(info.dbnum_second),
+            ]
+        }
+        _ => &[],
+    };
+    for &gone in gone {
+        let _ = catch_unwind(AssertUnwindSafe(|| E::keys_gone(&cx, gone)));
+    }
 }
 
 extern "C" fn unblocked<E: WaitEvents>(ctx: Ctx, _argv: *mut RawString, _argc: c_int) -> c_int {
@@ -384,10 +494,12 @@ extern "C" fn disconnected<E: WaitEvents>(ctx: Ctx, client: *mut raw::RedisModul
 extern "C" fn send_answer(ctx: Ctx, _argv: *mut RawString, _argc: c_int) -> c_int {
     if let Some(private) = unsafe { raw::RedisModule_GetBlockedClientPrivateData } {
         // SAFETY: ctx is the reply context; its private data is the boxed
-        // Reply of `answer`, freed later by free_answer.
-        let reply = unsafe { private(ctx).cast::<Reply>().as_ref() };
-        if let Some(reply) = reply {
-            super::reply::send(ctx, reply);
+        // answer of `answer`, freed later by free_answer.
+        let reply = unsafe { private(ctx).cast::<CommandResult<Reply>>().as_ref() };
+        match reply {
+            Some(Ok(reply)) => super::reply::send(ctx, reply),
+            Some(Err(error)) => super::reply_error(ctx, &error.reply_text()),
+            None => {}
         }
     }
     raw::Status::Ok as c_int
@@ -396,6 +508,6 @@ extern "C" fn send_answer(ctx: Ctx, _argv: *mut RawString, _argc: c_int) -> c_in
 extern "C" fn free_answer(_ctx: Ctx, privdata: *mut c_void) {
     if !privdata.is_null() {
         // SAFETY: the private data is the box `answer` made, freed once.
-        drop(unsafe { Box::from_raw(privdata.cast::<Reply>()) });
+        drop(unsafe { Box::from_raw(privdata.cast::<CommandResult<Reply>>()) });
     }
 }

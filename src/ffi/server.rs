@@ -25,6 +25,18 @@ pub fn may_receive() -> bool {
     is_replica() || LOADING.load(Ordering::Relaxed)
 }
 
+/// Whether writes are paused (`CLIENT PAUSE ... WRITE`, or a FAILOVER
+/// under way): a write from a timer must wait until they resume. Redis
+/// does not expire keys meanwhile, so a key past its expiry is still there
+/// and one created in its place would abort the server.
+pub fn writes_paused() -> bool {
+    match unsafe { raw::RedisModule_AvoidReplicaTraffic } {
+        // SAFETY: no arguments; reads the server's pause state.
+        Some(avoid_replica_traffic) => (unsafe { avoid_replica_traffic() }) != 0,
+        None => false,
+    }
+}
+
 /// The server's clock in unix ms. Redis 7.2+ and Valkey cache it as each
 /// command starts (the time they check key expiry against), which spares a
 /// clock read; Redis 7.0 has no such cache.

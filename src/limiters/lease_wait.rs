@@ -23,14 +23,14 @@ use std::rc::Rc;
 use crate::algo::leases::{self, LeaseParams, LeaseState};
 use crate::algo::wait::grant_leases;
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::blocking::{Background, BlockedClient, KeyName, TimerId, WaitEvents};
+use crate::ffi::blocking::{Background, BlockedClient, KeyName, KeysGone, TimerId, WaitEvents};
 use crate::ffi::data_type::Stored;
 use crate::ffi::{server, Call};
 use crate::reply::Reply;
 
 use crate::stats::Counter;
 
-use super::wait::{GRANTED, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
+use super::wait::{GRANTED, PAUSED_RETRY_MS, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
 
 /// The event a granted lease sends, as RL.ACQUIRE's own writes do.
 const GRANT_EVENT: &std::ffi::CStr = c"RL.ACQUIRE";
@@ -140,14 +140,15 @@ pub fn enqueue(
     let Some(token) = with_registry(Registry::token) else {
         return Err(CommandError::Server("waiters busy"));
     };
-    let client = call.block::<LeaseWaits>(true)?;
-    let timer = match call.start_timer::<LeaseWaits>(timeout_ms, token) {
-        Ok(timer) => timer,
+    let timer = call.start_timer::<LeaseWaits>(timeout_ms, token)?;
+    let client = match call.block::<LeaseWaits>(true) {
+        Ok(client) => client,
         Err(error) => {
-            client.release();
+            call.background().stop_timer(timer);
             return Err(error);
         }
     };
+    // Blocked: from here on the client is answered through its handle.
     STARTED.bump();
     with_registry(|r| {
         r.by_client.insert(client.id(), token);
@@ -170,8 +171,9 @@ pub fn enqueue(
             .tokens
             .push_back(token);
     });
-    // Sets the line's wake timer at its earliest lease end.
-    serve(&call.background(), &line)?;
+    // Sets the line's wake timer at its earliest lease end (or, failing
+    // that, the waiter's timeout answers it).
+    let _ = serve(&call.background(), &line);
     Ok(Reply::Blocked)
 }
 
@@ -179,6 +181,9 @@ pub fn enqueue(
 /// propagates them, answers their clients, and sets the wake timer for the
 /// earliest lease end.
 fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
+    if server::writes_paused() {
+        return wake_in(cx, line, PAUSED_RETRY_MS);
+    }
     let found = with_registry(|r| {
         let queue = r.lines.get(line)?;
         let in_line: Vec<(u64, LeaseParams)> = queue
@@ -364,17 +369,32 @@ impl WaitEvents for LeaseWaits {
         client.release();
         Some(reply)
     }
-
-    fn key_removed(cx: &Background, db: i32, key: &[u8]) {
-        let line = (db, key.to_vec());
-        if with_registry(|r| r.lines.contains_key(&line)).unwrap_or(false) {
-            let _ = wake_in(cx, &line, 0);
-        }
-    }
 }
 
-/// Follows the deletion, expiry and eviction of keys, which free their
-/// slots.
-pub fn init(ctx: crate::ffi::Ctx) -> Result<(), &'static str> {
-    crate::ffi::blocking::follow_key_removals::<LeaseWaits>(ctx)
+/// Wakes the lines of keys gone: their slots are free.
+pub fn keys_gone(cx: &Background, gone: KeysGone) {
+    let lines = with_registry(|r| {
+        if r.lines.is_empty() {
+            return Vec::new();
+        }
+        match gone {
+            KeysGone::Key { db, name } => {
+                let line = (db, name.to_vec());
+                if r.lines.contains_key(&line) {
+                    vec![line]
+                } else {
+                    Vec::new()
+                }
+            }
+            KeysGone::Database(_) | KeysGone::All => r
+                .lines
+                .keys()
+                .filter(|(db, name)| gone.includes(*db, name))
+                .cloned()
+                .collect(),
+        }
+    });
+    for line in lines.unwrap_or_default() {
+        let _ = wake_in(cx, &line, 0);
+    }
 }

@@ -24,7 +24,7 @@ use crate::algo::{reservations, wait as algo};
 use crate::args::{IntArg, Options};
 use crate::config;
 use crate::error::CommandResult;
-use crate::ffi::blocking::{Background, BlockedClient, KeyName, TimerId, WaitEvents};
+use crate::ffi::blocking::{Background, BlockedClient, KeyName, KeysGone, TimerId, WaitEvents};
 use crate::ffi::command::CommandSpec;
 use crate::ffi::data_type::Stored;
 use crate::ffi::{server, Call, Key};
@@ -34,7 +34,7 @@ use crate::stats::Counter;
 use crate::types::bucket::Bucket;
 
 use super::token_bucket::{bucket_ttl, store};
-use super::{apply, Limiter};
+use super::{apply, lease_wait, Limiter};
 
 /// The `WAIT` option's value, checked against `rl.max-wait-ms`.
 pub fn timeout(options: &Options) -> CommandResult<Option<i64>> {
@@ -55,9 +55,9 @@ pub struct Waiting {
 }
 
 /// Takes the cost of a call denied at `now_ms` as a debt, if it is due
-/// within `timeout_ms`: stores it in `key`, propagates it, blocks the client
-/// and starts the timer that answers it. `None` when the call cannot wait
-/// (it is then answered at once, as without WAIT).
+/// within `timeout_ms`: blocks the client, starts the timer that answers
+/// it, and stores and propagates the debt. `None` when the call cannot
+/// wait (it is then answered at once, as without WAIT).
 #[allow(clippy::too_many_arguments)]
 pub fn hold<L: Limiter>(
     call: &Call,
@@ -75,32 +75,46 @@ pub fn hold<L: Limiter>(
         return Ok(None);
     };
     let name = call.key_name(1)?;
-    apply::<L>(key, params, cost, &debt, clock)?;
-    let payload = encoded(key.value::<L::State>()?.as_deref());
-    call.replicate_state(1, key, L::State::KIND, &payload)?;
-    call.notify_module_event(spec.name, 1);
-    let client = call.block::<Waits>(false)?;
-    let token = next_token();
+    let key_bytes = call.arg(1)?.to_vec();
+    let cx = call.background();
+    let Some(token) = next_token() else {
+        return Ok(None);
+    };
     let delay = waiting.due_ms.saturating_sub(server::clock_ms());
-    match call.start_timer::<Waits>(delay, token) {
-        Ok(timer) => {
-            STARTED.bump();
-            let waiter = Waiter {
-                client: Some(client),
-                name,
-                timer,
-                since_ms: now_ms,
-                waiting,
-                command: spec,
-            };
-            with_waiters(|waiters| waiters.insert(token, waiter));
+    let Ok(timer) = call.start_timer::<Waits>(delay, token) else {
+        return Ok(None);
+    };
+    let client = match call.block::<Waits>(false) {
+        Ok(client) => client,
+        Err(_) => {
+            cx.stop_timer(timer);
+            return Ok(None);
         }
-        // No timer to answer it when due: answer it now.
-        Err(_) => client.answer(Reply::decision(
-            algo::answer(None, &waiting.params, now_ms),
-            waiting.reservation,
-        )),
+    };
+    // Blocked: from here on the client is answered through its handle.
+    let stored = apply::<L>(key, params, cost, &debt, clock).and_then(|_| {
+        let payload = encoded(key.value::<L::State>()?.as_deref());
+        call.replicate_state(1, key, L::State::KIND, &payload)
+    });
+    if let Err(error) = stored {
+        cx.stop_timer(timer);
+        client.fail(error);
+        return Ok(Some(Reply::Blocked));
     }
+    call.notify_module_event(spec.name, 1);
+    STARTED.bump();
+    let waiter = Waiter {
+        client: Some(client),
+        name,
+        db: cx.selected_db(),
+        key: key_bytes,
+        refundable: true,
+        timer,
+        since_ms: now_ms,
+        waiting,
+        command: spec,
+    };
+    with_waiters(|waiters| waiters.insert(token, waiter));
     Ok(Some(Reply::Blocked))
 }
 
@@ -117,6 +131,11 @@ struct Waiter {
     /// `None` once it disconnected: its refund is then due.
     client: Option<BlockedClient>,
     name: KeyName,
+    db: i32,
+    key: Vec<u8>,
+    /// Whether its bucket is still the one it took from: false once the
+    /// key went or was replaced, when a refund would credit another.
+    refundable: bool,
     timer: TimerId,
     /// When it called (unix ms).
     since_ms: i64,
@@ -130,6 +149,8 @@ struct Waiters {
     by_token: BTreeMap<u64, Waiter>,
     /// Each waiter's token, by its client's [`BlockedClient::id`].
     by_client: HashMap<usize, u64>,
+    /// The waiters' tokens by key name.
+    by_key: HashMap<Vec<u8>, Vec<u64>>,
 }
 
 impl Waiters {
@@ -137,6 +158,10 @@ impl Waiters {
         if let Some(client) = &waiter.client {
             self.by_client.insert(client.id(), token);
         }
+        self.by_key
+            .entry(waiter.key.clone())
+            .or_default()
+            .push(token);
         self.by_token.insert(token, waiter);
     }
 
@@ -145,7 +170,31 @@ impl Waiters {
         if let Some(client) = &waiter.client {
             self.by_client.remove(&client.id());
         }
+        if let Some(tokens) = self.by_key.get_mut(&waiter.key) {
+            tokens.retain(|&t| t != token);
+            if tokens.is_empty() {
+                self.by_key.remove(&waiter.key);
+            }
+        }
         Some(waiter)
+    }
+
+    /// Marks the waiters whose keys are among `gone` as owed nothing.
+    fn forget_buckets(&mut self, gone: KeysGone) {
+        let tokens: Vec<u64> = match gone {
+            KeysGone::Key { name, .. } => match self.by_key.get(name) {
+                Some(tokens) => tokens.clone(),
+                None => return,
+            },
+            KeysGone::Database(_) | KeysGone::All => self.by_token.keys().copied().collect(),
+        };
+        for token in tokens {
+            if let Some(waiter) = self.by_token.get_mut(&token) {
+                if gone.includes(waiter.db, &waiter.key) {
+                    waiter.refundable = false;
+                }
+            }
+        }
     }
 }
 
@@ -161,12 +210,11 @@ fn with_waiters<T>(f: impl FnOnce(&mut Waiters) -> T) -> Option<T> {
     })
 }
 
-fn next_token() -> u64 {
+fn next_token() -> Option<u64> {
     with_waiters(|waiters| {
         waiters.last_token = waiters.last_token.wrapping_add(1);
         waiters.last_token
     })
-    .unwrap_or(0)
 }
 
 pub(super) static STARTED: Counter = Counter::new();
@@ -200,18 +248,36 @@ pub fn wait_fields() -> [(&'static str, i64); 5] {
 /// The timer and disconnection callbacks of bucket waiters.
 struct Waits;
 
+/// How soon a write that waits for paused writes to resume tries again.
+pub(super) const PAUSED_RETRY_MS: i64 = 10;
+
 impl WaitEvents for Waits {
     /// A waiter is due: answers it, with the bucket as it stands. Or a
     /// waiter disconnected: gives its cost back.
     fn timer(cx: &Background, token: u64) {
-        let Some(waiter) = with_waiters(|waiters| waiters.remove(token)).flatten() else {
+        let Some(mut waiter) = with_waiters(|waiters| waiters.remove(token)).flatten() else {
             return;
         };
         let now = server::clock_ms();
-        let Some(client) = waiter.client else {
+        let retry_in = match &waiter.client {
+            Some(_) if now < waiter.waiting.due_ms => Some(waiter.waiting.due_ms - now),
+            None if waiter.refundable && server::writes_paused() => Some(PAUSED_RETRY_MS),
+            _ => None,
+        };
+        if let Some(delay) = retry_in {
+            if let Ok(timer) = cx.start_timer::<Waits>(delay, token) {
+                waiter.timer = timer;
+                with_waiters(|waiters| waiters.insert(token, waiter));
+                return;
+            }
+        }
+        let Some(client) = waiter.client.take() else {
             // A master turned replica disconnects its waiters: the new
             // master's stream owns the data, so nothing is written here.
-            if !server::is_replica() && refund(cx, &waiter, now).unwrap_or(false) {
+            if waiter.refundable
+                && !server::is_replica()
+                && refund(cx, &waiter, now).unwrap_or(false)
+            {
                 REFUNDED.bump();
             }
             return;
@@ -248,6 +314,20 @@ impl WaitEvents for Waits {
             with_waiters(|waiters| waiters.insert(token, waiter));
         }
     }
+
+    fn keys_gone(cx: &Background, gone: KeysGone) {
+        if with_waiters(|waiters| waiters.by_token.is_empty()) == Some(false) {
+            with_waiters(|waiters| waiters.forget_buckets(gone));
+        }
+        lease_wait::keys_gone(cx, gone);
+    }
+}
+
+/// Follows the keys that go or are replaced: a bucket waiter's refund is
+/// owed only to the bucket it took from, and a lease waiter may take the
+/// slots of a key gone.
+pub fn init(ctx: crate::ffi::Ctx) -> Result<(), &'static str> {
+    crate::ffi::blocking::follow_key_removals::<Waits>(ctx)
 }
 
 /// Gives a waiter's cost back to its bucket at `now_ms` (for RL.RESERVE,
