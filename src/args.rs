@@ -180,7 +180,7 @@ pub fn parse_options_among<'a>(
 
 /// The error of a `WAIT` where it does not apply.
 pub const WAIT_NOT_TAKEN: &str =
-    "WAIT is taken only by RL.TOKENBUCKET, RL.COST, RL.RESERVE and RL.ACQUIRE";
+    "WAIT is taken only by RL.TOKENBUCKET, RL.COST, RL.RESERVE, RL.ACQUIRE and RL.ALL over TOKENBUCKET, RESERVE and ACQUIRE specs";
 
 /// Parses the options at the front of `args`, as [`parse_options`] does,
 /// up to the first word that names none of them (left in `args`).

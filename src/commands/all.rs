@@ -1,14 +1,14 @@
 //! RL.ALL: several limiters checked in one atomic, all-or-nothing call.
 
-use crate::algo::{Evaluation, NEVER};
 use crate::args::{
     one_of, parse_leading_options, parse_options, printable, IntArg, OptionName, Options, PerKey,
+    WAIT_NOT_TAKEN,
 };
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{lease_wait, publish_write, Spec, KINDS};
+use crate::limiters::{all_wait, lease_wait, publish_write, wait, Spec, KINDS};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -39,6 +39,7 @@ pub static ALL: CommandSpec = CommandSpec {
             ],
         )
         .optional(),
+        ArgSpec::option(c"WAIT", c"timeout_ms"),
         ArgSpec::at(),
     ],
 };
@@ -104,16 +105,26 @@ fn all(call: &Call) -> CommandResult<Reply> {
         spec.decide(key, cost, now)
             .map_err(|error| error.at_position(n + 1))?;
     }
-    let evaluations: PerKey<&Evaluation> = request
+    let allowed = request
         .specs
         .iter()
-        .filter_map(|spec| spec.evaluation())
-        .collect();
-    let allowed = evaluations.len() == request.specs.len() && evaluations.iter().all(|e| e.allowed);
+        .all(|spec| spec.evaluation().is_some_and(|e| e.allowed));
+    let wait = wait::timeout(&request.options)?;
+    if let Some(timeout) = wait.filter(|_| !allowed && at.is_none() && call.may_block()) {
+        let mut waiting = all_wait::Waiting {
+            specs: std::mem::take(&mut request.specs),
+            costs: std::mem::take(&mut request.costs),
+        };
+        let held = all_wait::hold(call, &ALL, &mut waiting, &mut keys, key_index, now, timeout)?;
+        if let Some(reply) = held {
+            return Ok(reply);
+        }
+        return Ok(all_wait::all_reply(&waiting.specs, false));
+    }
     if allowed {
         let mut written: PerKey<usize> = PerKey::new();
         for (n, (spec, key)) in request.specs.iter().zip(&mut keys).enumerate() {
-            if spec.apply(key, &clock)? {
+            if spec.apply(key, &|at_ms| clock.ttl_from(at_ms))? {
                 written.push(key_index(n));
             }
         }
@@ -121,29 +132,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
             publish_write(call, &clock, &ALL, &written)?;
         }
     }
-    Ok(Reply::All {
-        allowed,
-        retry_after_ms: overall_retry_after(&evaluations),
-        decisions: request
-            .specs
-            .iter()
-            .zip(&evaluations)
-            .map(|(spec, e)| (e.decision(allowed), spec.opened_id(allowed)))
-            .collect(),
-    })
-}
-
-/// 0 when every limiter allows; -1 when a denying one never can; otherwise
-/// the longest wait among the denying ones, when all of them allow.
-fn overall_retry_after(evaluations: &[&Evaluation]) -> i64 {
-    let denying = evaluations.iter().filter(|e| !e.allowed);
-    denying.fold(0, |longest, e| {
-        if longest == NEVER || e.retry_after_ms == NEVER {
-            NEVER
-        } else {
-            longest.max(e.retry_after_ms)
-        }
-    })
+    Ok(all_wait::all_reply(&request.specs, allowed))
 }
 
 fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
@@ -171,8 +160,16 @@ fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
     }
     let options = parse_options(
         call.args_from(next),
-        &[OptionName::Cost, OptionName::Costs(count), OptionName::At],
+        &[
+            OptionName::Cost,
+            OptionName::Costs(count),
+            OptionName::Wait,
+            OptionName::At,
+        ],
     )?;
+    if options.wait.is_some() && !specs.iter().all(|spec| spec.waits()) {
+        return Err(CommandError::invalid(WAIT_NOT_TAKEN));
+    }
     let costs = match (options.cost, options.costs.clone()) {
         (Some(_), Some(_)) => {
             return Err(CommandError::invalid("COST and COSTS cannot be combined"))

@@ -166,6 +166,24 @@ impl Limiter for Acquire {
 
     const WAITS: bool = true;
 
+    const QUEUES: bool = true;
+
+    fn start_at(params: &LeaseParams, outcome: &mut AcquireOutcome, answer_ms: i64) {
+        if let Some(opened) = &mut outcome.opened {
+            opened.ends_ms = answer_ms.saturating_add(params.lease_ms);
+        }
+    }
+
+    fn give_back(
+        state: &mut LeaseState,
+        _cost: i64,
+        outcome: &AcquireOutcome,
+        now_ms: i64,
+    ) -> Option<Option<i64>> {
+        let id = outcome.opened?.id;
+        leases::release(state, id, now_ms).then(|| leases_ttl(state, now_ms))
+    }
+
     fn serve_waiting(call: &Call) -> CommandResult<()> {
         lease_wait::serve_for(call, 1)
     }

@@ -30,13 +30,14 @@ use crate::reply::Reply;
 
 use crate::stats::Counter;
 
+use super::all_wait;
 use super::wait::{GRANTED, PAUSED_RETRY_MS, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
 
 /// The event a granted lease sends, as RL.ACQUIRE's own writes do.
 const GRANT_EVENT: &std::ffi::CStr = c"RL.ACQUIRE";
 
 /// A key's line: its database and name.
-type Line = (i32, Vec<u8>);
+pub type Line = (i32, Vec<u8>);
 
 struct Waiter {
     client: BlockedClient,
@@ -178,35 +179,109 @@ pub fn enqueue(
 }
 
 /// Serves a line: grants the leases that fit, in order, stores and
-/// propagates them, answers their clients, and sets the wake timer for the
-/// earliest lease end.
+/// propagates them, answers their clients; an RL.ALL waiter at the front is
+/// admitted if it can be (see [`all_wait::admit`]), else holds the line.
+/// Sets the wake timer for the earliest lease end.
 fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
     if server::writes_paused() {
         return wake_in(cx, line, PAUSED_RETRY_MS);
     }
-    let found = with_registry(|r| {
-        let queue = r.lines.get(line)?;
-        let in_line: Vec<(u64, LeaseParams)> = queue
-            .tokens
-            .iter()
-            .filter_map(|t| r.waiters.get(t).map(|w| (*t, w.params)))
-            .collect();
-        Some((Rc::clone(&queue.name), in_line))
-    });
-    let Some(Some((name, in_line))) = found else {
-        return Ok(());
-    };
-    let (granted, next_end_ms) = grant(cx, &name, &in_line)?;
-    let now = server::clock_ms();
-    for (token, reply) in granted {
-        if let Some(Some(waiter)) = with_registry(|r| r.remove(token)) {
-            finish(cx, waiter, &GRANTED).answer(reply);
+    loop {
+        let found = with_registry(|r| {
+            let queue = r.lines.get(line)?;
+            let mut in_line = Vec::new();
+            let mut next_all = None;
+            for token in &queue.tokens {
+                match r.waiters.get(token) {
+                    Some(waiter) => in_line.push((*token, waiter.params)),
+                    None => {
+                        next_all = Some(*token);
+                        break;
+                    }
+                }
+            }
+            Some((Rc::clone(&queue.name), in_line, next_all))
+        });
+        let Some(Some((name, in_line, next_all))) = found else {
+            return Ok(());
+        };
+        let (granted, next_end_ms) = grant(cx, &name, &in_line)?;
+        let all_granted = granted.len() == in_line.len();
+        for (token, reply) in granted {
+            if let Some(Some(waiter)) = with_registry(|r| r.remove(token)) {
+                finish(cx, waiter, &GRANTED).answer(reply);
+            }
         }
+        let admitted = match next_all {
+            Some(token) if all_granted => all_wait::admit(cx, token),
+            _ => false,
+        };
+        if admitted {
+            continue;
+        }
+        let still_waiting = with_registry(|r| r.lines.contains_key(line)).unwrap_or(false);
+        return match next_end_ms {
+            Some(end) if still_waiting => wake_in(cx, line, end.saturating_sub(server::clock_ms())),
+            _ => Ok(()),
+        };
     }
-    let still_waiting = with_registry(|r| r.lines.contains_key(line)).unwrap_or(false);
-    match next_end_ms {
-        Some(end) if still_waiting => wake_in(cx, line, end.saturating_sub(now)),
-        _ => Ok(()),
+}
+
+/// Whether the RL.ALL waiter `token` is first in `line`.
+pub fn is_first(line: &Line, token: u64) -> bool {
+    with_registry(|r| {
+        r.lines
+            .get(line)
+            .is_some_and(|queue| queue.tokens.front() == Some(&token))
+    })
+    .unwrap_or(false)
+}
+
+/// Puts the RL.ALL waiter `token` at the end of each of `lines` (their
+/// keys named by `names`), and sets their wake timers.
+pub fn join_lines(cx: &Background, token: u64, lines: Vec<(Line, KeyName)>) {
+    let joined: Vec<Line> = lines.iter().map(|(line, _)| line.clone()).collect();
+    with_registry(|r| {
+        for (line, name) in lines {
+            r.lines
+                .entry(line)
+                .or_insert_with(|| Queue {
+                    name: Rc::new(name),
+                    tokens: VecDeque::new(),
+                    wake: None,
+                })
+                .tokens
+                .push_back(token);
+        }
+    });
+    for line in &joined {
+        let _ = serve(cx, line);
+    }
+}
+
+/// Takes the RL.ALL waiter `token` out of `lines`, and serves them next
+/// (it may have held them).
+pub fn leave_lines(cx: &Background, token: u64, lines: &[Line]) {
+    let mut stopped = Vec::new();
+    with_registry(|r| {
+        for line in lines {
+            let Some(queue) = r.lines.get_mut(line) else {
+                continue;
+            };
+            queue.tokens.retain(|&t| t != token);
+            if queue.tokens.is_empty() {
+                stopped.extend(r.take_wake(line));
+                r.lines.remove(line);
+            }
+        }
+    });
+    for timer in stopped {
+        cx.stop_timer(timer);
+    }
+    for line in lines {
+        if with_registry(|r| r.lines.contains_key(line)) == Some(true) {
+            let _ = wake_in(cx, line, 0);
+        }
     }
 }
 

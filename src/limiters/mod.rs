@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acquire;
+pub mod all_wait;
 pub mod lease_wait;
 pub mod quota;
 pub mod reserve;
@@ -15,8 +16,11 @@ pub mod token_bucket;
 pub mod wait;
 pub mod window;
 
-use crate::algo::Evaluation;
+use std::ffi::CStr;
+
+use crate::algo::{Decision, Evaluation};
 use crate::args::{parse_options_among, IntArg, OptionName, Options, PerKey};
+
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::CommandSpec;
 use crate::ffi::data_type::Stored;
@@ -99,6 +103,29 @@ pub trait Limiter: 'static {
         Ok(None)
     }
 
+    /// For a kind that [`Limiter::WAITS`]: makes what `outcome` opens (a
+    /// lease, a reservation) count from `answer_ms`, the time a waiting
+    /// call is answered, so that the wait does not eat into it.
+    fn start_at(_params: &Self::Params, _outcome: &mut Self::Outcome, _answer_ms: i64) {}
+
+    /// For a kind that [`Limiter::WAITS`]: gives back at `now_ms` what an
+    /// `outcome` stored in `state` took (`cost` tokens, its reservation or
+    /// its lease), for a waiting client that went away. `None` when there
+    /// is nothing to give back; otherwise the TTL the key needs from
+    /// `now_ms` (`Some(None)`: none), never shorter than it has.
+    fn give_back(
+        _state: &mut Self::State,
+        _cost: i64,
+        _outcome: &Self::Outcome,
+        _now_ms: i64,
+    ) -> Option<Option<i64>> {
+        None
+    }
+
+    /// Whether a denied call waits in the key's line for a slot rather than
+    /// taking a debt (leases).
+    const QUEUES: bool = false;
+
     /// Before a call on a key decides: serves the clients waiting on the
     /// key, who come first (leases).
     fn serve_waiting(_call: &Call) -> CommandResult<()> {
@@ -140,13 +167,24 @@ pub fn apply<L: Limiter>(
     outcome: &L::Outcome,
     clock: &CallClock,
 ) -> CommandResult<bool> {
+    apply_from::<L>(key, params, cost, outcome, |at_ms| clock.ttl_from(at_ms))
+}
+
+/// [`apply`], with the time its TTL counts from for a write at a time.
+pub fn apply_from<L: Limiter>(
+    key: &mut Key,
+    params: &L::Params,
+    cost: i64,
+    outcome: &L::Outcome,
+    ttl_from: impl FnOnce(i64) -> i64,
+) -> CommandResult<bool> {
     let Some(at_ms) = L::writes_at(outcome) else {
         return Ok(false);
     };
     key.mark_written();
     let state = key.value_or_insert(|| L::new_state(params, outcome))?;
     let ttl = L::record(state, params, cost, outcome);
-    key.set_ttl(ttl, clock.ttl_from(at_ms));
+    key.set_ttl(ttl, ttl_from(at_ms));
     Ok(true)
 }
 
@@ -303,7 +341,28 @@ pub trait Spec {
     fn evaluation(&self) -> Option<&Evaluation>;
     /// See [`Limiter::opened_id`]; 0 when the call took nothing.
     fn opened_id(&self, applied: bool) -> Option<i64>;
-    fn apply(&self, key: &mut Key, clock: &CallClock) -> CommandResult<bool>;
+    /// Stores the decision; `ttl_from` gives the time its TTL counts from
+    /// for a write at a time (see [`apply_from`]).
+    fn apply(&self, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool>;
+    /// Whether the kind takes `WAIT` (see [`Limiter::WAITS`]).
+    fn waits(&self) -> bool;
+    /// Whether a denied call waits in line for a slot (see
+    /// [`Limiter::QUEUES`]).
+    fn queues(&self) -> bool;
+    /// `WAIT`, once decided: a denied cost taken as a debt if it is due
+    /// within `timeout_ms` of `now_ms` (the decision becomes the debit);
+    /// the due time, or `None` (the decision stays).
+    fn debit(&mut self, key: &mut Key, now_ms: i64, timeout_ms: i64) -> CommandResult<Option<i64>>;
+    /// See [`Limiter::start_at`].
+    fn start_at(&mut self, answer_ms: i64);
+    /// Gives back what the stored decision took (see
+    /// [`Limiter::give_back`]), storing it with its TTL; whether it did.
+    fn give_back(&self, key: &mut Key, now_ms: i64) -> CommandResult<bool>;
+    /// What the limiter holds at `now_ms` (a peek), with the id of what the
+    /// decision opened.
+    fn peek(&self, key: &mut Key, now_ms: i64) -> CommandResult<(Decision, Option<i64>)>;
+    /// The kind's state type and the key's state encoded, to propagate.
+    fn state_payload(&self, key: &mut Key) -> CommandResult<(&'static CStr, Vec<u8>)>;
 }
 
 struct SpecOf<L: Limiter> {
@@ -347,11 +406,65 @@ impl<L: Limiter> Spec for SpecOf<L> {
         L::opened_id(outcome).map(|id| if applied { id } else { 0 })
     }
 
-    fn apply(&self, key: &mut Key, clock: &CallClock) -> CommandResult<bool> {
+    fn apply(&self, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool> {
         match &self.decided {
-            Some((cost, outcome)) => apply::<L>(key, &self.params, *cost, outcome, clock),
+            Some((cost, outcome)) => apply_from::<L>(key, &self.params, *cost, outcome, ttl_from),
             None => Ok(false),
         }
+    }
+
+    fn waits(&self) -> bool {
+        L::WAITS
+    }
+
+    fn queues(&self) -> bool {
+        L::QUEUES
+    }
+
+    fn debit(&mut self, key: &mut Key, now_ms: i64, timeout_ms: i64) -> CommandResult<Option<i64>> {
+        let Some((cost, _)) = self.decided else {
+            return Ok(None);
+        };
+        let state = key.value::<L::State>()?;
+        let debit = L::debit(state.as_deref(), &self.params, cost, now_ms, timeout_ms)?;
+        Ok(debit.map(|(outcome, waiting)| {
+            self.decided = Some((cost, outcome));
+            waiting.due_ms
+        }))
+    }
+
+    fn start_at(&mut self, answer_ms: i64) {
+        if let Some((_, outcome)) = &mut self.decided {
+            L::start_at(&self.params, outcome, answer_ms);
+        }
+    }
+
+    fn give_back(&self, key: &mut Key, now_ms: i64) -> CommandResult<bool> {
+        let Some((cost, outcome)) = &self.decided else {
+            return Ok(false);
+        };
+        let Some(state) = key.value::<L::State>()? else {
+            return Ok(false);
+        };
+        let Some(ttl) = L::give_back(state, *cost, outcome, now_ms) else {
+            return Ok(false);
+        };
+        key.mark_written();
+        key.extend_ttl(ttl, now_ms);
+        Ok(true)
+    }
+
+    fn peek(&self, key: &mut Key, now_ms: i64) -> CommandResult<(Decision, Option<i64>)> {
+        let peek = decide::<L>(key, &self.params, 0, now_ms)?;
+        Ok((L::evaluation(&peek).decision(true), self.opened_id(true)))
+    }
+
+    fn state_payload(&self, key: &mut Key) -> CommandResult<(&'static CStr, Vec<u8>)> {
+        let mut payload = Vec::new();
+        if let Some(state) = key.value::<L::State>()? {
+            state.encode(&mut payload);
+        }
+        Ok((L::State::KIND, payload))
     }
 }
 

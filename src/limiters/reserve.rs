@@ -15,7 +15,7 @@ use crate::reply::Reply;
 use crate::stats::CommandStats;
 use crate::types::bucket::Bucket;
 
-use super::token_bucket::{bucket_ttl, inspect_bucket, parse_bucket, store};
+use super::token_bucket::{bucket_ttl, give_back_to_bucket, inspect_bucket, parse_bucket, store};
 use super::wait::Waiting;
 use super::{execute, publish_write, Limiter};
 
@@ -177,6 +177,22 @@ impl Limiter for Reserve {
     }
 
     const WAITS: bool = true;
+
+    fn start_at((_, lease_ms): &(BucketParams, i64), outcome: &mut ReserveOutcome, answer_ms: i64) {
+        if let Some(opened) = &mut outcome.opened {
+            opened.ends_ms = answer_ms.saturating_add(*lease_ms);
+        }
+    }
+
+    fn give_back(
+        bucket: &mut Bucket,
+        cost: i64,
+        outcome: &ReserveOutcome,
+        now_ms: i64,
+    ) -> Option<Option<i64>> {
+        let id = outcome.opened?.id;
+        give_back_to_bucket(bucket, cost, Some(id), now_ms)
+    }
 
     fn debit(
         bucket: Option<&Bucket>,

@@ -2,7 +2,7 @@
 //! or positionally.
 
 use crate::algo::token_bucket::{self, BucketOutcome, BucketParams};
-use crate::algo::{wait, Evaluation};
+use crate::algo::{reservations, wait, Evaluation};
 use crate::args::{IntArg, Options};
 use crate::callback;
 use crate::error::CommandResult;
@@ -98,6 +98,31 @@ pub fn store(bucket: &mut Bucket, written: token_bucket::BucketState) {
     }
 }
 
+/// Gives `cost` tokens back to a bucket at `now_ms`, or for a reservation
+/// (`reservation`), cancels it: what a waiting client that went away took.
+/// The TTL the key needs from `now_ms`; `None` when there is nothing to
+/// give back (the reservation is no longer open).
+pub fn give_back_to_bucket(
+    bucket: &mut Bucket,
+    cost: i64,
+    reservation: Option<i64>,
+    now_ms: i64,
+) -> Option<Option<i64>> {
+    let state = bucket.state();
+    let written = match reservation {
+        Some(id) => {
+            let written =
+                reservations::settle(&state, bucket.reservations(), id, 0, now_ms).write?;
+            bucket.change_reservations(|open| open.open.retain(|r| r.id != id));
+            written
+        }
+        None => wait::credit(&state, cost, now_ms),
+    };
+    store(bucket, written);
+    let reset = token_bucket::inspect(&written, now_ms).reset_after_ms;
+    Some(bucket_ttl(bucket, reset, written.updated_ms))
+}
+
 /// RL.INSPECT's view of a bucket.
 pub fn inspect_bucket(bucket: &Bucket, now_ms: i64) -> Reply {
     let state = bucket.state();
@@ -180,6 +205,15 @@ impl Limiter for TokenBucket {
     }
 
     const WAITS: bool = true;
+
+    fn give_back(
+        bucket: &mut Bucket,
+        cost: i64,
+        _outcome: &BucketOutcome,
+        now_ms: i64,
+    ) -> Option<Option<i64>> {
+        give_back_to_bucket(bucket, cost, None, now_ms)
+    }
 
     fn debit(
         state: Option<&Bucket>,

@@ -19,8 +19,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use crate::algo::token_bucket::{self, BucketParams};
-use crate::algo::{reservations, wait as algo};
+use crate::algo::token_bucket::BucketParams;
+use crate::algo::wait as algo;
 use crate::args::{IntArg, Options};
 use crate::config;
 use crate::error::CommandResult;
@@ -33,8 +33,8 @@ use crate::reply::Reply;
 use crate::stats::Counter;
 use crate::types::bucket::Bucket;
 
-use super::token_bucket::{bucket_ttl, store};
-use super::{apply, lease_wait, Limiter};
+use super::token_bucket::give_back_to_bucket;
+use super::{all_wait, apply, lease_wait, Limiter};
 
 /// The `WAIT` option's value, checked against `rl.max-wait-ms`.
 pub fn timeout(options: &Options) -> CommandResult<Option<i64>> {
@@ -229,7 +229,7 @@ pub fn waiting_fields() -> [(&'static str, i64); 3] {
     [
         ("buckets", i64::try_from(buckets).unwrap_or(i64::MAX)),
         ("leases", super::lease_wait::waiting()),
-        ("all", 0),
+        ("all", super::all_wait::waiting()),
     ]
 }
 
@@ -320,6 +320,7 @@ impl WaitEvents for Waits {
             with_waiters(|waiters| waiters.forget_buckets(gone));
         }
         lease_wait::keys_gone(cx, gone);
+        all_wait::keys_gone(gone);
     }
 }
 
@@ -338,24 +339,13 @@ fn refund(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<bool> 
     let Some(bucket) = key.value::<Bucket>()? else {
         return Ok(false);
     };
-    let state = bucket.state();
-    let written = match waiter.waiting.reservation {
-        Some(id) => {
-            let cancelled = reservations::settle(&state, bucket.reservations(), id, 0, now_ms);
-            let Some(written) = cancelled.write else {
-                return Ok(false);
-            };
-            bucket.change_reservations(|open| open.open.retain(|r| r.id != id));
-            written
-        }
-        None => algo::credit(&state, waiter.waiting.cost, now_ms),
+    let waiting = &waiter.waiting;
+    let Some(ttl) = give_back_to_bucket(bucket, waiting.cost, waiting.reservation, now_ms) else {
+        return Ok(false);
     };
-    store(bucket, written);
-    let reset = token_bucket::inspect(&written, now_ms).reset_after_ms;
-    let ttl = bucket_ttl(bucket, reset, written.updated_ms);
     let payload = encoded(Some(&*bucket));
     key.mark_written();
-    key.extend_ttl(ttl, written.updated_ms);
+    key.extend_ttl(ttl, now_ms);
     cx.replicate_state(&waiter.name, &key, Bucket::KIND, &payload)?;
     cx.notify_module_event(waiter.command.name, &waiter.name);
     Ok(true)
