@@ -272,6 +272,28 @@ impl Background {
         start_timer::<E>(self.ctx, delay_ms, data)
     }
 
+    /// Whether this server may create the key `name` from a timer: always
+    /// outside a cluster; in a cluster, when it serves the key's slot and
+    /// is not migrating it away (a key gone from such a slot went to
+    /// another node, and must not come back here).
+    pub fn may_create(&self, name: &KeyName) -> bool {
+        let flags = match unsafe { raw::RedisModule_GetContextFlags } {
+            // SAFETY: ctx is live.
+            Some(flags) => (unsafe { flags(self.ctx) }) as u32,
+            None => 0,
+        };
+        if flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER == 0 {
+            return true;
+        }
+        let slot = CallReply::call(self.ctx, c"CLUSTER", c"cs", c"KEYSLOT", name.raw())
+            .and_then(|reply| reply.integer());
+        let nodes = CallReply::call(self.ctx, c"CLUSTER", c"c", c"NODES", std::ptr::null_mut());
+        match (slot, nodes.and_then(|reply| reply.text())) {
+            (Some(slot), Some(nodes)) => serves_slot(&nodes, slot),
+            _ => false,
+        }
+    }
+
     /// The database the context works on.
     pub fn selected_db(&self) -> i32 {
         match unsafe { raw::RedisModule_GetSelectedDb } {
@@ -288,6 +310,83 @@ impl Background {
             unsafe { stop(self.ctx, timer.0, std::ptr::null_mut()) };
         }
     }
+}
+
+/// A reply of `RedisModule_Call`, freed on drop.
+struct CallReply(NonNull<raw::RedisModuleCallReply>);
+
+impl CallReply {
+    /// Calls `command word [name]` (`format` "c" or "cs").
+    fn call(
+        ctx: Ctx,
+        command: &CStr,
+        format: &CStr,
+        word: &CStr,
+        name: RawString,
+    ) -> Option<CallReply> {
+        let call = unsafe { raw::RedisModule_Call }?;
+        // SAFETY: ctx is live; the arguments match `format`: a C string,
+        // then a RedisModuleString when the format says "s".
+        let reply = unsafe { call(ctx, command.as_ptr(), format.as_ptr(), word.as_ptr(), name) };
+        NonNull::new(reply).map(CallReply)
+    }
+
+    fn integer(&self) -> Option<i64> {
+        let integer = unsafe { raw::RedisModule_CallReplyInteger }?;
+        // SAFETY: the reply is live.
+        Some(unsafe { integer(self.0.as_ptr()) })
+    }
+
+    fn text(&self) -> Option<Vec<u8>> {
+        let string = unsafe { raw::RedisModule_CallReplyStringPtr }?;
+        let mut len = 0usize;
+        // SAFETY: the reply is live; Redis writes the length.
+        let ptr = unsafe { string(self.0.as_ptr(), &mut len) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: Redis gives `len` bytes at `ptr`, alive with the reply.
+        Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec())
+    }
+}
+
+impl Drop for CallReply {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeCallReply } {
+            // SAFETY: the reply is live and freed once.
+            unsafe { free(self.0.as_ptr()) };
+        }
+    }
+}
+
+/// Whether the `myself` node of `CLUSTER NODES` serves `slot` and is not
+/// migrating it away (`[slot->-node]`).
+fn serves_slot(nodes: &[u8], slot: i64) -> bool {
+    let Some(myself) = nodes.split(|&b| b == b'\n').find(|line| {
+        line.split(|&b| b == b' ')
+            .nth(2)
+            .is_some_and(|flags| flags.split(|&b| b == b',').any(|flag| flag == b"myself"))
+    }) else {
+        return false;
+    };
+    let mut served = false;
+    for field in myself.split(|&b| b == b' ').skip(8) {
+        let text = String::from_utf8_lossy(field);
+        let text = text.trim();
+        if let Some(marker) = text.strip_prefix('[') {
+            if let Some((from, _)) = marker.split_once("->-") {
+                if from.parse::<i64>() == Ok(slot) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        let (first, last) = text.split_once('-').unwrap_or((text, text));
+        if let (Ok(first), Ok(last)) = (first.parse::<i64>(), last.parse::<i64>()) {
+            served |= (first..=last).contains(&slot);
+        }
+    }
+    served
 }
 
 impl Key {
@@ -509,5 +608,26 @@ extern "C" fn free_answer(_ctx: Ctx, privdata: *mut c_void) {
     if !privdata.is_null() {
         // SAFETY: the private data is the box `answer` made, freed once.
         drop(unsafe { Box::from_raw(privdata.cast::<CommandResult<Reply>>()) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serves_slot;
+
+    const NODES: &[u8] = b"07c3 127.0.0.1:30004@40004 slave e7d1 0 1 4 connected\n\
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 5462 [5463->-292f] [5464-<-292f]\n\
+292f 127.0.0.1:30002@40002 master - 0 2 2 connected 5461 5465-10922\n";
+
+    #[test]
+    fn reads_the_slots_this_node_serves_less_those_it_migrates_away() {
+        assert!(serves_slot(NODES, 0));
+        assert!(serves_slot(NODES, 5460));
+        assert!(!serves_slot(NODES, 5461), "another node's");
+        assert!(serves_slot(NODES, 5462));
+        assert!(!serves_slot(NODES, 5463), "migrating away");
+        assert!(!serves_slot(NODES, 5464), "importing, not yet served");
+        assert!(!serves_slot(NODES, 16383));
+        assert!(!serves_slot(b"", 0), "no myself line");
     }
 }

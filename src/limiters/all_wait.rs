@@ -362,6 +362,13 @@ fn try_admit(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> CommandResult
         .iter()
         .map(|name| cx.update_key(name))
         .collect::<CommandResult<Vec<Key>>>()?;
+    let gone_elsewhere = keys
+        .iter()
+        .zip(&waiter.names)
+        .any(|(key, name)| key.is_empty() && !cx.may_create(name));
+    if gone_elsewhere {
+        return Ok(None);
+    }
     let mut waiting = Waiting {
         specs: std::mem::take(&mut waiter.specs),
         costs: std::mem::take(&mut waiter.costs),

@@ -328,6 +328,10 @@ fn grant(
         Err(CommandError::WrongType) => return Ok((Vec::new(), None)),
         Err(other) => return Err(other),
     };
+    // A key that went to another cluster node: its waiters time out here.
+    if state.is_none() && !in_line.is_empty() && !cx.may_create(name) {
+        return Ok((Vec::new(), None));
+    }
     let params: Vec<LeaseParams> = in_line.iter().map(|(_, p)| *p).collect();
     let served = grant_leases(state.as_ref(), &params, now)
         .map_err(|_| CommandError::Server("lease ids exhausted"))?;

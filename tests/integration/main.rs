@@ -30,4 +30,5 @@ mod replication;
 mod reservations;
 mod stream_clock;
 mod wait;
+mod wait_cluster;
 mod window;
