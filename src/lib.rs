@@ -67,7 +67,7 @@ fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_slice()).collect();
     config::load(ctx.ctx, &args)?;
     replication::init(ctx.ctx)?;
-    limiters::wait::init(ctx.ctx)?;
+    limiters::follow_keys(ctx.ctx)?;
     if !ffi::info::register(ctx.ctx, commands::write_info) {
         return Err("could not register the INFO sections".to_owned());
     }

@@ -57,7 +57,7 @@ pub fn write_info(info: &mut InfoWriter) {
         info.field(&label, stored.live_keys.get());
     }
     info.section("waits");
-    info.dict("waiting", &crate::limiters::wait::waiting_fields());
+    info.dict("waiting", &crate::limiters::waiting_fields());
     info.dict("waits", &crate::limiters::wait::wait_fields());
     info.section("replication");
     info.field("unclocked_writes", crate::replication::unclocked_writes());

@@ -37,10 +37,12 @@ pub trait WaitEvents: 'static {
     fn unblocked(_cx: &Background, _client: usize) -> Option<Reply> {
         None
     }
+}
 
-    /// Keys went, or something else took their place (see
-    /// [`follow_key_removals`]).
-    fn keys_gone(_cx: &Background, _gone: KeysGone) {}
+/// What a module does when keys go, or something else takes their place
+/// (see [`follow_key_removals`]). Called on the main thread.
+pub trait KeysWatcher: 'static {
+    fn keys_gone(cx: &Background, gone: KeysGone);
 }
 
 /// Keys whose value went or was replaced.
@@ -478,7 +480,7 @@ fn replicate_state(
 
 /// Reports to `E` the keys that go or are replaced: deleted, expired,
 /// evicted, renamed away, moved, restored over, flushed or swapped away.
-pub fn follow_key_removals<E: WaitEvents>(ctx: Ctx) -> Result<(), &'static str> {
+pub fn follow_key_removals<E: KeysWatcher>(ctx: Ctx) -> Result<(), &'static str> {
     let subscribe = unsafe { raw::RedisModule_SubscribeToKeyspaceEvents }
         .ok_or("this server lacks keyspace event subscriptions")?;
     let types = raw::REDISMODULE_NOTIFY_GENERIC
@@ -505,7 +507,7 @@ pub fn follow_key_removals<E: WaitEvents>(ctx: Ctx) -> Result<(), &'static str> 
     Ok(())
 }
 
-extern "C" fn key_event<E: WaitEvents>(
+extern "C" fn key_event<E: KeysWatcher>(
     ctx: Ctx,
     _type: c_int,
     event: *const std::os::raw::c_char,
@@ -532,7 +534,7 @@ extern "C" fn key_event<E: WaitEvents>(
     raw::Status::Ok as c_int
 }
 
-extern "C" fn databases_event<E: WaitEvents>(
+extern "C" fn databases_event<E: KeysWatcher>(
     ctx: Ctx,
     event: raw::RedisModuleEvent,
     subevent: u64,

@@ -151,7 +151,7 @@ pub fn hold(
     };
     put_back(token, waiter);
     if !lines.is_empty() {
-        lease_wait::join_lines(&cx, token, lines);
+        lease_wait::join_lines(&cx, token, lines, admit);
     }
     Ok(Some(Reply::Blocked))
 }
@@ -551,7 +551,7 @@ impl WaitEvents for AllWaits {
             return;
         }
         // What it took is given back from a timer right after (see
-        // `wait::Waits::disconnected`).
+        // `bucket_wait::Waits::disconnected`).
         if let Ok(timer) = cx.start_timer::<AllWaits>(0, token) {
             waiter.timer = Some(timer);
             put_back(token, waiter);

@@ -30,7 +30,6 @@ use crate::reply::Reply;
 
 use crate::stats::Counter;
 
-use super::all_wait;
 use super::wait::{GRANTED, PAUSED_RETRY_MS, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
 
 /// The event a granted lease sends, as RL.ACQUIRE's own writes do.
@@ -66,7 +65,14 @@ struct Registry {
     lines: HashMap<Line, Queue>,
     /// Wake timers' tokens, and the line each serves.
     wakes: HashMap<u64, Line>,
+    /// The members of lines that are not lease waiters (RL.ALL calls), and
+    /// how each is admitted.
+    others: HashMap<u64, Admit>,
 }
+
+/// Admits the line member `token` that is not a lease waiter, first in a
+/// line: true when it left its lines.
+pub type Admit = fn(&Background, u64) -> bool;
 
 impl Registry {
     fn token(&mut self) -> u64 {
@@ -179,8 +185,9 @@ pub fn enqueue(
 }
 
 /// Serves a line: grants the leases that fit, in order, stores and
-/// propagates them, answers their clients; an RL.ALL waiter at the front is
-/// admitted if it can be (see [`all_wait::admit`]), else holds the line.
+/// propagates them, answers their clients; another member at the front (an
+/// RL.ALL call) is admitted if it can be (see [`Admit`]), else holds the
+/// line.
 /// Sets the wake timer for the earliest lease end.
 fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
     if server::writes_paused() {
@@ -190,19 +197,19 @@ fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
         let found = with_registry(|r| {
             let queue = r.lines.get(line)?;
             let mut in_line = Vec::new();
-            let mut next_all = None;
+            let mut next_other = None;
             for token in &queue.tokens {
                 match r.waiters.get(token) {
                     Some(waiter) => in_line.push((*token, waiter.params)),
                     None => {
-                        next_all = Some(*token);
+                        next_other = r.others.get(token).map(|&admit| (*token, admit));
                         break;
                     }
                 }
             }
-            Some((Rc::clone(&queue.name), in_line, next_all))
+            Some((Rc::clone(&queue.name), in_line, next_other))
         });
-        let Some(Some((name, in_line, next_all))) = found else {
+        let Some(Some((name, in_line, next_other))) = found else {
             return Ok(());
         };
         let (granted, next_end_ms) = grant(cx, &name, &in_line)?;
@@ -212,8 +219,8 @@ fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
                 finish(cx, waiter, &GRANTED).answer(reply);
             }
         }
-        let admitted = match next_all {
-            Some(token) if all_granted => all_wait::admit(cx, token),
+        let admitted = match next_other {
+            Some((token, admit)) if all_granted => admit(cx, token),
             _ => false,
         };
         if admitted {
@@ -227,7 +234,7 @@ fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
     }
 }
 
-/// Whether the RL.ALL waiter `token` is first in `line`.
+/// Whether the line member `token` is first in `line`.
 pub fn is_first(line: &Line, token: u64) -> bool {
     with_registry(|r| {
         r.lines
@@ -237,11 +244,13 @@ pub fn is_first(line: &Line, token: u64) -> bool {
     .unwrap_or(false)
 }
 
-/// Puts the RL.ALL waiter `token` at the end of each of `lines` (their
-/// keys named by `names`), and sets their wake timers.
-pub fn join_lines(cx: &Background, token: u64, lines: Vec<(Line, KeyName)>) {
+/// Puts `token`, a member that is not a lease waiter and is admitted by
+/// `admit`, at the end of each of `lines` (each with its key's name), and
+/// serves them.
+pub fn join_lines(cx: &Background, token: u64, lines: Vec<(Line, KeyName)>, admit: Admit) {
     let joined: Vec<Line> = lines.iter().map(|(line, _)| line.clone()).collect();
     with_registry(|r| {
+        r.others.insert(token, admit);
         for (line, name) in lines {
             r.lines
                 .entry(line)
@@ -259,11 +268,12 @@ pub fn join_lines(cx: &Background, token: u64, lines: Vec<(Line, KeyName)>) {
     }
 }
 
-/// Takes the RL.ALL waiter `token` out of `lines`, and serves them next
-/// (it may have held them).
+/// Takes the member `token` that [`join_lines`] put in `lines` out of
+/// them, and serves them next (it may have held them).
 pub fn leave_lines(cx: &Background, token: u64, lines: &[Line]) {
     let mut stopped = Vec::new();
     with_registry(|r| {
+        r.others.remove(&token);
         for line in lines {
             let Some(queue) = r.lines.get_mut(line) else {
                 continue;

@@ -8,6 +8,7 @@
 
 pub mod acquire;
 pub mod all_wait;
+pub mod bucket_wait;
 pub mod lease_wait;
 pub mod quota;
 pub mod reserve;
@@ -22,6 +23,7 @@ use crate::algo::{Decision, Evaluation};
 use crate::args::{parse_options_among, IntArg, OptionName, Options, PerKey};
 
 use crate::error::{CommandError, CommandResult};
+use crate::ffi::blocking::{Background, KeysGone, KeysWatcher};
 use crate::ffi::command::CommandSpec;
 use crate::ffi::data_type::Stored;
 use crate::ffi::{Call, Key};
@@ -143,6 +145,34 @@ pub trait Limiter: 'static {
     ) -> CommandResult<Option<Reply>> {
         Ok(None)
     }
+}
+
+/// `INFO rl`: the clients waiting now, on `buckets`, for `leases`, on
+/// RL.ALL (`all`).
+pub fn waiting_fields() -> [(&'static str, i64); 3] {
+    [
+        ("buckets", bucket_wait::waiting()),
+        ("leases", lease_wait::waiting()),
+        ("all", all_wait::waiting()),
+    ]
+}
+
+/// Tells the waiters of the keys that go or are replaced: a refund is
+/// owed only to the key it was taken from, and a lease waiter may take the
+/// slots of a key gone.
+struct WaitersOfKeys;
+
+impl KeysWatcher for WaitersOfKeys {
+    fn keys_gone(cx: &Background, gone: KeysGone) {
+        bucket_wait::keys_gone(gone);
+        all_wait::keys_gone(gone);
+        lease_wait::keys_gone(cx, gone);
+    }
+}
+
+/// Follows the keys that go or are replaced, for the waiters.
+pub fn follow_keys(ctx: crate::ffi::Ctx) -> Result<(), &'static str> {
+    crate::ffi::blocking::follow_key_removals::<WaitersOfKeys>(ctx)
 }
 
 /// Decides on the limiter in `key`. Opened for writing too, the key is
@@ -278,11 +308,12 @@ pub fn execute<L: Limiter>(
     let outcome = decide::<L>(&mut key, params, cost, now)?;
     if let Some(timeout) = wait.filter(|_| at.is_none() && !L::evaluation(&outcome).allowed) {
         if call.may_block() {
-            let held =
-                match wait::hold::<L>(call, spec, &mut key, params, cost, now, timeout, &clock)? {
-                    Some(reply) => Some(reply),
-                    None => L::queue(call, params, now, timeout)?,
-                };
+            let held = match bucket_wait::hold::<L>(
+                call, spec, &mut key, params, cost, now, timeout, &clock,
+            )? {
+                Some(reply) => Some(reply),
+                None => L::queue(call, params, now, timeout)?,
+            };
             if let Some(reply) = held {
                 return Ok(reply);
             }

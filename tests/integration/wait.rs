@@ -344,7 +344,7 @@ fn no_call_waits_inside_a_transaction_a_script_or_with_at() {
 fn wait_is_refused_where_it_does_not_apply_and_out_of_range() {
     let server = Server::start();
     let mut con = server.connect();
-    let not_taken = "ERR WAIT is taken only by RL.TOKENBUCKET, RL.COST, RL.RESERVE and RL.ACQUIRE";
+    let not_taken = "ERR WAIT is taken only by RL.TOKENBUCKET, RL.COST, RL.RESERVE, RL.ACQUIRE and RL.ALL over TOKENBUCKET, RESERVE and ACQUIRE specs";
     for line in [
         "RL.SLIDELOG k 10 1000 WAIT 10",
         "RL.WINDOW k 10 1000 WAIT 10",
@@ -352,8 +352,9 @@ fn wait_is_refused_where_it_does_not_apply_and_out_of_range() {
         "RL.RELEASE k 1 WAIT 10",
         "RL.SETTLE k 1 1 WAIT 10",
         "RL.INSPECT k WAIT 10",
-        "RL.ALL 1 k TOKENBUCKET 1 1 1000 WAIT 10",
-        "RL.ALL 1 k TOKENBUCKET 1 1 1000 COST 1 wait 10",
+        "RL.ALL 1 k SLIDELOG 1 1000 WAIT 10",
+        "RL.ALL 2 k j TOKENBUCKET 1 1 1000 WINDOW 1 1000 COST 1 wait 10",
+        "RL.ALL 1 k QUOTA 10 day WAIT 10",
     ] {
         assert_eq!(error(&mut con, line), not_taken, "{line}");
     }
