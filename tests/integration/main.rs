@@ -30,5 +30,6 @@ mod replication;
 mod reservations;
 mod stream_clock;
 mod wait;
+mod wait_all;
 mod wait_cluster;
 mod window;
