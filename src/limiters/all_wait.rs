@@ -102,10 +102,7 @@ pub fn hold(
         key_names.push(name);
     }
     let deadline_ms = now_ms.saturating_add(timeout_ms);
-    let token = with_registry(|r| {
-        r.last_token = r.last_token.wrapping_add(1);
-        r.last_token
-    });
+    let token = lease_wait::next_token();
     let wake_ms = due_ms.unwrap_or(deadline_ms);
     let blocked = token.and_then(|token| {
         let timer = cx
@@ -262,7 +259,6 @@ impl Waiter {
 
 #[derive(Default)]
 struct Registry {
-    last_token: u64,
     waiters: HashMap<u64, Waiter>,
     by_client: HashMap<usize, u64>,
 }

@@ -113,6 +113,12 @@ fn with_registry<T>(f: impl FnOnce(&mut Registry) -> T) -> Option<T> {
     REGISTRY.with(|cell| cell.try_borrow_mut().ok().map(|mut r| f(&mut r)))
 }
 
+/// A number for a new member of a line: lease waiters and the other
+/// members share one count, so no two members of a line share a number.
+pub fn next_token() -> Option<u64> {
+    with_registry(Registry::token)
+}
+
 /// How many clients wait for a lease now (`INFO rl`).
 pub fn waiting() -> i64 {
     let count = with_registry(|r| r.waiters.len()).unwrap_or(0);
