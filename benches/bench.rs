@@ -13,15 +13,24 @@
 //! fetch`, then its source directory built as it is: its crate type, dylib,
 //! is a loadable .so), kept as target/redis-cell/libredis_cell.so, and
 //! loaded in servers of its own, since this module answers CL.THROTTLE too.
+//!
+//! Issue 19 (`WAIT`): rows of each waitable call with `WAIT` beside the same
+//! call without it (calls that never wait, or redis-benchmark would hang),
+//! then a driver of our own on a lone server of its own: the pacing of
+//! 1,000 clients waiting on one bucket, the server's CPU while they wait
+//! with nothing due, and their memory. BENCH_ONLY=wait runs only that
+//! driver (BENCH_ROUNDS pacing runs), prints its tables and writes nothing.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::Server;
 use redis::Connection;
@@ -64,6 +73,11 @@ struct Row {
     slow: bool,
     /// The rows of ours it is a peer of (a Lua script, redis-cell).
     peer_of: Vec<&'static str>,
+    /// The row it is the `WAIT` twin of (issue 19): the same call, keys and
+    /// parameters without `WAIT`. A `WAIT` row must never wait: redis-
+    /// benchmark would hang on it, so its calls are allowed at once or
+    /// denied far beyond the timeout.
+    wait_of: Option<&'static str>,
 }
 
 impl Row {
@@ -76,6 +90,7 @@ impl Row {
             logs: false,
             slow: false,
             peer_of: Vec::new(),
+            wait_of: None,
         }
     }
 
@@ -91,6 +106,14 @@ impl Row {
     fn peer_of(self, rows: &[&'static str]) -> Row {
         Row {
             peer_of: rows.to_vec(),
+            ..self
+        }
+    }
+
+    /// The same call as `row` with `WAIT`.
+    fn wait_of(self, row: &'static str) -> Row {
+        Row {
+            wait_of: Some(row),
             ..self
         }
     }
@@ -140,6 +163,11 @@ fn evalsha(sha: &str, keys: usize, args: &str) -> String {
 const SET_PX: &str = "SET PX";
 const HMGET: &str = "HMGET 5 fields";
 const BUCKET: &str = "RL.TOKENBUCKET allowed";
+const DENIED: &str = "RL.TOKENBUCKET denied";
+const COST: &str = "RL.COST allowed";
+const RESERVE: &str = "RL.RESERVE allowed (1 s lease)";
+const ACQUIRE: &str = "RL.ACQUIRE allowed (1 s lease)";
+const ALL_BUCKETS: &str = "RL.ALL 2 buckets";
 const SLIDELOG: &str = "RL.SLIDELOG allowed";
 const ALL: &str = "RL.ALL bucket+log";
 const CELL: &str = "redis-cell CL.THROTTLE allowed";
@@ -160,10 +188,14 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         reference(HMGET, "HMGET hash:__rand_int__ f1 f2 f3 f4 f5"),
         reference(SET_PX, "SET set:__rand_int__ 12345 PX 3600000"),
         write(BUCKET, &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000")),
-        read("RL.TOKENBUCKET denied", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000"),
+        write("RL.TOKENBUCKET allowed, WAIT 1000", &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000 WAIT 1000")).wait_of(BUCKET),
+        read(DENIED, "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000"),
+        // Denied for up to an hour, far beyond the timeout: answered at once.
+        read("RL.TOKENBUCKET denied, WAIT beyond", "RL.TOKENBUCKET d:__rand_int__ 1 1 3600000 WAIT 1000").wait_of(DENIED),
         read("RL.TOKENBUCKET peek", &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000 COST 0")),
         write("RL.TOKENBUCKET fresh keys", "RL.TOKENBUCKET f:__rand_int__ 10 10 1"),
-        write("RL.COST allowed", &format!("RL.COST c:__rand_int__ {BIG} 1 3600000 7")),
+        write(COST, &format!("RL.COST c:__rand_int__ {BIG} 1 3600000 7")),
+        write("RL.COST allowed, WAIT 1000", &format!("RL.COST c:__rand_int__ {BIG} 1 3600000 7 WAIT 1000")).wait_of(COST),
         write(SLIDELOG, "RL.SLIDELOG l:__rand_int__ 100 60000").logs(),
         read("RL.SLIDELOG denied", "RL.SLIDELOG ld:__rand_int__ 1 3600000"),
         read("RL.SLIDELOG peek", "RL.SLIDELOG l:__rand_int__ 100 60000 COST 0"),
@@ -176,16 +208,21 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         write("RL.QUOTA allowed (day, Europe/Berlin)", &format!("RL.QUOTA q:__rand_int__ {BIG} day TZ Europe/Berlin")),
         write("RL.QUOTA allowed (month, UTC)", &format!("RL.QUOTA qu:__rand_int__ {BIG} month")),
         read("RL.QUOTA peek", &format!("RL.QUOTA q:__rand_int__ {BIG} day TZ Europe/Berlin COST 0")),
-        write("RL.RESERVE allowed (1 s lease)", &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000")),
-        write("RL.ACQUIRE allowed (1 s lease)", "RL.ACQUIRE a:__rand_int__ 100000 1000"),
+        write(RESERVE, &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000")),
+        write("RL.RESERVE allowed (1 s lease), WAIT 1000", &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000 WAIT 1000")).wait_of(RESERVE),
+        // 100,000 slots of a key, which a run's few calls on it never fill.
+        write(ACQUIRE, "RL.ACQUIRE a:__rand_int__ 100000 1000"),
+        write("RL.ACQUIRE allowed (1 s lease), WAIT 1000", "RL.ACQUIRE a:__rand_int__ 100000 1000 WAIT 1000").wait_of(ACQUIRE),
         write(ALL, &format!("RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET {BIG} 1 3600000 SLIDELOG 100 60000")).logs(),
+        write(ALL_BUCKETS, &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000")),
+        write("RL.ALL 2 buckets, WAIT 1000", &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000 WAIT 1000")).wait_of(ALL_BUCKETS),
         read("RL.INSPECT", "RL.INSPECT b:__rand_int__"),
         write("CL.THROTTLE allowed", &format!("CL.THROTTLE t:__rand_int__ {BIG} {BIG} 3600")),
         write("Module floor: RL.TOKENBUCKET's words, no key", &format!("FLOOR.BUCKET b:__rand_int__ {BIG} 1 3600000")),
         write(CELL, &format!("CL.THROTTLE t:__rand_int__ {BIG} {BIG} 3600")).on_cell().peer_of(&[BUCKET, "CL.THROTTLE allowed"]),
         write(HASH_BUCKET, &evalsha(hash, 1, &format!("hb:__rand_int__ {BIG} 1 3600000 1"))).lua(&[BUCKET]),
         write("Lua token_bucket.lua", &evalsha(bucket, 1, &format!("lb:__rand_int__ {BIG} 1 3600000 1"))).lua(&[BUCKET]),
-        write("Lua token_bucket.lua (cost)", &evalsha(bucket, 1, &format!("lc:__rand_int__ {BIG} 1 3600000 7"))).lua(&["RL.COST allowed"]),
+        write("Lua token_bucket.lua (cost)", &evalsha(bucket, 1, &format!("lc:__rand_int__ {BIG} 1 3600000 7"))).lua(&[COST]),
         write("Lua sliding_log.lua", &evalsha(log, 1, "ll:__rand_int__ 100 60000 1")).lua(&[SLIDELOG]).logs(),
         write("Lua window.lua", &evalsha(window, 1, &format!("lw:__rand_int__ {BIG} 3600000 60000 1"))).lua(&["RL.WINDOW allowed"]),
         write("Lua all.lua", &evalsha(all, 2, &format!("lab:__rand_int__ lal:__rand_int__ TOKENBUCKET {BIG} 1 3600000 SLIDELOG 100 60000 1 1"))).lua(&[ALL]).logs(),
@@ -647,14 +684,18 @@ impl Report<'_> {
                 value >= bar,
             ));
         };
-        for (row, bar) in [(BUCKET, 1.0), ("RL.COST allowed", 1.0), (SLIDELOG, 0.95)] {
+        for (row, bar) in [(BUCKET, 1.0), (COST, 1.0), (SLIDELOG, 0.95)] {
             at_least(
                 format!("{row} / SET PX"),
                 self.ratio(config, 16, row, SET_PX),
                 bar,
             );
         }
-        for row in self.rows.iter().filter(|r| r.shape == Shape::Read) {
+        for row in self
+            .rows
+            .iter()
+            .filter(|r| r.shape == Shape::Read && r.wait_of.is_none())
+        {
             at_least(
                 format!("{} / HMGET", row.name),
                 self.ratio(config, 16, &row.name, HMGET),
@@ -684,6 +725,60 @@ impl Report<'_> {
             all <= parts,
         ));
         targets
+    }
+
+    /// Issue 19's target in a configuration, for each `WAIT` row: a `WAIT`
+    /// call that need not wait costs within 5% of the same call without
+    /// `WAIT`.
+    fn wait_targets(&self, config: usize) -> Vec<(String, String, bool)> {
+        self.wait_pairs()
+            .map(|(row, twin)| {
+                let ratio = self.ratio(config, 16, &row.name, twin);
+                (
+                    format!("{} / {twin} ≥ 0.95", row.name),
+                    format!("{ratio:.3}"),
+                    ratio >= 0.95,
+                )
+            })
+            .collect()
+    }
+
+    /// Each `WAIT` row and the row it is the twin of.
+    fn wait_pairs(&self) -> impl Iterator<Item = (&Row, &'static str)> {
+        self.rows
+            .iter()
+            .filter_map(|row| row.wait_of.map(|twin| (row, twin)))
+    }
+
+    /// The `WAIT` rows against their twins (pipeline 16), in a
+    /// configuration.
+    fn wait_table(&self, config: usize, out: &mut String) {
+        let _ = writeln!(out, "| call | requests/s without WAIT | with WAIT | with / without | rounds' range | server µs/call without | with |\n|---|---|---|---|---|---|---|");
+        for (row, twin) in self.wait_pairs() {
+            let (index, other) = (self.index(&row.name), self.index(twin));
+            let rps = |index| {
+                median(
+                    &self
+                        .measure(config, 16, index)
+                        .runs
+                        .iter()
+                        .map(|r| r.rps)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let ratios = self.ratios(config, 16, index, other);
+            let (low, high) = range(&ratios);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {:.3} | {low:.2} to {high:.2} | {:.2} | {:.2} |",
+                row.name,
+                rps(other),
+                rps(index),
+                median(&ratios),
+                self.usec(config, twin),
+                self.usec(config, &row.name)
+            );
+        }
     }
 }
 
@@ -923,6 +1018,384 @@ fn memory_table() -> (String, Vec<(String, String, bool)>) {
     (table, targets)
 }
 
+/// Clients waiting at once in the pacing and quiet-second drivers.
+const WAITERS: usize = 1000;
+/// The pacing bucket holds one token and refills one every
+/// `PACING_INTERVAL_MS`: its 1,000 waiters are answered over about 2 s.
+const PACING_INTERVAL_MS: i64 = 2;
+/// Waiters ahead of the measured ones in the pacing driver, on connections
+/// of their own: the first measured waiter is due PACING_HEAD + 1 intervals
+/// after the bucket was emptied (102 ms), when every call has been written
+/// long since, so that no reply is timed while the driver still writes.
+const PACING_HEAD: usize = 50;
+/// The `WAIT` timeout of the drivers' waiters, well beyond their waits.
+const WAIT_TIMEOUT_MS: i64 = 10_000;
+
+fn unix_us() -> i64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    i64::try_from(now.as_micros()).expect("µs since 1970")
+}
+
+/// The RESP of a command.
+fn packed(words: &[String]) -> Vec<u8> {
+    let mut command = redis::cmd(&words[0]);
+    for word in &words[1..] {
+        command.arg(word);
+    }
+    command.get_packed_command()
+}
+
+/// Reads one reply from `stream`: a status or an integer (true), an array
+/// of integers (a limiter's reply: whether its first, `allowed`, is 1), or
+/// an error. Each connection has one call in flight, so a read never takes
+/// part of the next reply.
+fn read_reply(stream: &mut TcpStream) -> Result<bool, String> {
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let text = String::from_utf8_lossy(&reply);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        // The last piece is what follows the last CRLF.
+        let complete = lines.len() - 1;
+        match (text.chars().next(), complete) {
+            (Some('-'), 1..) => return Err(lines[0].to_owned()),
+            (Some('+' | ':'), 1..) => return Ok(true),
+            (Some('*'), 1..) => {
+                let items: usize = lines[0][1..].parse().map_err(|_| text.to_string())?;
+                if complete > items {
+                    return Ok(lines.get(1) == Some(&":1"));
+                }
+            }
+            (Some(_), 1..) => return Err(format!("unexpected reply {text:?}")),
+            _ => {}
+        }
+        let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("the server closed the connection".to_owned());
+        }
+        reply.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// `n` connections to the server, each answered a PING (so the server has
+/// registered it).
+fn connect_waiters(port: u16, n: usize) -> Vec<TcpStream> {
+    let ping = packed(&split("PING"));
+    (0..n)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("a read timeout");
+            stream.write_all(&ping).expect("PING");
+            read_reply(&mut stream).expect("PONG");
+            stream
+        })
+        .collect()
+}
+
+/// Waits until the server holds `n` blocked clients.
+fn wait_until_blocked(con: &mut Connection, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::info_field(con, "clients", "blocked_clients") != n.to_string() {
+        assert!(Instant::now() < deadline, "{n} clients did not block");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The server's CPU time in ms: utime + stime of all its threads
+/// (/proc/<pid>/stat, in clock ticks, 10 ms each at the usual 100 Hz), and
+/// its main thread's time on CPU (/proc/<pid>/schedstat, in ns).
+fn server_cpu(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // The fields after the command's name, from the state (field 3) on:
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .expect("(comm)")
+        .1
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let schedstat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
+    let main_ns: f64 = schedstat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    ((fields[11] + fields[12]) * 1000.0 / ticks, main_ns / 1e6)
+}
+
+/// The server's CPU time (as [`server_cpu`]) over the next second.
+fn cpu_over_a_second(pid: u32) -> (f64, f64) {
+    let before = server_cpu(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = server_cpu(pid);
+    (after.0 - before.0, after.1 - before.1)
+}
+
+/// What WAITERS clients waiting on one bucket cost a server: CPU over a
+/// second with nothing due, and memory.
+struct Quiet {
+    /// The server's CPU (ms: all threads, main thread) over a second with
+    /// the clients connected and idle.
+    idle_cpu: (f64, f64),
+    /// The same over a second when they all wait, with nothing due.
+    waiting_cpu: (f64, f64),
+    /// used_memory per connection (idle, after a PING).
+    per_connection: f64,
+    /// used_memory added per client by its waiting.
+    per_wait: f64,
+    /// How many of the waiters were allowed when answered.
+    allowed: usize,
+}
+
+/// WAITERS clients (`streams`) wait on one bucket, none due for 2 s: a
+/// bucket of 2,000 tokens refilling one a ms, emptied, then a call of its
+/// whole capacity that waits (due in 2 s) from `head`, then one call of
+/// one token from each client (due 2.001 s to 3 s from then). Memory before
+/// they connect, once connected, and once waiting; the server's CPU over a
+/// second with them connected and idle, then over a second while they wait
+/// and nothing is due.
+fn quiet_second(server: &Server, pid: u32) -> (Quiet, Vec<TcpStream>) {
+    let con = &mut server.connect();
+    let before = used_memory(con);
+    let mut streams = connect_waiters(server.port, WAITERS);
+    let mut head = connect_waiters(server.port, 1).pop().expect("a connection");
+    std::thread::sleep(Duration::from_millis(200));
+    let connected = used_memory(con);
+    let idle_cpu = cpu_over_a_second(pid);
+    let emptied: Vec<i64> = redis::cmd("RL.TOKENBUCKET")
+        .arg("quiet")
+        .arg(2000)
+        .arg(1)
+        .arg(1)
+        .arg("COST")
+        .arg(2000)
+        .query(con)
+        .expect("RL.TOKENBUCKET");
+    assert_eq!(emptied[0], 1, "the bucket emptied");
+    let started = Instant::now();
+    let call = |cost: i64| {
+        packed(&split(&format!(
+            "RL.TOKENBUCKET quiet 2000 1 1 COST {cost} WAIT {WAIT_TIMEOUT_MS}"
+        )))
+    };
+    head.write_all(&call(2000)).expect("the head's call");
+    wait_until_blocked(con, 1);
+    let head_waiting = used_memory(con);
+    let one = call(1);
+    for stream in &streams {
+        (&*stream).write_all(&one).expect("a waiter's call");
+    }
+    wait_until_blocked(con, WAITERS + 1);
+    let waiting = used_memory(con);
+    std::thread::sleep(Duration::from_millis(100));
+    let waiting_cpu = cpu_over_a_second(pid);
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "the quiet second ended after the first waiter was due: {:?}",
+        started.elapsed()
+    );
+    let mut allowed = 0;
+    for stream in std::iter::once(&mut head).chain(streams.iter_mut()) {
+        allowed += usize::from(read_reply(stream).expect("a waiter's reply"));
+    }
+    let quiet = Quiet {
+        idle_cpu,
+        waiting_cpu,
+        per_connection: (connected - before) as f64 / (WAITERS + 1) as f64,
+        per_wait: (waiting - head_waiting) as f64 / WAITERS as f64,
+        allowed: allowed - 1,
+    };
+    (quiet, streams)
+}
+
+/// One pacing run: how late WAITERS waiters on one bucket were answered.
+struct Pacing {
+    allowed: usize,
+    errors: Vec<String>,
+    /// From the first answer to the last, ms.
+    span: f64,
+    /// From emptying the bucket to the first answer's due time (as the
+    /// answers place it), ms.
+    first: f64,
+    /// Lateness, ms.
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// A bucket of one token refilling one every PACING_INTERVAL_MS, emptied by
+/// one call; then one call with `WAIT` from each of the `head` clients, and
+/// once they wait, from each client of `streams` in turn (written without
+/// waiting for replies), their replies read by a thread each and timed as
+/// they arrive. The waiters are answered in the order they
+/// arrived, each due PACING_INTERVAL_MS after the one before: sorted, the
+/// k-th reply is due at D_0 + k × interval, where D_0 is
+/// min_k(r_k - k × interval) (no reply comes early, so the least late sets
+/// the origin), and is late by r_k - D_0 - k × interval.
+fn pacing(server: &Server, head: &mut [TcpStream], streams: &[TcpStream], key: &str) -> Pacing {
+    let con = &mut server.connect();
+    let readers: Vec<_> = streams
+        .iter()
+        .map(|stream| {
+            let mut stream = stream.try_clone().expect("a clone of the connection");
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let reply = read_reply(&mut stream);
+                    (unix_us(), reply)
+                })
+                .expect("a reader thread")
+        })
+        .collect();
+    let params = format!("{key} 1 1 {PACING_INTERVAL_MS}");
+    let emptied: Vec<i64> = redis::cmd("RL.TOKENBUCKET")
+        .arg(split(&params))
+        .query(con)
+        .expect("RL.TOKENBUCKET");
+    assert_eq!(emptied[0], 1, "the bucket emptied");
+    let emptied_at = unix_us();
+    let call = packed(&split(&format!(
+        "RL.TOKENBUCKET {params} WAIT {WAIT_TIMEOUT_MS}"
+    )));
+    for stream in head.iter() {
+        (&*stream).write_all(&call).expect("a waiter's call");
+    }
+    wait_until_blocked(con, head.len());
+    for stream in streams {
+        (&*stream).write_all(&call).expect("a waiter's call");
+    }
+    for stream in head.iter_mut() {
+        assert_eq!(read_reply(stream), Ok(true), "a waiter ahead allowed");
+    }
+    let mut received = Vec::new();
+    let mut allowed = 0;
+    let mut errors = Vec::new();
+    for reader in readers {
+        let (at, reply) = reader.join().expect("a reader thread");
+        match reply {
+            Ok(true) => allowed += 1,
+            Ok(false) => errors.push("denied".to_owned()),
+            Err(error) => errors.push(error),
+        }
+        received.push(at);
+    }
+    received.sort_unstable();
+    let interval = PACING_INTERVAL_MS * 1000;
+    let origin = (0i64..)
+        .zip(&received)
+        .map(|(k, r)| r - k * interval)
+        .min()
+        .expect("replies");
+    let mut late: Vec<f64> = (0i64..)
+        .zip(&received)
+        .map(|(k, r)| (r - origin - k * interval) as f64 / 1000.0)
+        .collect();
+    late.sort_by(f64::total_cmp);
+    let at = |q: f64| late[((q * late.len() as f64).ceil() as usize).max(1) - 1];
+    Pacing {
+        allowed,
+        errors,
+        span: (received[received.len() - 1] - received[0]) as f64 / 1000.0,
+        first: (origin - emptied_at) as f64 / 1000.0,
+        p50: at(0.5),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+/// Issue 19's section of the results, on a lone server of its own: the
+/// pacing of WAITERS waiters on one bucket (`runs` runs), and what they
+/// cost while they wait. Returns the section and its targets.
+fn wait_section(runs: usize) -> (String, Vec<(String, String, bool)>) {
+    let server = Server::start_with(&["--appendonly", "no"]);
+    let con = &mut server.connect();
+    let pid: u32 = common::info_field(con, "server", "process_id")
+        .parse()
+        .expect("process_id");
+    let (quiet, streams) = quiet_second(&server, pid);
+    let mut head = connect_waiters(server.port, PACING_HEAD);
+    let mut out = String::new();
+    let ideal = (WAITERS as i64 - 1) * PACING_INTERVAL_MS;
+    let first = (PACING_HEAD as i64 + 1) * PACING_INTERVAL_MS;
+    let _ = writeln!(out, "### Pacing: {WAITERS} clients waiting on one bucket\n\nA lone server of its own. A bucket of one token refilling one every {PACING_INTERVAL_MS} ms, emptied by one call; then `RL.TOKENBUCKET key 1 1 {PACING_INTERVAL_MS} WAIT {WAIT_TIMEOUT_MS}` from {PACING_HEAD} connections (not measured: they put the first measured waiter's due time {first} ms away, long after the driver has written every call), then, once they wait, from each of {WAITERS} connections in turn, written without waiting for replies, each reply read by a thread of its own and timed (unix µs) as it arrives. The waiters are answered in arrival order, each {PACING_INTERVAL_MS} ms after the one before: sorted, reply k is due at D0 + k × {PACING_INTERVAL_MS} ms, D0 = min over k of (r_k - k × {PACING_INTERVAL_MS} ms) (no reply comes early, so the least late sets the origin), and is late by r_k - D0 - k × {PACING_INTERVAL_MS} ms; the client's own thread wake-ups count in it. First due is D0 after the call that emptied the bucket was answered (ideally {first} ms, less the time that answer took to come back).\n");
+    let _ = writeln!(out, "| run | allowed | span ms (ideal {ideal}) | first due ms | lateness p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|");
+    let mut worst = (0.0f64, 0.0f64);
+    let mut allowed = WAITERS;
+    for run in 0..runs {
+        let result = pacing(&server, &mut head, &streams, &format!("pace:{run}"));
+        let errors = if result.errors.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} not: {})", result.errors.len(), result.errors[0])
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {}{errors} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            run + 1,
+            result.allowed,
+            result.span,
+            result.first,
+            result.p50,
+            result.p99,
+            result.max
+        );
+        worst = (worst.0.max(result.p99), worst.1.max(result.max));
+        allowed = allowed.min(result.allowed);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = writeln!(out, "\n### What waiting clients cost\n\nThe same server: {WAITERS} clients wait on one bucket, none due for 2 s (a bucket of 2,000 tokens refilling one a ms, emptied; a call of 2,000 tokens that waits, due in 2 s; then a call of one token from each client, due 2.001 s to 3 s from then). CPU is the server's over one second (utime + stime of all its threads from /proc/<pid>/stat, in 10 ms ticks; the main thread's time on CPU from /proc/<pid>/schedstat), with the clients connected and idle, then while they all wait and nothing is due. Memory is used_memory: Redis's own client structures and buffers count in a connection (a reply buffer of 16 KB for each); the wait's cost is the difference between the same clients connected and waiting, most of it Redis's own: each client a module blocks holds two fake clients of Redis's (its reply client and its thread-safe context's client), each with a 16 KB reply buffer. All {} waiters were answered allowed: {}.\n", WAITERS, quiet.allowed == WAITERS);
+    let _ = writeln!(out, "| measure | value |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| server CPU over a quiet second, {WAITERS} clients waiting | {:.0} ms (all threads); {:.2} ms (main thread) |",
+        quiet.waiting_cpu.0, quiet.waiting_cpu.1
+    );
+    let _ = writeln!(
+        out,
+        "| server CPU over a second, the same clients connected, not waiting | {:.0} ms (all threads); {:.2} ms (main thread) |",
+        quiet.idle_cpu.0, quiet.idle_cpu.1
+    );
+    let _ = writeln!(
+        out,
+        "| used_memory per waiting client (connection and wait) | {:.0} B |",
+        quiet.per_connection + quiet.per_wait
+    );
+    let _ = writeln!(
+        out,
+        "| of which the wait (waiting against connected) | {:.0} B |",
+        quiet.per_wait
+    );
+    let _ = writeln!(
+        out,
+        "| of which the connection (connected, idle) | {:.0} B |",
+        quiet.per_connection
+    );
+    let targets = vec![
+        (
+            format!("pacing: every one of {WAITERS} waiters allowed"),
+            format!("{allowed} (fewest in a run)"),
+            allowed == WAITERS && quiet.allowed == WAITERS,
+        ),
+        (
+            "pacing p99 lateness ≤ 2 ms".to_owned(),
+            format!("{:.3} ms (worst of {runs} runs)", worst.0),
+            worst.0 <= 2.0,
+        ),
+        (
+            "pacing max lateness ≤ 10 ms".to_owned(),
+            format!("{:.3} ms (worst of {runs} runs)", worst.1),
+            worst.1 <= 10.0,
+        ),
+    ];
+    (out, targets)
+}
+
 /// Each limiter row's throughput over its shape's reference (pipeline 16),
 /// in both configurations.
 fn svg(bars: &[(String, f64, f64)]) -> String {
@@ -971,6 +1444,15 @@ fn main() {
     let rounds = env_number("BENCH_ROUNDS", 3);
     let requests = env_number("BENCH_REQUESTS", 200_000);
     let started = Instant::now();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("wait") {
+        let (section, targets) = wait_section(rounds);
+        println!("{section}");
+        for (what, value, met) in &targets {
+            println!("| {what} | {value} | {} |", if *met { "yes" } else { "no" });
+        }
+        eprintln!("BENCH_ONLY=wait: bench/results.md and bench/ratios.svg left as they were");
+        return;
+    }
     // The least a module command of RL.TOKENBUCKET's request and reply costs.
     let floor = common::fixture_module("floor");
     let floor = floor.to_str().expect("UTF-8 path");
@@ -1059,21 +1541,36 @@ fn main() {
             report
                 .targets(index)
                 .into_iter()
-                .map(|(what, value, met)| (format!("{}: {what}", config.name), value, met)),
+                .map(|(what, value, met)| (20, format!("{}: {what}", config.name), value, met)),
         );
     }
     let (memory, memory_targets) = memory_table();
-    all_targets.extend(memory_targets);
+    all_targets.extend(memory_targets.into_iter().map(|(w, v, m)| (20, w, v, m)));
     let _ = writeln!(out, "## Memory\n\nused_memory delta per key over many keys, and MEMORY USAGE of one key; a server of its own, no replica. The Lua hash bucket is bench/hash_bucket.lua (fields tokens and ts, and a TTL), called with the same parameters and times.\n");
     out.push_str(&memory);
+    let _ = writeln!(out, "\n## WAIT (issue 19)\n\nA call with `WAIT` that need not wait (allowed at once, or denied for an hour, far beyond its timeout of 1 s) against the same call, keys and parameters without `WAIT`, in the same rounds (pipeline 16, medians); redis-benchmark's calls never wait.\n");
+    for (index, config) in configs.iter().enumerate() {
+        let _ = writeln!(out, "### {}\n", config.name);
+        report.wait_table(index, &mut out);
+        out.push('\n');
+        all_targets.extend(
+            report
+                .wait_targets(index)
+                .into_iter()
+                .map(|(what, value, met)| (19, format!("{}: {what}", config.name), value, met)),
+        );
+    }
+    let (wait, wait_targets) = wait_section(rounds);
+    out.push_str(&wait);
+    all_targets.extend(wait_targets.into_iter().map(|(w, v, m)| (19, w, v, m)));
     let _ = writeln!(
         out,
-        "\n## Targets (issue 20)\n\n| target | measured | met |\n|---|---|---|"
+        "\n## Targets\n\n| issue | target | measured | met |\n|---|---|---|---|"
     );
-    for (what, value, met) in &all_targets {
+    for (issue, what, value, met) in &all_targets {
         let _ = writeln!(
             out,
-            "| {what} | {value} | {} |",
+            "| {issue} | {what} | {value} | {} |",
             if *met { "yes" } else { "no" }
         );
     }
