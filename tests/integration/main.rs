@@ -32,4 +32,5 @@ mod stream_clock;
 mod wait;
 mod wait_all;
 mod wait_cluster;
+mod wait_edges;
 mod window;
