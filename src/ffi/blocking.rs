@@ -49,7 +49,7 @@ pub trait KeysWatcher: 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeysGone<'a> {
     /// The key `name` of database `db`: deleted, expired, evicted, renamed
-    /// away, moved to another database or restored over.
+    /// away, moved to another database, or renamed, copied or restored over.
     Key { db: i32, name: &'a [u8] },
     /// Every key of database `db`: FLUSHDB, or SWAPDB (once for each).
     Database(i32),
@@ -520,7 +520,14 @@ extern "C" fn key_event<E: KeysWatcher>(
     let event = unsafe { CStr::from_ptr(event) }.to_bytes();
     if matches!(
         event,
-        b"del" | b"expired" | b"evicted" | b"rename_from" | b"move_from" | b"restore"
+        b"del"
+            | b"expired"
+            | b"evicted"
+            | b"rename_from"
+            | b"rename_to"
+            | b"move_from"
+            | b"copy_to"
+            | b"restore"
     ) {
         let cx = Background { ctx };
         // SAFETY: the key lives for the callback.
