@@ -67,17 +67,24 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
     }
 }
 
-/// `value` in base 10, written into `buffer`.
+/// `value` in base 10, written into `buffer`, two digits a step.
 pub fn format_i64(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut magnitude = value.unsigned_abs();
     let mut start = buffer.len();
-    loop {
+    while magnitude >= 10 {
+        let pair = (magnitude % 100) as usize * 2;
+        start -= 2;
+        buffer[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        magnitude /= 100;
+    }
+    if magnitude > 0 || start == buffer.len() {
         start -= 1;
-        buffer[start] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
-        if magnitude == 0 {
-            break;
-        }
+        buffer[start] = b'0' + magnitude as u8;
     }
     if value < 0 {
         start -= 1;
@@ -279,7 +286,20 @@ mod tests {
 
     #[test]
     fn integers_format_like_to_string() {
-        for value in [0, 1, -1, 9, 10, 1_700_000_000_000, i64::MAX, i64::MIN] {
+        for value in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            -100,
+            1005,
+            1_700_000_000_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
             assert_eq!(
                 format_i64(value, &mut [0; 20]),
                 value.to_string().as_bytes()

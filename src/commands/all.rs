@@ -8,7 +8,7 @@ use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{all_wait, lease_wait, publish_write, wait, Spec, KINDS};
+use crate::limiters::{all_wait, lease_wait, publish_write, wait, Spec, KINDS, MAX_PARAMS};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -204,16 +204,17 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
             one_of(&names)
         )));
     };
-    let words: PerKey<&[u8]> = (1..=kind.params.len())
-        .map(|offset| call.arg(at + offset))
-        .collect::<CommandResult<_>>()
-        .map_err(|_| {
+    let mut words: [&[u8]; MAX_PARAMS] = [&[]; MAX_PARAMS];
+    for (word, offset) in words.iter_mut().zip(1..=kind.params.len()) {
+        *word = call.arg(at + offset).map_err(|_| {
             CommandError::invalid(format!(
                 "missing parameters, expected {} {}",
                 kind.name,
                 kind.params.join(" ")
             ))
         })?;
+    }
+    let words = words.get(..kind.params.len()).unwrap_or_default();
     let after_params = at + 1 + kind.params.len();
     // The parameters are checked before the spec's options.
     let (options, taken) = if kind.options.is_empty() {
@@ -223,11 +224,7 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
         let options = parse_leading_options(&mut rest, &[kind.options]);
         (options, call.arg_count() - after_params - rest.count())
     };
-    let spec = (kind.parse)(
-        call,
-        &words,
-        options.as_ref().unwrap_or(&Options::default()),
-    )?;
+    let spec = (kind.parse)(call, words, options.as_ref().unwrap_or(&Options::default()))?;
     options?;
     Ok((spec, 1 + kind.params.len() + taken))
 }

@@ -15,7 +15,7 @@ use crate::args::{format_i64, parse_i64, IntArg};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
-use crate::ffi::Call;
+use crate::ffi::{Call, ModuleString};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -80,11 +80,12 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
     };
     let outcome = gcra::throttle(stored, &rule, now_ns, quantity).map_err(rule_error)?;
     if let (Some(tat), Some(expire_at_ms)) = (outcome.write, outcome.expire_at_ms()) {
+        let value = ModuleString::new(format_i64(tat, &mut [0u8; 20]));
         key.mark_written();
-        key.write_string(format_i64(tat, &mut [0u8; 20]))?;
+        key.set_string(&value)?;
         key.set_expire_at(expire_at_ms)?;
         drop(key);
-        call.replicate_string_set(1, tat, expire_at_ms)?;
+        call.replicate_string_set(1, &value, expire_at_ms)?;
         call.notify_module_event(THROTTLE.name, 1);
     }
     Ok(Reply::Throttle(outcome.reply()))

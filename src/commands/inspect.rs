@@ -1,6 +1,6 @@
 //! RL.INSPECT: a read-only look at any limiter, also on replicas.
 
-use crate::args::{parse_options, OptionName};
+use crate::args::{parse_options, OptionName, Options};
 use crate::callback;
 use crate::error::CommandResult;
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
@@ -27,7 +27,11 @@ pub static INSPECT: CommandSpec = CommandSpec {
 /// `RL.INSPECT key [AT unix_ms]`: the view of the first kind whose state
 /// the key holds; WRONGTYPE for a key of any other type.
 fn inspect(call: &Call) -> CommandResult<Reply> {
-    let options = parse_options(call.args_from(2), &[OptionName::At])?;
+    let options = if call.arg_count() > 2 {
+        parse_options(call.args_from(2), &[OptionName::At])?
+    } else {
+        Options::default()
+    };
     let now = CallClock::new(call).time(options.at)?;
     let mut key = call.read_key(1)?;
     if key.is_empty() {

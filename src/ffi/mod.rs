@@ -18,10 +18,11 @@ use std::cell::Cell;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use redis_module::raw;
 
+use crate::args::format_i64;
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
 use command::CommandSpec;
@@ -346,23 +347,31 @@ impl<'a> Call<'a> {
     pub fn replicate_string_set(
         &self,
         index: usize,
-        value: i64,
+        value: &ModuleString,
         expire_at_ms: i64,
     ) -> CommandResult<()> {
         let key = self.raw(index)?;
         let replicate = unsafe { raw::RedisModule_Replicate }
             .ok_or(CommandError::Server("replication API missing"))?;
-        // SAFETY: the format "slcl" matches a RedisModuleString, a long long,
-        // a C string and a long long; Redis copies each.
+        let pxat = PXAT
+            .get_or_init(|| Interned(ModuleString::new(b"PXAT")))
+            .0
+            .inner;
+        let expire_at = ModuleString::new(format_i64(expire_at_ms, &mut [0; 20]));
+        if pxat.is_null() || expire_at.inner.is_null() {
+            return Err(CommandError::Server("could not create a string"));
+        }
+        // SAFETY: the format "ssss" matches four live RedisModuleStrings,
+        // which Redis retains for as long as it needs them.
         let status = unsafe {
             replicate(
                 self.ctx,
                 c"SET".as_ptr(),
-                c"slcl".as_ptr(),
+                c"ssss".as_ptr(),
                 key,
-                value as std::os::raw::c_longlong,
-                c"PXAT".as_ptr(),
-                expire_at_ms as std::os::raw::c_longlong,
+                value.inner,
+                pxat,
+                expire_at.inner,
             )
         };
         replication_status(status)
@@ -423,6 +432,50 @@ fn replication_status(status: c_int) -> CommandResult<()> {
         Err(CommandError::Server("replication failed"))
     }
 }
+
+/// A string object of the module's own, released on drop (Redis keeps it
+/// for as long as a key or a propagated command holds it). Made from its
+/// bytes once, it serves as a value and as an argument of a propagated
+/// command, where a format of "l" or "c" would make one string for each.
+pub struct ModuleString {
+    inner: RawString,
+}
+
+impl ModuleString {
+    /// A copy of `bytes`; its pointer is null where the API is missing.
+    pub fn new(bytes: &[u8]) -> ModuleString {
+        let inner = match unsafe { raw::RedisModule_CreateString } {
+            // SAFETY: a null context is allowed (no automatic memory);
+            // Redis copies the bytes.
+            Some(create) => unsafe {
+                create(std::ptr::null_mut(), bytes.as_ptr().cast(), bytes.len())
+            },
+            None => std::ptr::null_mut(),
+        };
+        ModuleString { inner }
+    }
+}
+
+impl Drop for ModuleString {
+    fn drop(&mut self) {
+        if let (false, Some(free)) = (self.inner.is_null(), unsafe { raw::RedisModule_FreeString })
+        {
+            // SAFETY: inner was created with a null context and is freed once.
+            unsafe { free(std::ptr::null_mut(), self.inner) };
+        }
+    }
+}
+
+/// `PXAT`, made once and kept: shared by every propagated `SET`.
+static PXAT: OnceLock<Interned> = OnceLock::new();
+
+/// A [`ModuleString`] kept for the server's lifetime.
+struct Interned(ModuleString);
+
+// SAFETY: Redis uses module strings on its main thread only, and this one
+// is never freed.
+unsafe impl Send for Interned {}
+unsafe impl Sync for Interned {}
 
 /// `name` in lower case as a nul-terminated C string, cut at 31 bytes:
 /// keyspace event and INFO field names.
@@ -678,14 +731,27 @@ impl Key {
         }))
     }
 
-    /// Stores `bytes` as the string value of the key (open for writing),
-    /// in place: the string is resized and overwritten, so a key rewritten
-    /// with a value of the same length allocates nothing. An existing TTL
-    /// is kept (set the new one after).
-    pub fn write_string(&mut self, bytes: &[u8]) -> CommandResult<()> {
-        if self.inner.is_null() {
+    /// Stores `value` as the string value of the key (open for writing).
+    /// An empty key takes the string itself; an existing string is resized
+    /// and overwritten in place, so a key rewritten with a value of the same
+    /// length allocates nothing. An existing TTL is kept (set the new one
+    /// after).
+    pub fn set_string(&mut self, value: &ModuleString) -> CommandResult<()> {
+        if self.inner.is_null() || value.inner.is_null() {
             return Err(CommandError::Server("the key is not open for writing"));
         }
+        if self.is_empty() {
+            let set = unsafe { raw::RedisModule_StringSet }
+                .ok_or(CommandError::Server("string API missing"))?;
+            // SAFETY: inner is an empty key open for writing; Redis retains
+            // the string.
+            if unsafe { set(self.inner, value.inner) } != raw::Status::Ok as c_int {
+                return Err(CommandError::Server("could not store the string"));
+            }
+            return Ok(());
+        }
+        // SAFETY: value is a live string, not changed while borrowed.
+        let bytes = unsafe { string_bytes(value.inner) };
         let (Some(truncate), Some(dma)) = (unsafe { raw::RedisModule_StringTruncate }, unsafe {
             raw::RedisModule_StringDMA
         }) else {

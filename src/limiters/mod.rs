@@ -20,8 +20,7 @@ pub mod window;
 use std::ffi::CStr;
 
 use crate::algo::{Decision, Evaluation};
-use crate::args::{parse_options_among, IntArg, OptionName, Options, PerKey};
-
+use crate::args::{parse_options_among, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::blocking::{Background, KeysGone, KeysWatcher};
 use crate::ffi::command::CommandSpec;
@@ -241,6 +240,9 @@ pub fn ttl_for(reset_after_ms: i64) -> Option<i64> {
     (reset_after_ms != crate::algo::NEVER).then_some(reset_after_ms.max(0))
 }
 
+/// The most parameters a kind takes.
+pub const MAX_PARAMS: usize = 4;
+
 /// Where a single-key command takes its cost from.
 pub enum Cost {
     /// `[COST n]`, 1 by default.
@@ -260,22 +262,28 @@ pub fn run<L: Limiter>(
     cost: Cost,
 ) -> CommandResult<Reply> {
     const FIRST: usize = 2;
+    const { assert!(L::PARAMS.len() <= MAX_PARAMS) };
     let after_params = FIRST + L::PARAMS.len();
-    let words = (FIRST..after_params)
-        .map(|index| call.arg(index))
-        .collect::<CommandResult<PerKey<&[u8]>>>()?;
+    let mut words: [&[u8]; MAX_PARAMS] = [&[]; MAX_PARAMS];
+    for (word, index) in words.iter_mut().zip(FIRST..after_params) {
+        *word = call.arg(index)?;
+    }
+    let words = words.get(..L::PARAMS.len()).unwrap_or_default();
     let (common, options_at): (&[OptionName], usize) = match cost {
         Cost::Option => (&[OptionName::Cost, OptionName::At], after_params),
         Cost::Positional(_) => (&[OptionName::At], after_params + 1),
         Cost::One => (&[OptionName::At], after_params),
     };
     let waits: &[OptionName] = if L::WAITS { &[OptionName::Wait] } else { &[] };
-    let options = parse_options_among(call.args_from(options_at), &[common, waits, L::OPTIONS]);
-    let params = L::parse(
-        call,
-        &words,
-        options.as_ref().unwrap_or(&Options::default()),
-    )?;
+    let options = if call.arg_count() > options_at {
+        parse_options_among(call.args_from(options_at), &[common, waits, L::OPTIONS])
+    } else {
+        Ok(Options::default())
+    };
+    let params = match &options {
+        Ok(options) => L::parse(call, words, options)?,
+        Err(_) => L::parse(call, words, &Options::default())?,
+    };
     let positional = match &cost {
         Cost::Positional(arg) => Some(arg.parse(call.arg(after_params)?)?),
         Cost::Option | Cost::One => None,
@@ -342,6 +350,7 @@ pub struct Kind {
 }
 
 const fn kind<L: Limiter>() -> Kind {
+    const { assert!(L::PARAMS.len() <= MAX_PARAMS) };
     Kind {
         name: L::NAME,
         params: L::PARAMS,
