@@ -9,6 +9,7 @@
 
 pub mod bucket;
 pub mod codec;
+mod held;
 pub mod leases;
 pub mod log;
 pub mod quota;
