@@ -79,7 +79,7 @@ pub trait Limiter: 'static {
     ) -> Option<i64>;
 
     /// RL.INSPECT's view of a state.
-    fn inspect(state: &Self::State, now_ms: i64) -> Reply;
+    fn inspect(state: &Self::State, now_ms: i64) -> CommandResult<Reply>;
 }
 
 /// Decides on the limiter in `key`. Opened for writing too, the key is
@@ -303,7 +303,7 @@ impl<L: Limiter> Spec for SpecOf<L> {
 
 fn inspect<L: Limiter>(key: &mut Key, now_ms: i64) -> CommandResult<Option<Reply>> {
     match key.value::<L::State>() {
-        Ok(state) => Ok(state.map(|state| L::inspect(state, now_ms))),
+        Ok(state) => state.map(|state| L::inspect(state, now_ms)).transpose(),
         Err(CommandError::WrongType) => Ok(None),
         Err(other) => Err(other),
     }

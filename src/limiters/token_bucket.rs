@@ -172,7 +172,7 @@ impl Limiter for TokenBucket {
         )
     }
 
-    fn inspect(bucket: &Bucket, now_ms: i64) -> Reply {
-        inspect_bucket(bucket, now_ms)
+    fn inspect(bucket: &Bucket, now_ms: i64) -> CommandResult<Reply> {
+        Ok(inspect_bucket(bucket, now_ms))
     }
 }

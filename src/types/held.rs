@@ -19,6 +19,7 @@ pub enum Held<F> {
 }
 
 /// The first `N` bytes of `bytes`, zero-filled.
+#[inline]
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut out = [0; N];
     let len = bytes.len().min(N);
@@ -28,6 +29,7 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 
 impl<F> Held<F> {
     /// `record`, held as bytes; `None` when it is longer than [`RECORD`].
+    #[inline]
     pub fn of(record: &[u8]) -> Option<Held<F>> {
         if record.len() <= SMALL {
             Some(Held::Small(array(record)))
@@ -41,14 +43,20 @@ impl<F> Held<F> {
 
     /// Holds `record` instead of what is held; false, changing nothing,
     /// when it is longer than [`RECORD`].
+    #[inline]
     pub fn hold(&mut self, record: &[u8]) -> bool {
-        if let Held::Medium(head, tail) = self {
-            if record.len() > SMALL && record.len() <= RECORD {
+        match self {
+            Held::Small(bytes) if record.len() <= SMALL => {
+                *bytes = array(record);
+                return true;
+            }
+            Held::Medium(head, tail) if record.len() > SMALL && record.len() <= RECORD => {
                 // The box is reused: a write allocates nothing.
                 *head = array(record);
                 **tail = array(record.get(HEAD..).unwrap_or_default());
                 return true;
             }
+            _ => {}
         }
         match Held::of(record) {
             Some(held) => {
@@ -60,6 +68,7 @@ impl<F> Held<F> {
     }
 
     /// The record held, zero-filled; `None` when the value is held in full.
+    #[inline]
     pub fn record(&self) -> Option<[u8; RECORD]> {
         match self {
             Held::Small(bytes) => Some(array(bytes)),
@@ -73,8 +82,20 @@ impl<F> Held<F> {
         }
     }
 
+    /// The first 7 bytes or more of the record held; `None` when the value
+    /// is held in full.
+    #[inline]
+    pub fn head(&self) -> Option<&[u8]> {
+        match self {
+            Held::Small(bytes) => Some(bytes),
+            Held::Medium(head, _) => Some(head),
+            Held::Large(_) => None,
+        }
+    }
+
     /// Heap bytes of a record held as bytes; `None` when the value is held
     /// in full.
+    #[inline]
     pub fn record_heap_size(&self) -> Option<usize> {
         match self {
             Held::Small(_) => Some(0),
@@ -91,6 +112,7 @@ pub struct Record {
 }
 
 impl Record {
+    #[inline]
     pub fn new() -> Record {
         Record {
             bytes: [0; 64],
@@ -99,6 +121,7 @@ impl Record {
     }
 
     /// Appends a byte; the record has room for a header and six varints.
+    #[inline]
     pub fn push(&mut self, byte: u8) {
         if let Some(slot) = self.bytes.get_mut(self.len) {
             *slot = byte;
@@ -107,12 +130,14 @@ impl Record {
     }
 
     /// Appends a varint.
+    #[inline]
     pub fn put(&mut self, value: u64) {
         if let Some(free) = self.bytes.get_mut(self.len..) {
             self.len += varint::encode_into(free, value);
         }
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         self.bytes.get(..self.len).unwrap_or_default()
     }
@@ -122,12 +147,14 @@ impl Record {
 pub struct Varints<'a>(pub &'a [u8]);
 
 impl Varints<'_> {
+    #[inline]
     pub fn next(&mut self) -> Option<u64> {
         let (value, taken) = varint::decode(self.0.iter().copied())?;
         self.0 = self.0.get(taken..)?;
         Some(value)
     }
 
+    #[inline]
     pub fn next_i64(&mut self) -> Option<i64> {
         self.next().and_then(|n| i64::try_from(n).ok())
     }
