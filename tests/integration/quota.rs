@@ -313,15 +313,16 @@ fn usage(con: &mut redis::Connection, key: &str) -> i64 {
 fn a_quota_key_costs_no_more_than_a_bucket_key() {
     let server = Server::start();
     let mut con = server.connect();
-    // Each quota beside a bucket of a name as long and numbers as large.
+    // Each quota beside a bucket of a name as long and numbers as large;
+    // long periods, so that no key expires during the test.
     let pairs = [
         (
             "RL.QUOTA q:00000042 1000000 month TZ Europe/Berlin COST 5",
-            "RL.TOKENBUCKET b:00000042 10 1 1000",
+            "RL.TOKENBUCKET b:00000042 10 1 3600000",
         ),
         (
             "RL.QUOTA q:00000043 1000000 month TZ America/New_York ANCHOR 1769853600000",
-            "RL.TOKENBUCKET b:00000043 1000000 1000 1000",
+            "RL.TOKENBUCKET b:00000043 1000000 1000 3600000",
         ),
         (
             "RL.QUOTA q:00000044 1000000000000 day COST 999999999999",
