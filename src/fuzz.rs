@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::algo::leases::{self, LeaseParams, LeaseState};
-use crate::algo::quota::QuotaState;
 use crate::algo::record_log::RecordLog;
 use crate::algo::sliding_log::{self, LogParams, LogState};
 use crate::algo::token_bucket::{self, BucketParams, BucketState};
@@ -19,6 +18,7 @@ use crate::args::{parse_i64, parse_options, OptionName};
 use crate::ffi::data_type::Stored;
 use crate::test_rng::Rng;
 use crate::types::bucket::Bucket;
+use crate::types::quota::Quota;
 
 fn corpus_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/args.txt")
@@ -273,7 +273,7 @@ fn check_decoders(rng: &mut Rng) {
     let _ = LogState::decode(&bytes);
     let _ = LeaseState::decode(&bytes);
     let _ = WindowState::decode(&bytes);
-    let _ = QuotaState::decode(&bytes);
+    let _ = Quota::decode(&bytes);
     check_window_payloads(rng);
 }
 

@@ -2,6 +2,7 @@
 //! byte but the last.
 
 /// Appends `value` to `out`.
+#[inline]
 pub fn encode(out: &mut impl Extend<u8>, value: u64) {
     let mut bytes = [0; MAX_LEN];
     let len = encode_into(&mut bytes, value);
@@ -13,6 +14,7 @@ pub const MAX_LEN: usize = 10;
 
 /// Writes `value` at the front of `out`; returns the bytes written (cut
 /// short when `out` holds fewer than [`MAX_LEN`]).
+#[inline]
 pub fn encode_into(out: &mut [u8], mut value: u64) -> usize {
     let mut len = 0;
     for slot in out {
@@ -29,6 +31,7 @@ pub fn encode_into(out: &mut [u8], mut value: u64) -> usize {
 
 /// Decodes one varint from the front of `bytes`; returns it and the bytes
 /// it took. `None` for a truncated or overlong one.
+#[inline]
 pub fn decode(bytes: impl IntoIterator<Item = u8>) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (index, byte) in bytes.into_iter().enumerate().take(10) {

@@ -197,15 +197,15 @@ impl Limiter for Acquire {
         lease_wait::enqueue(call, params, now_ms, timeout_ms).map(Some)
     }
 
-    fn inspect(state: &LeaseState, now_ms: i64) -> Reply {
+    fn inspect(state: &LeaseState, now_ms: i64) -> CommandResult<Reply> {
         let view = leases::inspect(state, now_ms);
-        Reply::Map(vec![
+        Ok(Reply::Map(vec![
             (c"type", Value::Text(c"leases")),
             (c"limit", Value::Int(state.limit)),
             (c"live", Value::Int(view.live)),
             (c"next_end_ms", time(view.next_end_ms)),
             (c"last_end_ms", time(view.last_end_ms)),
-        ])
+        ]))
     }
 }
 

@@ -86,7 +86,7 @@ pub trait Limiter: 'static {
     ) -> Option<i64>;
 
     /// RL.INSPECT's view of a state.
-    fn inspect(state: &Self::State, now_ms: i64) -> Reply;
+    fn inspect(state: &Self::State, now_ms: i64) -> CommandResult<Reply>;
 
     /// Whether its commands take `WAIT timeout_ms` (see [`wait`]).
     const WAITS: bool = false;
@@ -510,7 +510,7 @@ impl<L: Limiter> Spec for SpecOf<L> {
 
 fn inspect<L: Limiter>(key: &mut Key, now_ms: i64) -> CommandResult<Option<Reply>> {
     match key.value::<L::State>() {
-        Ok(state) => Ok(state.map(|state| L::inspect(state, now_ms))),
+        Ok(state) => state.map(|state| L::inspect(state, now_ms)).transpose(),
         Err(CommandError::WrongType) => Ok(None),
         Err(other) => Err(other),
     }

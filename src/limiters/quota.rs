@@ -12,6 +12,7 @@ use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::Call;
 use crate::reply::{Reply, Value};
 use crate::stats::CommandStats;
+use crate::types::quota::Quota as Held;
 
 use super::{run, Cost, Limiter};
 
@@ -46,7 +47,7 @@ impl Limiter for Quota {
     const PARAMS: &'static [&'static str] = &["limit", "period"];
     const OPTIONS: &'static [OptionName] = &[OptionName::Tz, OptionName::Anchor];
     type Params = QuotaParams;
-    type State = QuotaState;
+    type State = Held;
     type Outcome = QuotaOutcome;
 
     fn parse(_call: &Call, words: &[&[u8]], options: &Options) -> CommandResult<QuotaParams> {
@@ -74,12 +75,13 @@ impl Limiter for Quota {
     }
 
     fn decide(
-        state: Option<&QuotaState>,
+        held: Option<&Held>,
         params: &QuotaParams,
         cost: i64,
         now_ms: i64,
     ) -> CommandResult<QuotaOutcome> {
-        quota::check(state, params, now_ms, cost).ok_or_else(|| {
+        let state = held.map(state_of).transpose()?;
+        quota::check(state.as_ref(), params, now_ms, cost).ok_or_else(|| {
             CommandError::invalid("AT is beyond the years a quota's calendar covers (1 to 9999)")
         })
     }
@@ -92,25 +94,30 @@ impl Limiter for Quota {
         outcome.writes.then_some(outcome.at_ms)
     }
 
-    fn new_state(params: &QuotaParams, outcome: &QuotaOutcome) -> QuotaState {
-        quota::empty(params, outcome.at_ms)
+    fn new_state(params: &QuotaParams, outcome: &QuotaOutcome) -> Held {
+        Held::new(quota::empty(params, outcome.at_ms))
     }
 
     fn record(
-        state: &mut QuotaState,
+        held: &mut Held,
         params: &QuotaParams,
         _cost: i64,
         outcome: &QuotaOutcome,
     ) -> Option<i64> {
-        quota::record(state, params, outcome);
+        // record overwrites every part of a state: the held one need not be
+        // read again.
+        let mut state = quota::empty(params, outcome.at_ms);
+        quota::record(&mut state, params, outcome);
+        held.set_state(state);
         super::ttl_for(outcome.evaluation.after.reset_after_ms)
     }
 
-    fn inspect(state: &QuotaState, now_ms: i64) -> Reply {
+    fn inspect(held: &Held, now_ms: i64) -> CommandResult<Reply> {
+        let state = state_of(held)?;
         let calendar = &state.params.calendar;
-        let view = quota::inspect(state, now_ms);
+        let view = quota::inspect(&state, now_ms);
         let bound = |value: Option<i64>| value.map_or(Value::Null, Value::Int);
-        Reply::Map(vec![
+        Ok(Reply::Map(vec![
             (c"type", Value::Text(c"quota")),
             (c"limit", Value::Int(state.params.limit)),
             (c"used", view.map_or(Value::Null, |v| Value::Int(v.used))),
@@ -123,6 +130,11 @@ impl Limiter for Quota {
             (c"period_start_ms", bound(view.map(|v| v.bounds.start_ms))),
             (c"period_end_ms", bound(view.map(|v| v.bounds.end_ms))),
             (c"reset_after_ms", bound(view.map(|v| v.reset_after_ms))),
-        ])
+        ]))
     }
+}
+
+fn state_of(held: &Held) -> CommandResult<QuotaState> {
+    held.state()
+        .ok_or(CommandError::Server("the quota's calendar is missing"))
 }

@@ -92,9 +92,9 @@ impl Limiter for SlideLog {
         super::ttl_for(outcome.evaluation.after.reset_after_ms)
     }
 
-    fn inspect(log: &LogState, now_ms: i64) -> Reply {
+    fn inspect(log: &LogState, now_ms: i64) -> CommandResult<Reply> {
         let view = sliding_log::inspect(log, now_ms);
-        Reply::Map(vec![
+        Ok(Reply::Map(vec![
             (c"type", Value::Text(c"slidelog")),
             (c"limit", Value::Int(log.params.limit)),
             (c"window_ms", Value::Int(log.params.window_ms)),
@@ -103,7 +103,7 @@ impl Limiter for SlideLog {
             (c"oldest_ms", time(view.oldest_ms)),
             (c"newest_ms", time(view.newest_ms)),
             (c"reset_after_ms", Value::Int(view.reset_after_ms)),
-        ])
+        ]))
     }
 }
 

@@ -200,8 +200,8 @@ impl Limiter for TokenBucket {
         )
     }
 
-    fn inspect(bucket: &Bucket, now_ms: i64) -> Reply {
-        inspect_bucket(bucket, now_ms)
+    fn inspect(bucket: &Bucket, now_ms: i64) -> CommandResult<Reply> {
+        Ok(inspect_bucket(bucket, now_ms))
     }
 
     const WAITS: bool = true;

@@ -124,7 +124,7 @@ impl Limiter for Window {
         super::ttl_for(outcome.evaluation.after.reset_after_ms)
     }
 
-    fn inspect(state: &WindowState, now_ms: i64) -> Reply {
+    fn inspect(state: &WindowState, now_ms: i64) -> CommandResult<Reply> {
         let view = window::inspect(state, now_ms);
         let params = &state.params;
         let precision = if params.is_fixed() {
@@ -132,13 +132,13 @@ impl Limiter for Window {
         } else {
             Value::Int(params.precision_ms)
         };
-        Reply::Map(vec![
+        Ok(Reply::Map(vec![
             (c"type", Value::Text(c"window")),
             (c"limit", Value::Int(params.limit)),
             (c"window_ms", Value::Int(params.window_ms)),
             (c"precision_ms", precision),
             (c"used", Value::Int(view.used)),
             (c"reset_after_ms", Value::Int(view.reset_after_ms)),
-        ])
+        ]))
     }
 }

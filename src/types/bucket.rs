@@ -27,11 +27,11 @@ use std::ffi::CStr;
 use redis_module::native_types::RedisType;
 
 use super::codec::{put_i128, put_i64, Reader};
+use super::held::{Held, Record, Varints};
 use crate::algo::ids::MAX_ID;
 use crate::algo::math::floor_div;
 use crate::algo::reservations::{Reservation, Reservations, MAX_OPEN};
 use crate::algo::token_bucket::{BucketParams, BucketState};
-use crate::algo::varint;
 use crate::ffi::data_type::{type_methods, with_aux, Stored, ENCODING_VERSION};
 use crate::replication::StreamClock;
 use crate::stats::LiveKeys;
@@ -47,20 +47,7 @@ pub static BUCKET_TYPE: RedisType = RedisType::new(
 /// What a bucket key holds: 16 bytes, which with Redis's module value
 /// record (16 more) cost what a hash of two small fields costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bucket(Held);
-
-/// A record of at most 15 bytes is held inline; one of at most 23 keeps its
-/// last 16 bytes behind a box; anything else is held in full.
-const SMALL: usize = 15;
-const HEAD: usize = 7;
-const TAIL: usize = 16;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Held {
-    Small([u8; SMALL]),
-    Medium([u8; HEAD], Box<[u8; TAIL]>),
-    Large(Box<Large>),
-}
+pub struct Bucket(Held<Large>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Large {
@@ -76,76 +63,39 @@ const FRACTION: u8 = 2;
 const RESERVED: u8 = 4;
 const PADDED: u8 = 8;
 
-/// A record being written: at most a header and six varints.
-struct Record {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Record {
-    /// The record of `state`: the header, then its numbers.
-    fn of(state: &BucketState) -> Record {
-        let params = &state.params;
-        let period = i128::from(params.refill_period_ms);
-        let tokens = floor_div(state.level, period);
-        let fraction = state.level - tokens * period;
-        // A valid level (from minus i64::MAX tokens to the capacity) keeps
-        // the tokens used within u64.
-        let used = u64::try_from((i128::from(params.capacity) - tokens).max(0)).unwrap_or(u64::MAX);
-        let in_seconds = params.refill_period_ms % 1000 == 0;
-        let mut header = 0;
-        if in_seconds {
-            header |= SECONDS;
-        }
-        if fraction != 0 {
-            header |= FRACTION;
-        }
-        let mut record = Record {
-            bytes: [0; 64],
-            len: 1,
-        };
-        record.bytes[0] = header;
-        let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
-        record.put(unsigned(params.capacity));
-        record.put(unsigned(params.refill_amount));
-        record.put(unsigned(if in_seconds {
-            params.refill_period_ms / 1000
-        } else {
-            params.refill_period_ms
-        }));
-        record.put(used);
-        if fraction != 0 {
-            record.put(u64::try_from(fraction).unwrap_or(0));
-        }
-        record.put(unsigned(state.updated_ms));
-        record
+/// The record of `state`: the header, then its numbers.
+fn record_of(state: &BucketState) -> Record {
+    let params = &state.params;
+    let period = i128::from(params.refill_period_ms);
+    let tokens = floor_div(state.level, period);
+    let fraction = state.level - tokens * period;
+    // A valid level (from minus i64::MAX tokens to the capacity) keeps
+    // the tokens used within u64.
+    let used = u64::try_from((i128::from(params.capacity) - tokens).max(0)).unwrap_or(u64::MAX);
+    let in_seconds = params.refill_period_ms % 1000 == 0;
+    let mut header = 0;
+    if in_seconds {
+        header |= SECONDS;
     }
-
-    /// Appends a varint; the record has room for six.
-    fn put(&mut self, value: u64) {
-        if let Some(free) = self.bytes.get_mut(self.len..) {
-            self.len += varint::encode_into(free, value);
-        }
+    if fraction != 0 {
+        header |= FRACTION;
     }
-
-    fn as_slice(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
+    let mut record = Record::new();
+    record.push(header);
+    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    record.put(unsigned(params.capacity));
+    record.put(unsigned(params.refill_amount));
+    record.put(unsigned(if in_seconds {
+        params.refill_period_ms / 1000
+    } else {
+        params.refill_period_ms
+    }));
+    record.put(used);
+    if fraction != 0 {
+        record.put(u64::try_from(fraction).unwrap_or(0));
     }
-}
-
-/// Reads varints in order from the front of `bytes`.
-struct Varints<'a>(&'a [u8]);
-
-impl Varints<'_> {
-    fn next(&mut self) -> Option<u64> {
-        let (value, taken) = varint::decode(self.0.iter().copied())?;
-        self.0 = self.0.get(taken..)?;
-        Some(value)
-    }
-
-    fn next_i64(&mut self) -> Option<i64> {
-        self.next().and_then(|n| i64::try_from(n).ok())
-    }
+    record.put(unsigned(state.updated_ms));
+    record
 }
 
 /// The state in a record whose header is `header` and numbers `bytes`, and
@@ -194,34 +144,20 @@ fn valid_level(params: &BucketParams, level: i128) -> Option<()> {
     (deepest..=full).contains(&level).then_some(())
 }
 
-/// The first `N` bytes of `bytes`, zero-filled.
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0; N];
-    let len = bytes.len().min(N);
-    out[..len].copy_from_slice(&bytes[..len]);
-    out
-}
-
 impl Bucket {
     pub fn new(state: BucketState) -> Self {
-        let mut bucket = Bucket(Held::Small([0; SMALL]));
-        bucket.pack(state);
-        bucket
+        let record = record_of(&state);
+        Bucket(Held::of(record.as_slice()).unwrap_or_else(|| full(state)))
     }
 
     pub fn state(&self) -> BucketState {
-        let record: [u8; HEAD + TAIL] = match &self.0 {
-            Held::Large(large) => return large.state,
-            Held::Small(bytes) => array(bytes),
-            Held::Medium(head, tail) => {
-                let mut record = [0; HEAD + TAIL];
-                record[..HEAD].copy_from_slice(head);
-                record[HEAD..].copy_from_slice(&tail[..]);
-                record
-            }
+        let Some([header, numbers @ ..]) = self.0.record() else {
+            return match &self.0 {
+                Held::Large(large) => large.state,
+                _ => EMPTY,
+            };
         };
-        let [header, numbers @ ..] = record;
-        // A held record was written by [`Record::of`] from a valid state.
+        // A held record was written by [`record_of`] from a valid state.
         unpack(header, &numbers).map_or(EMPTY, |(state, _)| state)
     }
 
@@ -229,31 +165,12 @@ impl Bucket {
     pub fn set_state(&mut self, state: BucketState) {
         match &mut self.0 {
             Held::Large(large) if large.reservations.is_some() => large.state = state,
-            _ => self.pack(state),
-        }
-    }
-
-    /// Holds `state` in the smallest form it fits.
-    fn pack(&mut self, state: BucketState) {
-        let record = Record::of(&state);
-        let bytes = record.as_slice();
-        self.0 = if bytes.len() <= SMALL {
-            Held::Small(array(bytes))
-        } else if bytes.len() <= HEAD + TAIL {
-            let tail = array(bytes.get(HEAD..).unwrap_or_default());
-            if let Held::Medium(held_head, held_tail) = &mut self.0 {
-                // The box is reused: a write allocates nothing.
-                *held_head = array(bytes);
-                **held_tail = tail;
-                return;
+            held => {
+                if !held.hold(record_of(&state).as_slice()) {
+                    *held = full(state);
+                }
             }
-            Held::Medium(array(bytes), Box::new(tail))
-        } else {
-            Held::Large(Box::new(Large {
-                state,
-                reservations: None,
-            }))
-        };
+        }
     }
 
     pub fn reservations(&self) -> Option<&Reservations> {
@@ -267,11 +184,7 @@ impl Bucket {
     /// reserved (which is then held in full).
     pub fn change_reservations<R>(&mut self, change: impl FnOnce(&mut Reservations) -> R) -> R {
         if !matches!(self.0, Held::Large(_)) {
-            let state = self.state();
-            self.0 = Held::Large(Box::new(Large {
-                state,
-                reservations: None,
-            }));
+            self.0 = full(self.state());
         }
         match &mut self.0 {
             Held::Large(large) => {
@@ -283,8 +196,16 @@ impl Bucket {
     }
 }
 
+/// A bucket held in full, without reservations.
+fn full(state: BucketState) -> Held<Large> {
+    Held::Large(Box::new(Large {
+        state,
+        reservations: None,
+    }))
+}
+
 /// What [`Bucket::state`] answers for a held record that is not one, which
-/// [`Record::of`] never writes.
+/// [`record_of`] never writes.
 const EMPTY: BucketState = BucketState {
     params: BucketParams {
         capacity: 1,
@@ -366,7 +287,7 @@ unsafe impl Stored for Bucket {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        let record = Record::of(&self.state());
+        let record = record_of(&self.state());
         let Some((&header, numbers)) = record.as_slice().split_first() else {
             return;
         };
@@ -422,12 +343,11 @@ unsafe impl Stored for Bucket {
 
     fn heap_size(&self) -> usize {
         match &self.0 {
-            Held::Small(_) => 0,
-            Held::Medium(..) => TAIL,
             Held::Large(large) => {
                 let open = large.reservations.as_ref().map_or(0, |r| r.open.capacity());
                 std::mem::size_of::<Large>() + open * std::mem::size_of::<Reservation>()
             }
+            held => held.record_heap_size().unwrap_or_default(),
         }
     }
 
@@ -584,7 +504,7 @@ mod tests {
         unknown_flag[0] |= 16;
         assert_eq!(Bucket::decode(&unknown_flag), None);
         // A fraction of 0 or of a whole period is not one.
-        let mut record = Record::of(&sample_state());
+        let mut record = record_of(&sample_state());
         let fraction_at = record.len - 7;
         record.bytes[fraction_at] = 0;
         assert_eq!(Bucket::decode(record.as_slice()), None);

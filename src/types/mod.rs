@@ -9,6 +9,7 @@
 
 pub mod bucket;
 pub mod codec;
+mod held;
 pub mod leases;
 pub mod log;
 pub mod quota;
@@ -19,7 +20,6 @@ use std::ffi::CStr;
 use redis_module::native_types::RedisType;
 
 use crate::algo::leases::LeaseState;
-use crate::algo::quota::QuotaState;
 use crate::algo::sliding_log::LogState;
 use crate::algo::window::WindowState;
 use crate::error::{CommandError, CommandResult};
@@ -27,6 +27,7 @@ use crate::ffi::data_type::Stored;
 use crate::ffi::Key;
 use crate::stats::LiveKeys;
 use bucket::Bucket;
+use quota::Quota;
 
 /// One data type, as the commands that work on any of them see it.
 pub struct StoredType {
@@ -54,7 +55,7 @@ pub fn stored_types() -> [StoredType; 5] {
         stored_type::<LogState>(),
         stored_type::<LeaseState>(),
         stored_type::<WindowState>(),
-        stored_type::<QuotaState>(),
+        stored_type::<Quota>(),
     ]
 }
 
