@@ -2,8 +2,10 @@
 //!
 //! A call denied now waits, blocked, until every ACQUIRE spec has a free
 //! slot: it stands in the line of each of its ACQUIRE keys (see
-//! [`lease_wait`]) and is admitted when it is first in all of them and
-//! every slot it needs is free. It is then admitted all or nothing at
+//! [`lease_wait`]) and is admitted when no lease waiter stands ahead of it
+//! in any of them and every slot it needs is free; until then a slot free
+//! on one of its keys goes to those behind it, and it keeps its place. It
+//! is admitted all or nothing at
 //! once if the last debt of its bucket specs is due within what is left of
 //! its timeout (else it is answered denied, having written nothing):
 //! buckets debited, slots taken, reservations opened, each stored and
@@ -295,7 +297,7 @@ pub fn waiting() -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 
-/// Tries to admit the RL.ALL waiter `token`, first in one of its lines:
+/// Tries to admit the RL.ALL waiter `token`, reached in one of its lines:
 /// true when it left its lines (admitted, or answered denied).
 pub fn admit(cx: &Background, token: u64) -> bool {
     if server::writes_paused() {
@@ -308,7 +310,7 @@ pub fn admit(cx: &Background, token: u64) -> bool {
         || !waiter
             .lines
             .iter()
-            .all(|line| lease_wait::is_first(line, token))
+            .all(|line| lease_wait::is_reached(line, token))
     {
         put_back(token, waiter);
         return false;

@@ -70,8 +70,8 @@ struct Registry {
     others: HashMap<u64, Admit>,
 }
 
-/// Admits the line member `token` that is not a lease waiter, first in a
-/// line: true when it left its lines.
+/// Admits the line member `token` that is not a lease waiter, when serving
+/// a line reaches it: true when it left its lines.
 pub type Admit = fn(&Background, u64) -> bool;
 
 impl Registry {
@@ -190,62 +190,89 @@ pub fn enqueue(
     Ok(Reply::Blocked)
 }
 
-/// Serves a line: grants the leases that fit, in order, stores and
-/// propagates them, answers their clients; another member at the front (an
-/// RL.ALL call) is admitted if it can be (see [`Admit`]), else holds the
-/// line.
-/// Sets the wake timer for the earliest lease end.
+/// Serves a line in order: grants the lease waiters that fit, up to the
+/// first that does not, storing, propagating and answering them; another
+/// member it reaches (an RL.ALL call) is admitted if it can be (see
+/// [`Admit`]), or else passed over, keeping its place, so that a slot it
+/// cannot use yet goes to those behind it. Sets the wake timer for the
+/// earliest lease end.
 fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
     if server::writes_paused() {
         return wake_in(cx, line, PAUSED_RETRY_MS);
     }
-    loop {
-        let found = with_registry(|r| {
-            let queue = r.lines.get(line)?;
-            let mut in_line = Vec::new();
-            let mut next_other = None;
-            for token in &queue.tokens {
-                match r.waiters.get(token) {
-                    Some(waiter) => in_line.push((*token, waiter.params)),
-                    None => {
-                        next_other = r.others.get(token).map(|&admit| (*token, admit));
-                        break;
+    let found = with_registry(|r| {
+        let queue = r.lines.get(line)?;
+        let members: Vec<Member> = queue
+            .tokens
+            .iter()
+            .filter_map(|token| match r.waiters.get(token) {
+                Some(waiter) => Some(Member::Lease(*token, waiter.params)),
+                None => r
+                    .others
+                    .get(token)
+                    .map(|&admit| Member::Other(*token, admit)),
+            })
+            .collect();
+        Some((Rc::clone(&queue.name), members))
+    });
+    let Some(Some((name, members))) = found else {
+        return Ok(());
+    };
+    let mut run = Vec::new();
+    let mut next_end_ms = None;
+    for member in members.into_iter().chain([Member::End]) {
+        match member {
+            Member::Lease(token, params) => run.push((token, params)),
+            Member::Other(..) | Member::End => {
+                let (granted, next_end) = grant(cx, &name, &run)?;
+                next_end_ms = next_end;
+                let all_granted = granted.len() == run.len();
+                for (token, reply) in granted {
+                    if let Some(Some(waiter)) = with_registry(|r| r.remove(token)) {
+                        finish(cx, waiter, &GRANTED).answer(reply);
                     }
                 }
-            }
-            Some((Rc::clone(&queue.name), in_line, next_other))
-        });
-        let Some(Some((name, in_line, next_other))) = found else {
-            return Ok(());
-        };
-        let (granted, next_end_ms) = grant(cx, &name, &in_line)?;
-        let all_granted = granted.len() == in_line.len();
-        for (token, reply) in granted {
-            if let Some(Some(waiter)) = with_registry(|r| r.remove(token)) {
-                finish(cx, waiter, &GRANTED).answer(reply);
+                run.clear();
+                match member {
+                    Member::Other(token, admit) if all_granted => {
+                        admit(cx, token);
+                    }
+                    _ => break,
+                }
             }
         }
-        let admitted = match next_other {
-            Some((token, admit)) if all_granted => admit(cx, token),
-            _ => false,
-        };
-        if admitted {
-            continue;
-        }
-        let still_waiting = with_registry(|r| r.lines.contains_key(line)).unwrap_or(false);
-        return match next_end_ms {
-            Some(end) if still_waiting => wake_in(cx, line, end.saturating_sub(server::clock_ms())),
-            _ => Ok(()),
-        };
+    }
+    let still_waiting = with_registry(|r| r.lines.contains_key(line)).unwrap_or(false);
+    match next_end_ms {
+        Some(end) if still_waiting => wake_in(cx, line, end.saturating_sub(server::clock_ms())),
+        _ => Ok(()),
     }
 }
 
-/// Whether the line member `token` is first in `line`.
-pub fn is_first(line: &Line, token: u64) -> bool {
+/// A member of a line as [`serve`] meets it.
+enum Member {
+    Lease(u64, LeaseParams),
+    Other(u64, Admit),
+    /// The end of the line.
+    End,
+}
+
+/// Whether no lease waiter stands ahead of the member `token` in `line`:
+/// one that does could not take a slot, and comes first.
+pub fn is_reached(line: &Line, token: u64) -> bool {
     with_registry(|r| {
-        r.lines
-            .get(line)
-            .is_some_and(|queue| queue.tokens.front() == Some(&token))
+        let Some(queue) = r.lines.get(line) else {
+            return false;
+        };
+        for member in &queue.tokens {
+            if *member == token {
+                return true;
+            }
+            if r.waiters.contains_key(member) {
+                return false;
+            }
+        }
+        false
     })
     .unwrap_or(false)
 }

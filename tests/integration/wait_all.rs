@@ -360,7 +360,7 @@ fn lease_waiters_and_rl_all_waiters_on_a_key_are_served_in_arrival_order() {
 }
 
 #[test]
-fn a_call_is_admitted_only_first_in_every_line_with_every_slot_free() {
+fn a_call_is_admitted_only_with_no_lease_waiter_ahead_and_every_slot_free() {
     let server = Server::start();
     let mut con = server.connect();
     let held_x = ints(&mut con, "RL.ACQUIRE x 1 60000")[5];
@@ -398,6 +398,38 @@ fn a_call_is_admitted_only_first_in_every_line_with_every_slot_free() {
     for (key, spec) in ["x", "y"].iter().zip(&specs) {
         assert_eq!(int(&mut con, format!("RL.RELEASE {key} {}", spec[5])), 1);
     }
+}
+
+#[test]
+fn a_slot_the_call_cannot_use_yet_goes_to_the_waiters_behind_it() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let held_x = ints(&mut con, "RL.ACQUIRE x 1 60000")[5];
+    let held_y = ints(&mut con, "RL.ACQUIRE y 1 60000")[5];
+    let line = "RL.ALL 2 x y ACQUIRE 1 60000 ACQUIRE 1 60000 WAIT 10000";
+    let handle = waiter(&server, line, Instant::now());
+    until_waiting_on(&mut con, "all", 1);
+    let behind = plain_waiter(&server, "RL.ACQUIRE x 1 60000 WAIT 10000");
+    until_waiting_on(&mut con, "leases", 1);
+    // x frees while y is held: the RL.ALL call cannot use it, the lease
+    // waiter behind it in x's line gets it.
+    assert_eq!(int(&mut con, format!("RL.RELEASE x {held_x}")), 1);
+    let reply = behind.join().unwrap();
+    assert_granted(&reply, 1, 0, 60000);
+    assert_eq!(waiting_on(&mut con, "all"), 1, "it keeps waiting");
+    // A later lease waiter on x stands behind it again; once y frees and
+    // then x, the RL.ALL call, ahead in x's line, is admitted first.
+    let later = plain_waiter(&server, "RL.ACQUIRE x 1 60000 WAIT 10000");
+    until_waiting_on(&mut con, "leases", 1);
+    assert_eq!(int(&mut con, format!("RL.RELEASE y {held_y}")), 1);
+    sleep(Duration::from_millis(100));
+    assert_eq!(waiting_on(&mut con, "all"), 1, "x is held");
+    assert_eq!(int(&mut con, format!("RL.RELEASE x {}", reply[5])), 1);
+    let ((allowed, retry, specs), _) = handle.join().unwrap();
+    assert_eq!((allowed, retry), (1, 0), "{specs:?}");
+    assert_eq!(waiting_on(&mut con, "leases"), 1, "the later one waits");
+    assert_eq!(int(&mut con, format!("RL.RELEASE x {}", specs[0][5])), 1);
+    assert_granted(&later.join().unwrap(), 1, 0, 60000);
 }
 
 #[test]
