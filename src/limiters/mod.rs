@@ -19,7 +19,7 @@ pub mod window;
 
 use std::ffi::CStr;
 
-use crate::algo::{Decision, Evaluation};
+use crate::algo::{Decision, Evaluation, NEVER};
 use crate::args::{parse_options_among, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::blocking::{Background, KeysGone, KeysWatcher};
@@ -314,7 +314,12 @@ pub fn execute<L: Limiter>(
     key.prefetch::<L::State>();
     let now = at.unwrap_or_else(|| clock.now_ms());
     let outcome = decide::<L>(&mut key, params, cost, now)?;
-    if let Some(timeout) = wait.filter(|_| at.is_none() && !L::evaluation(&outcome).allowed) {
+    let evaluation = L::evaluation(&outcome);
+    // A debt due beyond the timeout (or never) is answered at once; a
+    // lease may free before its end.
+    let may_wait = !evaluation.allowed && evaluation.retry_after_ms != NEVER && at.is_none();
+    let within = |timeout: i64| L::QUEUES || evaluation.retry_after_ms <= timeout;
+    if let Some(timeout) = wait.filter(|&timeout| may_wait && within(timeout)) {
         if call.may_block() {
             let held = match bucket_wait::hold::<L>(
                 call, spec, &mut key, params, cost, now, timeout, &clock,
