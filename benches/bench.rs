@@ -1104,6 +1104,15 @@ fn wait_until_blocked(con: &mut Connection, n: usize) {
     }
 }
 
+/// The waits started so far (`INFO rl`, `rl_waits` `total`).
+fn waits_started(con: &mut Connection) -> usize {
+    common::info_field(con, "rl", "rl_waits")
+        .split(',')
+        .find_map(|pair| pair.strip_prefix("total="))
+        .and_then(|total| total.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The server's CPU time in ms: utime + stime of all its threads
 /// (/proc/<pid>/stat, in clock ticks, 10 ms each at the usual 100 Hz), and
 /// its main thread's time on CPU (/proc/<pid>/schedstat, in ns).
@@ -1263,10 +1272,16 @@ fn pacing(server: &Server, head: &mut [TcpStream], streams: &[TcpStream], key: &
     let call = packed(&split(&format!(
         "RL.TOKENBUCKET {params} WAIT {WAIT_TIMEOUT_MS}"
     )));
+    let started = waits_started(con);
     for stream in head.iter() {
         (&*stream).write_all(&call).expect("a waiter's call");
     }
-    wait_until_blocked(con, head.len());
+    // The first of them are answered within ms: count the waits started.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while waits_started(con) < started + head.len() {
+        assert!(Instant::now() < deadline, "the waiters ahead did not wait");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     for stream in streams {
         (&*stream).write_all(&call).expect("a waiter's call");
     }
