@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use redis::{Connection, ConnectionLike, FromRedisValue, RedisResult, Value};
 
 pub mod cluster;
+pub mod wait;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -8,8 +8,9 @@
 use std::thread::{sleep, spawn, JoinHandle};
 use std::time::{Duration, Instant};
 
-use redis::Value;
+use redis::{Connection, Value};
 
+use crate::common::wait::{blocked_client, tokens, until_waiting_on, waiting_on, waits};
 use crate::common::{
     call, command, dump, error, expire_time, info_field, int, ints, key_events, query, server_ms,
     start_pair, wait_for_replica, Server,
@@ -18,39 +19,11 @@ use crate::common::{
 /// A generous bound on how late an answer may come on a loaded machine.
 const LATE: Duration = Duration::from_millis(1500);
 
-/// `RL.INSPECT key`'s `tokens`.
-fn tokens(con: &mut redis::Connection, key: &str) -> i64 {
-    let view: Vec<Value> = query(con, format!("RL.INSPECT {key}"));
-    let at = view
-        .iter()
-        .position(|v| matches!(v, Value::BulkString(b) if b == b"tokens"))
-        .expect("a tokens field");
-    match &view[at + 1] {
-        Value::Int(tokens) => *tokens,
-        other => panic!("tokens: {other:?}"),
-    }
-}
-
-/// `INFO rl`'s `rl_waiting` count of `what` (buckets, leases).
-fn waiting_on(con: &mut redis::Connection, what: &str) -> i64 {
-    let line = info_field(con, "rl", "rl_waiting");
-    let count = line
-        .split(',')
-        .find_map(|field| field.strip_prefix(&format!("{what}=")))
-        .unwrap_or_else(|| panic!("rl_waiting: {line}"));
-    count.parse().unwrap()
-}
-
-/// `INFO rl`'s `rl_waits` fields, as `total=..,granted=..,...`.
-fn waits(con: &mut redis::Connection) -> String {
-    info_field(con, "rl", "rl_waits")
-}
-
 /// Waits until `INFO rl`'s `rl_waits`, less its `waited_ms`, reads
 /// `expected`: a waiter's client may see its answer, and one that
 /// disconnected may be gone, before the counters are updated (a refund runs
 /// from a timer right after the disconnection).
-fn until_waits(con: &mut redis::Connection, expected: &str) {
+fn until_waits(con: &mut Connection, expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let seen = waits(con);
@@ -63,17 +36,8 @@ fn until_waits(con: &mut redis::Connection, expected: &str) {
 }
 
 /// Waits until `count` clients wait on buckets.
-fn until_waiting(con: &mut redis::Connection, count: i64) {
+fn until_waiting(con: &mut Connection, count: i64) {
     until_waiting_on(con, "buckets", count);
-}
-
-/// Waits until `count` clients wait on `what` (buckets, leases).
-fn until_waiting_on(con: &mut redis::Connection, what: &str, count: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while waiting_on(con, what) != count {
-        assert!(Instant::now() < deadline, "never {count} waiting");
-        sleep(Duration::from_millis(2));
-    }
 }
 
 /// Sends `line` on a connection of its own; the reply and when it came,
@@ -95,7 +59,7 @@ fn one_waiting(
     what: &str,
 ) -> (
     Server,
-    redis::Connection,
+    Connection,
     JoinHandle<(Vec<i64>, Duration)>,
     Instant,
 ) {
@@ -112,7 +76,7 @@ fn one_waiting(
 /// before waits on `what` (buckets, leases): they arrive in that order.
 fn line_up(
     server: &Server,
-    con: &mut redis::Connection,
+    con: &mut Connection,
     line: &str,
     what: &str,
     count: i64,
@@ -125,17 +89,6 @@ fn line_up(
             handle
         })
         .collect()
-}
-
-/// The id of the one blocked client.
-fn blocked_client(con: &mut redis::Connection) -> String {
-    let clients: String = query(con, "CLIENT LIST");
-    clients
-        .lines()
-        .find(|line| line.contains(" flags=b "))
-        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .expect("the waiting client")
-        .to_owned()
 }
 
 #[test]
@@ -304,7 +257,7 @@ fn the_replica_holds_the_masters_state_while_and_after_clients_wait() {
         until_waiting(&mut con, 2 * (i + 1));
     }
     let keys: [&[u8]; 2] = [b"{a}b", b"{a}r"];
-    let states = |con: &mut redis::Connection| keys.map(|k| (dump(con, k), expire_time(con, k)));
+    let states = |con: &mut Connection| keys.map(|k| (dump(con, k), expire_time(con, k)));
     wait_for_replica(&mut con);
     let mut replica_con = replica.connect();
     assert_eq!(states(&mut replica_con), states(&mut con), "while waiting");

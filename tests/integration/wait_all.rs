@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
 
+use crate::common::wait::{
+    blocked_client, counted_waits, inspect_field, until_waiting_on, waiting_on,
+};
 use crate::common::{
-    call, command, dump, error, expire_time, info_field, int, ints, key_events, query, server_ms,
-    start_pair, wait_for_replica, Line, Server,
+    call, command, dump, error, expire_time, int, ints, key_events, query, server_ms, start_pair,
+    wait_for_replica, Line, Server,
 };
 
 /// A generous bound on how late an answer may come on a loaded machine.
@@ -38,44 +41,6 @@ fn parse_all(reply: &Value) -> AllReply {
 /// Runs an RL.ALL line; its reply.
 fn all(con: &mut Connection, line: impl Line) -> AllReply {
     parse_all(&query::<Value>(con, line))
-}
-
-/// A field of `RL.INSPECT key` (an integer).
-fn inspect(con: &mut Connection, key: &str, name: &str) -> i64 {
-    let view: Vec<Value> = query(con, format!("RL.INSPECT {key}"));
-    let at = view
-        .iter()
-        .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
-        .unwrap_or_else(|| panic!("no {name} in RL.INSPECT {key}: {view:?}"));
-    match &view[at + 1] {
-        Value::Int(value) => *value,
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-/// `INFO rl`'s `rl_waiting` count of `what` (buckets, leases, all).
-fn waiting_on(con: &mut Connection, what: &str) -> i64 {
-    let line = info_field(con, "rl", "rl_waiting");
-    let count = line
-        .split(',')
-        .find_map(|field| field.strip_prefix(&format!("{what}=")))
-        .unwrap_or_else(|| panic!("rl_waiting: {line}"));
-    count.parse().unwrap()
-}
-
-/// Waits until `count` clients wait on `what` (buckets, leases, all).
-fn until_waiting_on(con: &mut Connection, what: &str, count: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while waiting_on(con, what) != count {
-        assert!(Instant::now() < deadline, "never {count} waiting on {what}");
-        sleep(Duration::from_millis(2));
-    }
-}
-
-/// `INFO rl`'s `rl_waits` without `waited_ms`: `total=..,granted=..,...`.
-fn waits(con: &mut Connection) -> String {
-    let line = info_field(con, "rl", "rl_waits");
-    line.split(",waited_ms").next().unwrap().to_owned()
 }
 
 /// Sends the RL.ALL `line` on a connection of its own; the reply and when
@@ -128,17 +93,6 @@ fn states(con: &mut Connection, keys: &[&str]) -> Vec<(Option<Vec<u8>>, i64)> {
         .collect()
 }
 
-/// The id of the one blocked client.
-fn blocked_client(con: &mut Connection) -> String {
-    let clients: String = query(con, "CLIENT LIST");
-    clients
-        .lines()
-        .find(|line| line.contains(" flags=b "))
-        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .expect("the waiting client")
-        .to_owned()
-}
-
 #[test]
 fn wait_is_refused_unless_every_spec_waits_and_out_of_range() {
     let server = Server::start();
@@ -164,7 +118,10 @@ fn wait_is_refused_unless_every_spec_waits_and_out_of_range() {
         "ERR WAIT timeout_ms must be an integer from 1 to 100"
     );
     assert_eq!(all(&mut con, format!("{specs} WAIT 100")).0, 1);
-    assert_eq!(waits(&mut con), "total=0,granted=0,timedout=0,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=0,granted=0,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -198,7 +155,10 @@ fn a_call_allowed_at_once_is_answered_at_once_as_without_wait() {
     );
     assert_eq!(without_ids(plain), waited, "as without WAIT");
     assert_eq!(waiting_on(&mut con, "all"), 0);
-    assert_eq!(waits(&mut con), "total=0,granted=0,timedout=0,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=0,granted=0,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -238,10 +198,13 @@ fn a_bucket_not_due_within_the_timeout_or_never_is_denied_at_once_writing_nothin
     }
     assert!(start.elapsed() < LATE, "answered at once");
     assert_eq!(states(&mut con, &keys), before, "nothing written");
-    assert_eq!(inspect(&mut con, "b", "tokens"), 0);
-    assert_eq!(inspect(&mut con, "s", "live"), 1);
+    assert_eq!(inspect_field(&mut con, "b", "tokens").unwrap(), 0);
+    assert_eq!(inspect_field(&mut con, "s", "live").unwrap(), 1);
     assert_eq!(waiting_on(&mut con, "all"), 0);
-    assert_eq!(waits(&mut con), "total=0,granted=0,timedout=0,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=0,granted=0,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -258,9 +221,9 @@ fn debts_due_within_the_timeout_are_taken_at_once_and_answered_when_the_last_is_
     let handle = waiter(&server, line, start);
     until_waiting_on(&mut con, "all", 1);
     // Admitted at once: the debts taken, the slot taken.
-    assert_eq!(inspect(&mut con, "tb", "tokens"), -1);
-    assert_eq!(inspect(&mut con, "rs", "tokens"), -2);
-    assert_eq!(inspect(&mut con, "sl", "live"), 1);
+    assert_eq!(inspect_field(&mut con, "tb", "tokens").unwrap(), -1);
+    assert_eq!(inspect_field(&mut con, "rs", "tokens").unwrap(), -2);
+    assert_eq!(inspect_field(&mut con, "sl", "live").unwrap(), 1);
     let ((allowed, retry, specs), at) = handle.join().unwrap();
     let answered = server_ms(&mut con);
     assert_on_time(at, Duration::from_millis(1000), "the answer");
@@ -274,7 +237,7 @@ fn debts_due_within_the_timeout_are_taken_at_once_and_answered_when_the_last_is_
     let (reservation, lease) = (specs[1][5], specs[2][5]);
     assert!(reservation > 0 && lease > 0, "{specs:?}");
     // Its lease and reservation count from its answer, not its call.
-    let lease_end = inspect(&mut con, "sl", "next_end_ms");
+    let lease_end = inspect_field(&mut con, "sl", "next_end_ms").unwrap();
     assert!(
         lease_end >= called + 1000 + 10000 && lease_end <= answered + 10000,
         "lease ends {} ms after the call",
@@ -289,7 +252,10 @@ fn debts_due_within_the_timeout_are_taken_at_once_and_answered_when_the_last_is_
     assert_eq!(ints(&mut con, format!("RL.CANCEL rs {reservation}"))[0], 1);
     assert_eq!(int(&mut con, format!("RL.RELEASE sl {lease}")), 1);
     assert_eq!(waiting_on(&mut con, "all"), 0);
-    assert_eq!(waits(&mut con), "total=1,granted=1,timedout=0,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=1,granted=1,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -315,15 +281,18 @@ fn a_call_short_of_a_slot_waits_in_line_writing_nothing_until_one_is_released() 
     assert_granted(&specs[0], 5, 4, 60000);
     assert_granted(&specs[1], 1, 0, 60000);
     assert!(specs[1][5] > held, "a new lease id: {specs:?}");
-    let lease_end = inspect(&mut con, "s", "next_end_ms");
+    let lease_end = inspect_field(&mut con, "s", "next_end_ms").unwrap();
     assert!(
         lease_end >= released + 60000 && lease_end <= answered + 60000,
         "the lease counts from the answer"
     );
-    assert_eq!(inspect(&mut con, "b", "tokens"), 4);
+    assert_eq!(inspect_field(&mut con, "b", "tokens").unwrap(), 4);
     assert_eq!(ints(&mut con, "RL.ACQUIRE s 1 60000")[0], 0, "held");
     assert_eq!(waiting_on(&mut con, "all"), 0);
-    assert_eq!(waits(&mut con), "total=1,granted=1,timedout=0,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=1,granted=1,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -355,8 +324,11 @@ fn lease_waiters_and_rl_all_waiters_on_a_key_are_served_in_arrival_order() {
     assert_eq!(int(&mut con, format!("RL.RELEASE q {}", specs[1][5])), 1);
     let reply = third.join().unwrap();
     assert_granted(&reply, 1, 0, 60000);
-    assert_eq!(inspect(&mut con, "b", "tokens"), 9);
-    assert_eq!(waits(&mut con), "total=3,granted=3,timedout=0,refunded=0");
+    assert_eq!(inspect_field(&mut con, "b", "tokens").unwrap(), 9);
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=3,granted=3,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -380,7 +352,11 @@ fn a_call_is_admitted_only_with_no_lease_waiter_ahead_and_every_slot_free() {
         1,
         "the lease waiter waits for y"
     );
-    assert_eq!(inspect(&mut con, "x", "live"), 0, "x is free");
+    assert_eq!(
+        inspect_field(&mut con, "x", "live").unwrap(),
+        0,
+        "x is free"
+    );
     // y frees: the lease waiter before it in y's line takes the slot.
     assert_eq!(int(&mut con, format!("RL.RELEASE y {held_y}")), 1);
     let reply = lease_waiter.join().unwrap();
@@ -393,8 +369,8 @@ fn a_call_is_admitted_only_with_no_lease_waiter_ahead_and_every_slot_free() {
     assert_eq!((allowed, retry), (1, 0), "{specs:?}");
     assert_granted(&specs[0], 1, 0, 60000);
     assert_granted(&specs[1], 1, 0, 60000);
-    assert_eq!(inspect(&mut con, "x", "live"), 1);
-    assert_eq!(inspect(&mut con, "y", "live"), 1);
+    assert_eq!(inspect_field(&mut con, "x", "live").unwrap(), 1);
+    assert_eq!(inspect_field(&mut con, "y", "live").unwrap(), 1);
     for (key, spec) in ["x", "y"].iter().zip(&specs) {
         assert_eq!(int(&mut con, format!("RL.RELEASE {key} {}", spec[5])), 1);
     }
@@ -456,8 +432,11 @@ fn a_lease_reaching_its_end_or_its_key_deleted_or_expired_admits_a_waiter() {
             "after {end}: {specs:?}"
         );
     }
-    assert_eq!(inspect(&mut con, "e", "live"), 1);
-    assert_eq!(waits(&mut con), "total=3,granted=3,timedout=0,refunded=0");
+    assert_eq!(inspect_field(&mut con, "e", "live").unwrap(), 1);
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=3,granted=3,timedout=0,refunded=0"
+    );
 }
 
 #[test]
@@ -483,7 +462,10 @@ fn a_call_still_in_line_at_its_timeout_is_denied_writing_nothing() {
     assert_eq!(specs[1][..3], plain.2[1][..3]);
     assert_eq!(states(&mut con, &keys), before, "nothing written");
     assert_eq!(waiting_on(&mut con, "all"), 0);
-    assert_eq!(waits(&mut con), "total=1,granted=0,timedout=1,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=1,granted=0,timedout=1,refunded=0"
+    );
 }
 
 #[test]
@@ -500,7 +482,7 @@ fn a_call_admitted_too_late_for_its_tokens_is_denied_then_writing_nothing() {
     // A bucket waiter takes that token: b's next is due in 4 s.
     let bucket_waiter = plain_waiter(&server, "RL.TOKENBUCKET b 1 1 2000 WAIT 2500");
     until_waiting_on(&mut con, "buckets", 1);
-    assert_eq!(inspect(&mut con, "b", "tokens"), -1);
+    assert_eq!(inspect_field(&mut con, "b", "tokens").unwrap(), -1);
     let before = states(&mut con, &["b"]);
     assert_eq!(int(&mut con, format!("RL.RELEASE s {held}")), 1);
     let ((allowed, retry, specs), at) = handle.join().unwrap();
@@ -515,11 +497,14 @@ fn a_call_admitted_too_late_for_its_tokens_is_denied_then_writing_nothing() {
     assert_eq!(states(&mut con, &["b"])[0], before[0], "b untouched");
     assert!(
         matches!(call(&mut con, "RL.INSPECT s"), Ok(Value::Nil))
-            || inspect(&mut con, "s", "live") == 0,
+            || inspect_field(&mut con, "s", "live").unwrap() == 0,
         "no slot taken"
     );
     assert_eq!(bucket_waiter.join().unwrap()[0], 1);
-    assert_eq!(waits(&mut con), "total=2,granted=1,timedout=1,refunded=0");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=2,granted=1,timedout=1,refunded=0"
+    );
 }
 
 #[test]
@@ -543,7 +528,10 @@ fn a_call_that_disconnects_in_line_takes_nothing() {
     sleep(Duration::from_millis(100));
     assert_eq!(dump(&mut con, b"b"), None, "no bucket");
     assert_eq!(ints(&mut con, "RL.ACQUIRE d 1 60000")[..3], [1, 1, 0]);
-    assert_eq!(waits(&mut con), "total=1,granted=0,timedout=0,refunded=1");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=1,granted=0,timedout=0,refunded=1"
+    );
 }
 
 #[test]
@@ -562,29 +550,40 @@ fn a_call_that_disconnects_once_admitted_gets_everything_back_on_master_and_repl
     assert!(call(&mut leaving, line).is_err(), "waits for b's token");
     // Admitted: the debt, the reservation and the lease taken.
     assert_eq!(waiting_on(&mut con, "all"), 1);
-    assert_eq!(inspect(&mut con, "b", "tokens"), -1);
-    assert_eq!(inspect(&mut con, "r", "tokens"), 6);
-    assert_eq!(inspect(&mut con, "s", "live"), 1);
+    assert_eq!(inspect_field(&mut con, "b", "tokens").unwrap(), -1);
+    assert_eq!(inspect_field(&mut con, "r", "tokens").unwrap(), 6);
+    assert_eq!(inspect_field(&mut con, "s", "live").unwrap(), 1);
     drop(leaving);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !waits(&mut con).contains("refunded=1") {
-        assert!(Instant::now() < deadline, "no refund: {}", waits(&mut con));
+    while !counted_waits(&mut con).contains("refunded=1") {
+        assert!(
+            Instant::now() < deadline,
+            "no refund: {}",
+            counted_waits(&mut con)
+        );
         sleep(Duration::from_millis(10));
     }
     assert_eq!(waiting_on(&mut con, "all"), 0);
-    assert_eq!(inspect(&mut con, "b", "tokens"), 0, "the token back");
-    assert!(inspect(&mut con, "b", "reset_after_ms") <= 3000);
     assert_eq!(
-        inspect(&mut con, "r", "tokens"),
+        inspect_field(&mut con, "b", "tokens").unwrap(),
+        0,
+        "the token back"
+    );
+    assert!(inspect_field(&mut con, "b", "reset_after_ms").unwrap() <= 3000);
+    assert_eq!(
+        inspect_field(&mut con, "r", "tokens").unwrap(),
         10,
         "the reservation cancelled"
     );
     assert!(
         matches!(call(&mut con, "RL.INSPECT s"), Ok(Value::Nil))
-            || inspect(&mut con, "s", "live") == 0,
+            || inspect_field(&mut con, "s", "live").unwrap() == 0,
         "the lease released"
     );
-    assert_eq!(waits(&mut con), "total=1,granted=0,timedout=0,refunded=1");
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=1,granted=0,timedout=0,refunded=1"
+    );
     // The next call finds the bucket as if the other had never come.
     let reply = ints(&mut con, "RL.TOKENBUCKET b 1 1 3000 WAIT 10");
     assert_eq!(reply[..3], [0, 1, 0]);
@@ -630,7 +629,11 @@ fn the_replica_holds_the_masters_state_while_and_after_calls_wait() {
         let ((allowed, _, specs), _) = handle.join().unwrap();
         assert_eq!(allowed, 1, "{specs:?}");
     }
-    assert_eq!(inspect(&mut con, "r", "tokens"), 2, "3 tokens reserved");
+    assert_eq!(
+        inspect_field(&mut con, "r", "tokens").unwrap(),
+        2,
+        "3 tokens reserved"
+    );
     wait_for_replica(&mut con);
     assert_eq!(
         states(&mut replica_con, &keys),
@@ -672,8 +675,15 @@ fn no_rl_all_waits_inside_a_transaction_a_script_or_with_at() {
     }
     assert!(start.elapsed() < LATE, "none waited");
     assert_eq!(states(&mut con, &keys), before, "nothing written");
-    assert_eq!(inspect(&mut con, "b", "tokens"), 0, "no debt");
-    assert_eq!(waits(&mut con), "total=0,granted=0,timedout=0,refunded=0");
+    assert_eq!(
+        inspect_field(&mut con, "b", "tokens").unwrap(),
+        0,
+        "no debt"
+    );
+    assert_eq!(
+        counted_waits(&mut con),
+        "total=0,granted=0,timedout=0,refunded=0"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
 
+use crate::common::wait::{inspect_field, tokens, until_waiting_on, waiting_on, waits};
 use crate::common::{command, dump, info_field, int, ints, query, server_ms, Server};
 
 /// A generous bound on how late an answer may come on a loaded machine.
@@ -53,58 +54,6 @@ fn assert_alive(server: &Server) {
         "the server is down ({pong:?}); its log: {}",
         log_tail(server)
     );
-}
-
-/// A field of `RL.INSPECT key`: None when the key is missing or the field
-/// nil.
-fn field(con: &mut Connection, key: &str, name: &str) -> Option<i64> {
-    let view: Value = query(con, format!("RL.INSPECT {key}"));
-    let Value::Array(view) = view else {
-        return None;
-    };
-    let at = view
-        .iter()
-        .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
-        .unwrap_or_else(|| panic!("no {name} in RL.INSPECT {key}: {view:?}"));
-    match &view[at + 1] {
-        Value::Int(value) => Some(*value),
-        Value::Nil => None,
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-/// `RL.INSPECT key`'s `tokens`, which must be there.
-fn tokens(con: &mut Connection, key: &str) -> i64 {
-    field(con, key, "tokens").unwrap_or_else(|| panic!("no bucket at {key}"))
-}
-
-/// `INFO rl`'s `rl_waiting` count of `what` (buckets, leases).
-fn waiting_on(con: &mut Connection, what: &str) -> i64 {
-    let line = info_field(con, "rl", "rl_waiting");
-    line.split(',')
-        .find_map(|field| field.strip_prefix(&format!("{what}=")))
-        .unwrap_or_else(|| panic!("rl_waiting: {line}"))
-        .parse()
-        .unwrap()
-}
-
-/// Waits until `count` clients wait on `what` (buckets, leases).
-fn until_waiting_on(con: &mut Connection, what: &str, count: i64) {
-    let mut seen = -1;
-    let deadline = Instant::now() + PATIENCE;
-    while seen != count {
-        assert!(
-            Instant::now() < deadline,
-            "never {count} waiting on {what} ({seen})"
-        );
-        seen = waiting_on(con, what);
-        sleep(Duration::from_millis(2));
-    }
-}
-
-/// `INFO rl`'s `rl_waits` fields, as `total=..,granted=..,...`.
-fn waits(con: &mut Connection) -> String {
-    info_field(con, "rl", "rl_waits")
 }
 
 /// The CPU time the server has used, in seconds.
@@ -167,7 +116,7 @@ fn a_lease_ending_during_a_write_pause_is_granted_once_the_pause_is_over() {
     let server = Server::start();
     let mut con = server.connect();
     ints(&mut con, "RL.ACQUIRE p 1 800");
-    let end_ms = field(&mut con, "p", "next_end_ms").unwrap();
+    let end_ms = inspect_field(&mut con, "p", "next_end_ms").unwrap();
     let waiting = waiter(&server, "RL.ACQUIRE p 1 60000 WAIT 4500");
     until_waiting_on(&mut con, "leases", 1);
     let paused = pause_writes(&mut con, 1500);
@@ -188,7 +137,11 @@ fn a_lease_ending_during_a_write_pause_is_granted_once_the_pause_is_over() {
         after <= Duration::from_millis(1500) + LATE,
         "late: {after:?}"
     );
-    assert_eq!(field(&mut con, "p", "live"), Some(1), "the lease granted");
+    assert_eq!(
+        inspect_field(&mut con, "p", "live"),
+        Some(1),
+        "the lease granted"
+    );
     assert!(
         waits(&mut con).contains("granted=1,"),
         "{}",
@@ -218,7 +171,11 @@ fn a_lease_key_expiring_during_a_write_pause_hands_its_slot_over_after_it() {
         after <= Duration::from_millis(1500) + LATE,
         "late: {after:?}"
     );
-    assert_eq!(field(&mut con, "x", "live"), Some(1), "the lease granted");
+    assert_eq!(
+        inspect_field(&mut con, "x", "live"),
+        Some(1),
+        "the lease granted"
+    );
 }
 
 /// A lease waiter whose timeout comes during the pause, after the key's
@@ -228,7 +185,7 @@ fn a_lease_waiter_timing_out_during_a_write_pause_is_denied_and_takes_nothing() 
     let server = Server::start();
     let mut con = server.connect();
     ints(&mut con, "RL.ACQUIRE t 1 500");
-    let end_ms = field(&mut con, "t", "next_end_ms").unwrap();
+    let end_ms = inspect_field(&mut con, "t", "next_end_ms").unwrap();
     let waiting = waiter(&server, "RL.ACQUIRE t 1 60000 WAIT 1000");
     until_waiting_on(&mut con, "leases", 1);
     let paused = pause_writes(&mut con, 3000);
@@ -599,7 +556,11 @@ fn lease_waiter_woken_by(op: &str) {
         after < Duration::from_millis(2500),
         "{op}: granted only {after:?} after it"
     );
-    assert_eq!(field(&mut con, "w", "live"), Some(1), "{op}: the lease");
+    assert_eq!(
+        inspect_field(&mut con, "w", "live"),
+        Some(1),
+        "{op}: the lease"
+    );
     assert_eq!(waiting_on(&mut con, "leases"), 0);
 }
 
