@@ -296,6 +296,22 @@ impl Background {
         }
     }
 
+    /// Works on database `db` from now on. A timer's context starts on the
+    /// database it was started from, which for a server event's context
+    /// (FLUSHALL, SWAPDB) is 0, not the waiters'.
+    pub fn select_db(&self, db: i32) -> CommandResult<()> {
+        if self.selected_db() == db {
+            return Ok(());
+        }
+        let select = unsafe { raw::RedisModule_SelectDb }
+            .ok_or(CommandError::Server("database API missing"))?;
+        // SAFETY: ctx is live; Redis refuses a database out of range.
+        match unsafe { select(self.ctx, db) } {
+            status if status == raw::Status::Ok as c_int => Ok(()),
+            _ => Err(CommandError::Server("could not select the database")),
+        }
+    }
+
     /// The database the context works on.
     pub fn selected_db(&self) -> i32 {
         match unsafe { raw::RedisModule_GetSelectedDb } {

@@ -25,6 +25,18 @@ pub fn may_receive() -> bool {
     is_replica() || LOADING.load(Ordering::Relaxed)
 }
 
+/// Whether `CLIENT UNBLOCK` may interrupt a client the module blocks and
+/// answers itself: Redis 7.2 and later (and Valkey, which reports 7.2.4).
+/// On Redis 7.0, a client answered by the module and unblocked in the same
+/// turn of the event loop never gets its reply.
+pub fn unblock_is_safe() -> bool {
+    match unsafe { raw::RedisModule_GetServerVersion } {
+        // SAFETY: no arguments; the version as 0x00MMmmpp.
+        Some(version) => (unsafe { version() }) >= 0x00_07_02_00,
+        None => false,
+    }
+}
+
 /// Whether writes are paused (`CLIENT PAUSE ... WRITE`, or a FAILOVER
 /// under way): a write from a timer must wait until they resume. Redis
 /// does not expire keys meanwhile, so a key past its expiry is still there

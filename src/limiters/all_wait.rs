@@ -355,6 +355,7 @@ pub fn admit(cx: &Background, token: u64) -> bool {
 /// answered; `None` when a slot is still short. An error when it cannot be
 /// admitted within its timeout.
 fn try_admit(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> CommandResult<Option<i64>> {
+    cx.select_db(waiter.db)?;
     let mut keys = waiter
         .names
         .iter()
@@ -411,11 +412,13 @@ fn decide_and_store(
 
 /// The reply of a denied RL.ALL at `now_ms`, from the waiter's keys.
 fn denied_reply(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> Reply {
-    let keys = waiter
-        .names
-        .iter()
-        .map(|name| cx.read_key(name))
-        .collect::<CommandResult<Vec<Key>>>();
+    let keys = cx.select_db(waiter.db).and_then(|()| {
+        waiter
+            .names
+            .iter()
+            .map(|name| cx.read_key(name))
+            .collect::<CommandResult<Vec<Key>>>()
+    });
     let decided = keys.and_then(|mut keys| {
         for ((spec, &cost), key) in waiter.specs.iter_mut().zip(&waiter.costs).zip(&mut keys) {
             spec.decide(key, cost, now_ms)?;
@@ -431,23 +434,26 @@ fn denied_reply(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> Reply {
 /// Answers an admitted waiter at `now_ms`: allowed, each limiter as a peek
 /// shows it then, with the ids of what it opened.
 fn answer_admitted(cx: &Background, waiter: Waiter, now_ms: i64) {
-    let decisions = waiter
-        .specs
-        .iter()
-        .zip(&waiter.names)
-        .map(|(spec, name)| {
-            let mut key = cx.read_key(name)?;
-            let (decision, id) = spec.peek(&mut key, now_ms)?;
-            Ok((
-                Decision {
-                    allowed: true,
-                    retry_after_ms: 0,
-                    ..decision
-                },
-                id,
-            ))
-        })
-        .collect::<CommandResult<PerKey<(Decision, Option<i64>)>>>();
+    let selected = cx.select_db(waiter.db);
+    let decisions = selected.and_then(|()| {
+        waiter
+            .specs
+            .iter()
+            .zip(&waiter.names)
+            .map(|(spec, name)| {
+                let mut key = cx.read_key(name)?;
+                let (decision, id) = spec.peek(&mut key, now_ms)?;
+                Ok((
+                    Decision {
+                        allowed: true,
+                        retry_after_ms: 0,
+                        ..decision
+                    },
+                    id,
+                ))
+            })
+            .collect::<CommandResult<PerKey<(Decision, Option<i64>)>>>()
+    });
     let reply = match decisions {
         Ok(decisions) => Reply::All {
             allowed: true,
@@ -470,6 +476,7 @@ fn end(mut waiter: Waiter, ended: &crate::stats::Counter, now_ms: i64, reply: Re
 /// Gives back what a waiter that went away took, on each key, and
 /// propagates it.
 fn give_back(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<bool> {
+    cx.select_db(waiter.db)?;
     let mut gave = false;
     for (spec, name) in waiter.specs.iter().zip(&waiter.names) {
         let mut key = cx.update_key(name)?;

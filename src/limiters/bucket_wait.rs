@@ -244,7 +244,8 @@ impl WaitEvents for Waits {
             return;
         };
         let state = cx
-            .read_key(&waiter.name)
+            .select_db(waiter.db)
+            .and_then(|()| cx.read_key(&waiter.name))
             .ok()
             .and_then(|mut key| Some(key.value::<Bucket>().ok()??.state()));
         let decision = algo::answer(state.as_ref(), &waiter.waiting.params, now);
@@ -281,6 +282,7 @@ impl WaitEvents for Waits {
 /// cancels its reservation), stores and propagates it; false when there is
 /// nothing to give back (the key is gone, or holds something else).
 fn refund(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<bool> {
+    cx.select_db(waiter.db)?;
     let mut key = cx.update_key(&waiter.name)?;
     let Some(bucket) = key.value::<Bucket>()? else {
         return Ok(false);

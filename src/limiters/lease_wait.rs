@@ -134,7 +134,9 @@ fn line_of(call: &Call, index: usize) -> CommandResult<Line> {
 /// one: before an RL.ACQUIRE or RL.ALL decides, after an RL.RELEASE or
 /// RL.EXTEND wrote.
 pub fn serve_for(call: &Call, index: usize) -> CommandResult<()> {
-    if with_registry(|r| r.lines.is_empty()).unwrap_or(true) {
+    // A write from the master or a file replays what was decided: the lines
+    // are served from their timers once it is done.
+    if with_registry(|r| r.lines.is_empty()).unwrap_or(true) || call.is_replicated_or_loading() {
         return Ok(());
     }
     serve(&call.background(), &line_of(call, index)?)
@@ -154,7 +156,7 @@ pub fn enqueue(
         return Err(CommandError::Server("waiters busy"));
     };
     let timer = call.start_timer::<LeaseWaits>(timeout_ms, token)?;
-    let client = match call.block::<LeaseWaits>(true) {
+    let client = match call.block::<LeaseWaits>(server::unblock_is_safe()) {
         Ok(client) => client,
         Err(error) => {
             call.background().stop_timer(timer);
@@ -218,6 +220,7 @@ fn serve(cx: &Background, line: &Line) -> CommandResult<()> {
     let Some(Some((name, members))) = found else {
         return Ok(());
     };
+    cx.select_db(line.0)?;
     let mut run = Vec::new();
     let mut next_end_ms = None;
     for member in members.into_iter().chain([Member::End]) {
@@ -412,10 +415,11 @@ fn grant(
 fn time_out(cx: &Background, token: u64) -> Option<(BlockedClient, Reply)> {
     let removed = with_registry(|r| r.remove(token)).flatten()?;
     let (name, params) = (Rc::clone(&removed.0.name), removed.0.params);
+    let selected = cx.select_db(removed.0.line.0);
     let client = finish(cx, removed, &TIMED_OUT);
     let now = server::clock_ms();
-    let state = cx
-        .read_key(&name)
+    let state = selected
+        .and_then(|()| cx.read_key(&name))
         .ok()
         .and_then(|mut key| key.value::<LeaseState>().ok()?.map(|s| s.clone()));
     let reply = match leases::acquire(state.as_ref(), &params, now, 1) {

@@ -432,6 +432,14 @@ pub fn expire_unreaped(con: &mut Connection, keys: &[&str]) -> String {
 }
 
 /// A field of `INFO section`, empty when absent.
+/// The server's version as Redis reports it (Valkey reports 7.2.4): major
+/// and minor.
+pub fn server_version(con: &mut Connection) -> (u32, u32) {
+    let version = info_field(con, "server", "redis_version");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
 pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
     let info: String = query(con, ["INFO", section]);
     info.lines()

@@ -588,3 +588,61 @@ fn a_lease_waiter_is_woken_by_move() {
 fn a_lease_waiter_is_woken_by_swapdb() {
     lease_waiter_woken_by("SWAPDB 0 1");
 }
+
+/// A connection of `server` on database `db`.
+fn connect_db(server: &Server, db: u32) -> Connection {
+    let mut con = server.connect();
+    query::<()>(&mut con, format!("SELECT {db}"));
+    con
+}
+
+/// A lease waiter in database 3 woken by a FLUSHALL or a SWAPDB sent from
+/// another database (their events run on database 0): its lease goes to its
+/// own database, and database 0 is untouched.
+#[test]
+fn a_lease_waiter_woken_from_another_database_is_granted_in_its_own() {
+    for op in ["FLUSHALL", "SWAPDB 3 4"] {
+        let server = Server::start();
+        let mut db3 = connect_db(&server, 3);
+        ints(&mut db3, "RL.ACQUIRE k 1 60000");
+        let mut waiting = connect_db(&server, 3);
+        let handle = spawn(move || {
+            command("RL.ACQUIRE k 1 60000 WAIT 3000")
+                .query::<Vec<i64>>(&mut waiting)
+                .map_err(|e| e.to_string())
+        });
+        let mut con = connect_db(&server, 5);
+        until_waiting_on(&mut con, "leases", 1);
+        query::<()>(&mut con, op);
+        let reply = handle.join().unwrap().expect("a reply");
+        assert_eq!(&reply[..2], [1, 1], "{op}: granted: {reply:?}");
+        assert_eq!(
+            inspect_field(&mut db3, "k", "live"),
+            Some(1),
+            "{op}: the lease in database 3"
+        );
+        let mut db0 = server.connect();
+        assert_eq!(int(&mut db0, "DBSIZE"), 0, "{op}: nothing in database 0");
+    }
+}
+
+/// An AOF replayed (DEBUG LOADAOF) while a client waits for a slot: the
+/// replay restores the lease it holds, and no waiter takes a slot during
+/// it; the waiter gets the slot once that lease is released.
+#[test]
+fn no_waiter_is_served_while_the_aof_is_replayed() {
+    let server = Server::start_with(&["--appendonly", "yes"]);
+    let mut con = server.connect();
+    let held = ints(&mut con, "RL.ACQUIRE a 1 60000")[5];
+    let waiting = waiter(&server, "RL.ACQUIRE a 1 60000 WAIT 4000");
+    until_waiting_on(&mut con, "leases", 1);
+    query::<()>(&mut con, "DEBUG LOADAOF");
+    assert_eq!(waiting_on(&mut con, "leases"), 1, "still waiting");
+    assert_eq!(
+        int(&mut con, format!("RL.RELEASE a {held}")),
+        1,
+        "the replayed lease is the one held"
+    );
+    let (reply, _) = answered(&server, waiting);
+    assert_eq!(&reply[..2], [1, 1], "granted once released: {reply:?}");
+}
