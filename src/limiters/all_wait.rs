@@ -410,39 +410,33 @@ fn decide_and_store(
     }
 }
 
-/// The reply of a denied RL.ALL at `now_ms`, from the waiter's keys.
-fn denied_reply(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> Reply {
-    let keys = cx.select_db(waiter.db).and_then(|()| {
-        waiter
-            .names
-            .iter()
-            .map(|name| cx.read_key(name))
-            .collect::<CommandResult<Vec<Key>>>()
-    });
-    let decided = keys.and_then(|mut keys| {
-        for ((spec, &cost), key) in waiter.specs.iter_mut().zip(&waiter.costs).zip(&mut keys) {
-            spec.decide(key, cost, now_ms)?;
-        }
-        Ok(())
-    });
-    match decided {
-        Ok(()) => all_reply(&waiter.specs, false),
-        Err(_) => Reply::Null,
+/// The reply of a denied RL.ALL at `now_ms`, from the waiter's keys; the
+/// error the call would get then (a key of another type).
+fn denied_reply(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> CommandResult<Reply> {
+    cx.select_db(waiter.db)?;
+    let specs = waiter.specs.iter_mut().zip(&waiter.costs);
+    for (n, ((spec, &cost), name)) in specs.zip(&waiter.names).enumerate() {
+        let mut key = cx.read_key(name)?;
+        spec.decide(&mut key, cost, now_ms)
+            .map_err(|error| error.at_position(n + 1))?;
     }
+    Ok(all_reply(&waiter.specs, false))
 }
 
 /// Answers an admitted waiter at `now_ms`: allowed, each limiter as a peek
 /// shows it then, with the ids of what it opened.
 fn answer_admitted(cx: &Background, waiter: Waiter, now_ms: i64) {
-    let selected = cx.select_db(waiter.db);
-    let decisions = selected.and_then(|()| {
+    let decisions = cx.select_db(waiter.db).and_then(|()| {
         waiter
             .specs
             .iter()
             .zip(&waiter.names)
-            .map(|(spec, name)| {
+            .enumerate()
+            .map(|(n, (spec, name))| {
                 let mut key = cx.read_key(name)?;
-                let (decision, id) = spec.peek(&mut key, now_ms)?;
+                let (decision, id) = spec
+                    .peek(&mut key, now_ms)
+                    .map_err(|error| error.at_position(n + 1))?;
                 Ok((
                     Decision {
                         allowed: true,
@@ -454,22 +448,29 @@ fn answer_admitted(cx: &Background, waiter: Waiter, now_ms: i64) {
             })
             .collect::<CommandResult<PerKey<(Decision, Option<i64>)>>>()
     });
-    let reply = match decisions {
-        Ok(decisions) => Reply::All {
-            allowed: true,
-            retry_after_ms: 0,
-            decisions,
-        },
-        Err(_) => Reply::Null,
-    };
+    let reply = decisions.map(|decisions| Reply::All {
+        allowed: true,
+        retry_after_ms: 0,
+        decisions,
+    });
     end(waiter, &GRANTED, now_ms, reply);
 }
 
-fn end(mut waiter: Waiter, ended: &crate::stats::Counter, now_ms: i64, reply: Reply) {
+/// Ends a waiter, counted under `ended`, answering its client (if still
+/// there) with `reply`.
+fn end(
+    mut waiter: Waiter,
+    ended: &crate::stats::Counter,
+    now_ms: i64,
+    reply: CommandResult<Reply>,
+) {
     ended.bump();
     WAITED_MS.add(now_ms.saturating_sub(waiter.since_ms));
     if let Some(client) = waiter.client.take() {
-        client.answer(reply);
+        match reply {
+            Ok(reply) => client.answer(reply),
+            Err(error) => client.fail(error),
+        }
     }
 }
 

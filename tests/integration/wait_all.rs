@@ -719,3 +719,26 @@ fn an_admitted_call_sends_rl_all_events_for_its_keys() {
     });
     assert_eq!(events, ["rl.release s", "rl.all b", "rl.all s"]);
 }
+
+#[test]
+fn a_call_whose_key_changes_type_while_it_waits_gets_wrongtype_at_its_timeout() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, "RL.ACQUIRE s 1 60000");
+    let mut waiting = server.connect();
+    let handle = spawn(move || {
+        error(
+            &mut waiting,
+            "RL.ALL 2 b s TOKENBUCKET 5 1 1000 ACQUIRE 1 60000 WAIT 500",
+        )
+    });
+    until_waiting_on(&mut con, "all", 1);
+    query::<()>(&mut con, "SET s taken");
+    let text = handle.join().unwrap();
+    assert!(
+        text.starts_with("WRONGTYPE") && text.contains("key 2"),
+        "{text}"
+    );
+    assert_eq!(dump(&mut con, b"b"), None, "nothing written");
+    assert_eq!(waiting_on(&mut con, "all"), 0);
+}
