@@ -34,7 +34,7 @@ pub trait WaitEvents: 'static {
     /// `CLIENT UNBLOCK` interrupted the client [`BlockedClient::id`]
     /// (blocked with `unblockable`): the module releases it and returns
     /// the reply it gets.
-    fn unblocked(_cx: &Background, _client: usize) -> Option<Reply> {
+    fn unblocked(_cx: &Background, _client: usize) -> Option<CommandResult<Reply>> {
         None
     }
 }
@@ -598,8 +598,11 @@ extern "C" fn unblocked<E: WaitEvents>(ctx: Ctx, _argv: *mut RawString, _argc: c
     // SAFETY: ctx is the timeout context of a blocked client.
     let client = unsafe { handle(ctx) } as usize;
     let cx = Background { ctx };
-    if let Ok(Some(reply)) = catch_unwind(AssertUnwindSafe(|| E::unblocked(&cx, client))) {
-        super::reply::send(ctx, &reply);
+    match catch_unwind(AssertUnwindSafe(|| E::unblocked(&cx, client))) {
+        Ok(Some(Ok(reply))) => super::reply::send(ctx, &reply),
+        Ok(Some(Err(error))) => super::reply_error(ctx, &error.reply_text()),
+        Err(_) => super::reply_error(ctx, "ERR internal error in the rl module"),
+        Ok(None) => {}
     }
     raw::Status::Ok as c_int
 }

@@ -411,25 +411,23 @@ fn grant(
 
 /// Ends waiter `token` without a lease: its timeout passed, or `CLIENT
 /// UNBLOCK` interrupted it. Its client, and the reply of a denied
-/// RL.ACQUIRE at this moment (id 0).
-fn time_out(cx: &Background, token: u64) -> Option<(BlockedClient, Reply)> {
+/// RL.ACQUIRE at this moment (id 0), or the error it would get (its key now
+/// holds another type).
+fn time_out(cx: &Background, token: u64) -> Option<(BlockedClient, CommandResult<Reply>)> {
     let removed = with_registry(|r| r.remove(token)).flatten()?;
     let (name, params) = (Rc::clone(&removed.0.name), removed.0.params);
     let selected = cx.select_db(removed.0.line.0);
     let client = finish(cx, removed, &TIMED_OUT);
     let now = server::clock_ms();
-    let state = selected
-        .and_then(|()| cx.read_key(&name))
-        .ok()
-        .and_then(|mut key| key.value::<LeaseState>().ok()?.map(|s| s.clone()));
-    let reply = match leases::acquire(state.as_ref(), &params, now, 1) {
-        Ok(outcome) => {
-            let mut decision = outcome.evaluation.own_decision();
-            decision.allowed = false;
-            Reply::decision(decision, Some(0))
-        }
-        Err(_) => Reply::Null,
-    };
+    let reply = selected.and_then(|()| {
+        let mut key = cx.read_key(&name)?;
+        let state = key.value::<LeaseState>()?;
+        let outcome = leases::acquire(state.as_deref(), &params, now, 1)
+            .map_err(|_| CommandError::Server("lease ids exhausted"))?;
+        let mut decision = outcome.evaluation.own_decision();
+        decision.allowed = false;
+        Ok(Reply::decision(decision, Some(0)))
+    });
     Some((client, reply))
 }
 
@@ -474,8 +472,10 @@ impl WaitEvents for LeaseWaits {
         if let Some(line) = line {
             let _ = serve(cx, &line);
         }
-        if let Some((client, reply)) = time_out(cx, token) {
-            client.answer(reply);
+        match time_out(cx, token) {
+            Some((client, Ok(reply))) => client.answer(reply),
+            Some((client, Err(error))) => client.fail(error),
+            None => {}
         }
     }
 
@@ -489,7 +489,7 @@ impl WaitEvents for LeaseWaits {
         }
     }
 
-    fn unblocked(cx: &Background, client: usize) -> Option<Reply> {
+    fn unblocked(cx: &Background, client: usize) -> Option<CommandResult<Reply>> {
         let token = with_registry(|r| r.by_client.get(&client).copied()).flatten()?;
         let (client, reply) = time_out(cx, token)?;
         client.release();

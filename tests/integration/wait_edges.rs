@@ -646,3 +646,19 @@ fn no_waiter_is_served_while_the_aof_is_replayed() {
     let (reply, _) = answered(&server, waiting);
     assert_eq!(&reply[..2], [1, 1], "granted once released: {reply:?}");
 }
+
+/// A lease waiter whose key comes to hold another type: WRONGTYPE at its
+/// timeout, as the call would get then.
+#[test]
+fn a_lease_waiter_whose_key_changes_type_gets_wrongtype_at_its_timeout() {
+    let server = Server::start();
+    let mut con = server.connect();
+    ints(&mut con, "RL.ACQUIRE s 1 60000");
+    let waiting = waiter(&server, "RL.ACQUIRE s 1 60000 WAIT 500");
+    until_waiting_on(&mut con, "leases", 1);
+    query::<()>(&mut con, "SET s taken");
+    let (reply, _) = waiting.join().unwrap();
+    let error = reply.expect_err("an error");
+    assert!(error.contains("WRONGTYPE"), "{error}");
+    assert_eq!(waiting_on(&mut con, "leases"), 0);
+}
