@@ -50,6 +50,8 @@ struct Request<'a> {
     specs: PerKey<Box<dyn Spec>>,
     costs: PerKey<i64>,
     options: Options<'a>,
+    /// `WAIT`'s timeout.
+    wait: Option<i64>,
 }
 
 /// Argument index of key number `n` (from 0).
@@ -109,8 +111,10 @@ fn all(call: &Call) -> CommandResult<Reply> {
         .specs
         .iter()
         .all(|spec| spec.evaluation().is_some_and(|e| e.allowed));
-    let wait = wait::timeout(&request.options)?;
-    if let Some(timeout) = wait.filter(|_| !allowed && at.is_none() && call.may_block()) {
+    if let Some(timeout) = request
+        .wait
+        .filter(|_| !allowed && at.is_none() && call.may_block())
+    {
         let mut waiting = all_wait::Waiting {
             specs: std::mem::take(&mut request.specs),
             costs: std::mem::take(&mut request.costs),
@@ -170,6 +174,7 @@ fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
     if options.wait.is_some() && !specs.iter().all(|spec| spec.waits()) {
         return Err(CommandError::invalid(WAIT_NOT_TAKEN));
     }
+    let wait = wait::timeout(&options)?;
     let costs = match (options.cost, options.costs.clone()) {
         (Some(_), Some(_)) => {
             return Err(CommandError::invalid("COST and COSTS cannot be combined"))
@@ -185,6 +190,7 @@ fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
         specs,
         costs,
         options,
+        wait,
     })
 }
 

@@ -18,6 +18,7 @@ use std::ptr::NonNull;
 
 use redis_module::raw;
 
+use super::data_type::Stored;
 use super::{replication_status, Call, Ctx, Key, KeyMode, RawString};
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
@@ -145,6 +146,12 @@ impl KeyName {
     fn raw(&self) -> RawString {
         self.0.as_ptr()
     }
+
+    /// The name's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the kept string lives as long as self.
+        unsafe { super::string_bytes(self.raw()) }
+    }
 }
 
 impl Drop for KeyName {
@@ -221,17 +228,11 @@ impl Call<'_> {
         keep(self.raw(index)?)
     }
 
-    /// Propagates the state now stored in the key at argument `index`, as
+    /// Propagates the `S` now stored in the key at argument `index`, as
     /// `RL.RESTORESTATE key kind payload` and its absolute expiry: a write
     /// that replicas and the AOF apply without deciding again.
-    pub fn replicate_state(
-        &self,
-        index: usize,
-        key: &Key,
-        kind: &CStr,
-        payload: &[u8],
-    ) -> CommandResult<()> {
-        replicate_state(self.ctx, self.raw(index)?, key, kind, payload)
+    pub fn replicate_state<S: Stored>(&self, index: usize, key: &mut Key) -> CommandResult<()> {
+        replicate_state::<S>(self.ctx, self.raw(index)?, key)
     }
 }
 
@@ -254,14 +255,8 @@ impl Background {
     }
 
     /// See [`Call::replicate_state`].
-    pub fn replicate_state(
-        &self,
-        name: &KeyName,
-        key: &Key,
-        kind: &CStr,
-        payload: &[u8],
-    ) -> CommandResult<()> {
-        replicate_state(self.ctx, name.raw(), key, kind, payload)
+    pub fn replicate_state<S: Stored>(&self, name: &KeyName, key: &mut Key) -> CommandResult<()> {
+        replicate_state::<S>(self.ctx, name.raw(), key)
     }
 
     /// See [`Call::notify_module_event`].
@@ -454,13 +449,12 @@ fn start_timer<E: WaitEvents>(ctx: Ctx, delay_ms: i64, data: u64) -> CommandResu
     Ok(TimerId(id))
 }
 
-fn replicate_state(
-    ctx: Ctx,
-    name: RawString,
-    key: &Key,
-    kind: &CStr,
-    payload: &[u8],
-) -> CommandResult<()> {
+fn replicate_state<S: Stored>(ctx: Ctx, name: RawString, key: &mut Key) -> CommandResult<()> {
+    let mut payload = Vec::new();
+    if let Some(state) = key.value::<S>()? {
+        state.encode(&mut payload);
+    }
+    let kind = S::KIND;
     let replicate = unsafe { raw::RedisModule_Replicate }
         .ok_or(CommandError::Server("replication API missing"))?;
     // SAFETY: the format "scb" matches a RedisModuleString, a C string and

@@ -93,15 +93,13 @@ pub fn hold(
     let count = waiting.specs.len();
     let db = cx.selected_db();
     let mut names = Vec::with_capacity(count);
-    let mut key_names = Vec::with_capacity(count);
     let mut lines = Vec::new();
     for (n, spec) in waiting.specs.iter().enumerate() {
-        let name = call.arg(key_index(n))?.to_vec();
         if due_ms.is_none() && spec.queues() {
-            lines.push(((db, name.clone()), call.key_name(key_index(n))?));
+            let line = (db, call.arg(key_index(n))?.to_vec());
+            lines.push((line, call.key_name(key_index(n))?));
         }
         names.push(call.key_name(key_index(n))?);
-        key_names.push(name);
     }
     let deadline_ms = now_ms.saturating_add(timeout_ms);
     let token = lease_wait::next_token();
@@ -140,7 +138,7 @@ pub fn hold(
         costs: std::mem::take(&mut waiting.costs),
         names,
         db,
-        key_names,
+        command: spec,
         lines: lines.iter().map(|(line, _)| line.clone()).collect(),
         refundable: true,
         timer: Some(timer),
@@ -219,15 +217,11 @@ fn store(
     for ((spec, key), name) in waiting.specs.iter_mut().zip(keys.iter_mut()).zip(names) {
         spec.start_at(answer_ms);
         if spec.apply(key, &|at_ms| at_ms)? {
-            let (kind, payload) = spec.state_payload(key)?;
-            cx.replicate_state(name, key, kind, &payload)?;
+            spec.replicate(cx, name, key)?;
         }
     }
     Ok(())
 }
-
-/// The keyspace event of a write by a waiting RL.ALL call once admitted.
-const ALL_EVENT: &std::ffi::CStr = c"RL.ALL";
 
 /// One RL.ALL call waiting.
 struct Waiter {
@@ -237,7 +231,8 @@ struct Waiter {
     costs: PerKey<i64>,
     names: Vec<KeyName>,
     db: i32,
-    key_names: Vec<Vec<u8>>,
+    /// RL.ALL, whose keyspace event its writes send.
+    command: &'static CommandSpec,
     /// The lines it stands in, until admitted.
     lines: Vec<Line>,
     /// False once one of its keys went or was replaced: what it took is
@@ -317,7 +312,7 @@ pub fn admit(cx: &Background, token: u64) -> bool {
     }
     let now = server::clock_ms();
     match try_admit(cx, &mut waiter, now) {
-        Ok(Some(answer_ms)) => {
+        Ok(Debits::Due(Some(answer_ms))) => {
             let lines = std::mem::take(&mut waiter.lines);
             if let Some(timer) = waiter.timer.take() {
                 cx.stop_timer(timer);
@@ -333,11 +328,11 @@ pub fn admit(cx: &Background, token: u64) -> bool {
             lease_wait::leave_lines(cx, token, &lines);
             true
         }
-        Ok(None) => {
+        Ok(Debits::Due(None)) => {
             put_back(token, waiter);
             false
         }
-        Err(_) => {
+        Ok(Debits::Beyond) | Err(_) => {
             let lines = std::mem::take(&mut waiter.lines);
             if let Some(timer) = waiter.timer.take() {
                 cx.stop_timer(timer);
@@ -350,11 +345,11 @@ pub fn admit(cx: &Background, token: u64) -> bool {
     }
 }
 
-/// Decides a waiter's specs at `now_ms` and stores them if every slot it
-/// needs is free and its debts are due within its timeout: the time it is
-/// answered; `None` when a slot is still short. An error when it cannot be
-/// admitted within its timeout.
-fn try_admit(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> CommandResult<Option<i64>> {
+/// Decides a waiter's specs at `now_ms` and, if every slot it needs is free
+/// and its debts are due within its timeout, stores them: what debiting
+/// gave (the time it is answered, or `None` while a slot is short, or
+/// beyond its timeout).
+fn try_admit(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> CommandResult<Debits> {
     cx.select_db(waiter.db)?;
     let mut keys = waiter
         .names
@@ -366,48 +361,28 @@ fn try_admit(cx: &Background, waiter: &mut Waiter, now_ms: i64) -> CommandResult
         .zip(&waiter.names)
         .any(|(key, name)| key.is_empty() && !cx.may_create(name));
     if gone_elsewhere {
-        return Ok(None);
+        return Ok(Debits::Due(None));
     }
     let mut waiting = Waiting {
         specs: std::mem::take(&mut waiter.specs),
         costs: std::mem::take(&mut waiter.costs),
     };
-    let admitted = decide_and_store(
-        cx,
-        &mut waiting,
-        &mut keys,
-        &waiter.names,
-        now_ms,
-        waiter.deadline_ms,
-    );
+    let left_ms = waiter.deadline_ms.saturating_sub(now_ms);
+    let debits = redecide(&mut waiting, &mut keys, now_ms)
+        .and_then(|()| debit(&mut waiting, &mut keys, now_ms, left_ms));
+    let stored = match debits {
+        Ok(Debits::Due(Some(answer_ms))) => {
+            store(cx, &mut waiting, &mut keys, &waiter.names, answer_ms).map(|()| {
+                for name in &waiter.names {
+                    cx.notify_module_event(waiter.command.name, name);
+                }
+            })
+        }
+        _ => Ok(()),
+    };
     waiter.specs = waiting.specs;
     waiter.costs = waiting.costs;
-    admitted
-}
-
-fn decide_and_store(
-    cx: &Background,
-    waiting: &mut Waiting,
-    keys: &mut [Key],
-    names: &[KeyName],
-    now_ms: i64,
-    deadline_ms: i64,
-) -> CommandResult<Option<i64>> {
-    redecide(waiting, keys, now_ms)?;
-    let left_ms = deadline_ms.saturating_sub(now_ms);
-    match debit(waiting, keys, now_ms, left_ms)? {
-        Debits::Due(None) => Ok(None),
-        Debits::Due(Some(answer_ms)) => {
-            store(cx, waiting, keys, names, answer_ms)?;
-            for name in names {
-                cx.notify_module_event(ALL_EVENT, name);
-            }
-            Ok(Some(answer_ms))
-        }
-        Debits::Beyond => Err(crate::error::CommandError::Server(
-            "not due within the timeout",
-        )),
-    }
+    stored.and(debits)
 }
 
 /// The reply of a denied RL.ALL at `now_ms`, from the waiter's keys; the
@@ -482,8 +457,7 @@ fn give_back(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<boo
     for (spec, name) in waiter.specs.iter().zip(&waiter.names) {
         let mut key = cx.update_key(name)?;
         if spec.give_back(&mut key, now_ms)? {
-            let (kind, payload) = spec.state_payload(&mut key)?;
-            cx.replicate_state(name, &key, kind, &payload)?;
+            spec.replicate(cx, name, &mut key)?;
             gave = true;
         }
     }
@@ -571,7 +545,10 @@ pub fn keys_gone(gone: KeysGone) {
         for waiter in r.waiters.values_mut() {
             let db = waiter.db;
             if waiter.admitted_at.is_some()
-                && waiter.key_names.iter().any(|name| gone.includes(db, name))
+                && waiter
+                    .names
+                    .iter()
+                    .any(|name| gone.includes(db, name.bytes()))
             {
                 waiter.refundable = false;
             }

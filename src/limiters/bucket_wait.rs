@@ -23,7 +23,6 @@ use crate::algo::wait as algo;
 use crate::error::CommandResult;
 use crate::ffi::blocking::{Background, BlockedClient, KeyName, KeysGone, TimerId, WaitEvents};
 use crate::ffi::command::CommandSpec;
-use crate::ffi::data_type::Stored;
 use crate::ffi::{server, Call, Key};
 use crate::replication::CallClock;
 use crate::reply::Reply;
@@ -71,10 +70,8 @@ pub fn hold<L: Limiter>(
         }
     };
     // Blocked: from here on the client is answered through its handle.
-    let stored = apply::<L>(key, params, cost, &debt, clock).and_then(|_| {
-        let payload = encoded(key.value::<L::State>()?.as_deref());
-        call.replicate_state(1, key, L::State::KIND, &payload)
-    });
+    let stored = apply::<L>(key, params, cost, &debt, clock)
+        .and_then(|_| call.replicate_state::<L::State>(1, key));
     if let Err(error) = stored {
         cx.stop_timer(timer);
         client.fail(error);
@@ -95,14 +92,6 @@ pub fn hold<L: Limiter>(
     };
     with_waiters(|waiters| waiters.insert(token, waiter));
     Ok(Some(Reply::Blocked))
-}
-
-fn encoded<S: Stored>(state: Option<&S>) -> Vec<u8> {
-    let mut payload = Vec::new();
-    if let Some(state) = state {
-        state.encode(&mut payload);
-    }
-    payload
 }
 
 /// One client waiting for its tokens.
@@ -291,10 +280,9 @@ fn refund(cx: &Background, waiter: &Waiter, now_ms: i64) -> CommandResult<bool> 
     let Some(ttl) = give_back_to_bucket(bucket, waiting.cost, waiting.reservation, now_ms) else {
         return Ok(false);
     };
-    let payload = encoded(Some(&*bucket));
     key.mark_written();
     key.extend_ttl(ttl, now_ms);
-    cx.replicate_state(&waiter.name, &key, Bucket::KIND, &payload)?;
+    cx.replicate_state::<Bucket>(&waiter.name, &mut key)?;
     cx.notify_module_event(waiter.command.name, &waiter.name);
     Ok(true)
 }

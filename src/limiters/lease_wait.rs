@@ -24,7 +24,6 @@ use crate::algo::leases::{self, LeaseParams, LeaseState};
 use crate::algo::wait::grant_leases;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::blocking::{Background, BlockedClient, KeyName, KeysGone, TimerId, WaitEvents};
-use crate::ffi::data_type::Stored;
 use crate::ffi::{server, Call};
 use crate::reply::Reply;
 
@@ -388,12 +387,10 @@ fn grant(
     let ttl = stored
         .last_end_ms(at_ms)
         .map(|end| end.saturating_sub(at_ms));
-    let mut payload = Vec::new();
-    stored.encode(&mut payload);
     key.mark_written();
     key.put(stored)?;
     key.set_ttl(ttl, at_ms);
-    cx.replicate_state(name, &key, LeaseState::KIND, &payload)?;
+    cx.replicate_state::<LeaseState>(name, &mut key)?;
     drop(key);
     let replies = served
         .granted

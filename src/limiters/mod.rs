@@ -17,12 +17,10 @@ pub mod token_bucket;
 pub mod wait;
 pub mod window;
 
-use std::ffi::CStr;
-
 use crate::algo::{Decision, Evaluation, NEVER};
 use crate::args::{parse_options_among, IntArg, OptionName, Options};
 use crate::error::{CommandError, CommandResult};
-use crate::ffi::blocking::{Background, KeysGone, KeysWatcher};
+use crate::ffi::blocking::{Background, KeyName, KeysGone, KeysWatcher};
 use crate::ffi::command::CommandSpec;
 use crate::ffi::data_type::Stored;
 use crate::ffi::{Call, Key};
@@ -406,8 +404,9 @@ pub trait Spec {
     /// What the limiter holds at `now_ms` (a peek), with the id of what the
     /// decision opened.
     fn peek(&self, key: &mut Key, now_ms: i64) -> CommandResult<(Decision, Option<i64>)>;
-    /// The kind's state type and the key's state encoded, to propagate.
-    fn state_payload(&self, key: &mut Key) -> CommandResult<(&'static CStr, Vec<u8>)>;
+    /// Propagates the state now in `key`, named `name` (see
+    /// [`Background::replicate_state`]).
+    fn replicate(&self, cx: &Background, name: &KeyName, key: &mut Key) -> CommandResult<()>;
 }
 
 struct SpecOf<L: Limiter> {
@@ -504,12 +503,8 @@ impl<L: Limiter> Spec for SpecOf<L> {
         Ok((L::evaluation(&peek).decision(true), self.opened_id(true)))
     }
 
-    fn state_payload(&self, key: &mut Key) -> CommandResult<(&'static CStr, Vec<u8>)> {
-        let mut payload = Vec::new();
-        if let Some(state) = key.value::<L::State>()? {
-            state.encode(&mut payload);
-        }
-        Ok((L::State::KIND, payload))
+    fn replicate(&self, cx: &Background, name: &KeyName, key: &mut Key) -> CommandResult<()> {
+        cx.replicate_state::<L::State>(name, key)
     }
 }
 
