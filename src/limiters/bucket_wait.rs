@@ -53,7 +53,6 @@ pub fn hold<L: Limiter>(
         return Ok(None);
     };
     let name = call.key_name(1)?;
-    let key_bytes = call.arg(1)?.to_vec();
     let cx = call.background();
     let Some(token) = next_token() else {
         return Ok(None);
@@ -83,7 +82,6 @@ pub fn hold<L: Limiter>(
         client: Some(client),
         name,
         db: cx.selected_db(),
-        key: key_bytes,
         refundable: true,
         timer,
         since_ms: now_ms,
@@ -100,7 +98,6 @@ struct Waiter {
     client: Option<BlockedClient>,
     name: KeyName,
     db: i32,
-    key: Vec<u8>,
     /// Whether its bucket is still the one it took from: false once the
     /// key went or was replaced, when a refund would credit another.
     refundable: bool,
@@ -127,7 +124,7 @@ impl Waiters {
             self.by_client.insert(client.id(), token);
         }
         self.by_key
-            .entry(waiter.key.clone())
+            .entry(waiter.name.bytes().to_vec())
             .or_default()
             .push(token);
         self.by_token.insert(token, waiter);
@@ -138,10 +135,10 @@ impl Waiters {
         if let Some(client) = &waiter.client {
             self.by_client.remove(&client.id());
         }
-        if let Some(tokens) = self.by_key.get_mut(&waiter.key) {
+        if let Some(tokens) = self.by_key.get_mut(waiter.name.bytes()) {
             tokens.retain(|&t| t != token);
             if tokens.is_empty() {
-                self.by_key.remove(&waiter.key);
+                self.by_key.remove(waiter.name.bytes());
             }
         }
         Some(waiter)
@@ -158,7 +155,7 @@ impl Waiters {
         };
         for token in tokens {
             if let Some(waiter) = self.by_token.get_mut(&token) {
-                if gone.includes(waiter.db, &waiter.key) {
+                if gone.includes(waiter.db, waiter.name.bytes()) {
                     waiter.refundable = false;
                 }
             }

@@ -150,7 +150,7 @@ pub fn enqueue(
     timeout_ms: i64,
 ) -> CommandResult<Reply> {
     let line = line_of(call, 1)?;
-    let (name, queue_name) = (call.key_name(1)?, call.key_name(1)?);
+    let name = Rc::new(call.key_name(1)?);
     let Some(token) = with_registry(Registry::token) else {
         return Err(CommandError::Server("waiters busy"));
     };
@@ -168,7 +168,7 @@ pub fn enqueue(
         r.by_client.insert(client.id(), token);
         let waiter = Waiter {
             client,
-            name: Rc::new(name),
+            name: Rc::clone(&name),
             params: *params,
             line: line.clone(),
             timer: Some(timer),
@@ -178,7 +178,7 @@ pub fn enqueue(
         r.lines
             .entry(line.clone())
             .or_insert_with(|| Queue {
-                name: Rc::new(queue_name),
+                name,
                 tokens: VecDeque::new(),
                 wake: None,
             })
