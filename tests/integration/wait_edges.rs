@@ -107,6 +107,15 @@ fn pause_writes(con: &mut Connection, ms: u64) -> Instant {
     sent
 }
 
+/// A grant `after` a pause of `pause` began came once it was over, on time.
+fn assert_at_pause_end(after: Duration, pause: Duration) {
+    assert!(
+        after + Duration::from_millis(5) >= pause,
+        "granted during the pause, {after:?} after it began"
+    );
+    assert!(after <= pause + LATE, "late: {after:?}");
+}
+
 // 1. Writes from timers wait while writes are paused.
 
 /// A lease waiter whose key's only lease ends (and so the key expires)
@@ -129,14 +138,7 @@ fn a_lease_ending_during_a_write_pause_is_granted_once_the_pause_is_over() {
     assert_alive(&server);
     assert_eq!(&reply[..2], [1, 1], "granted: {reply:?}");
     assert!(reply[5] > 0, "a lease id: {reply:?}");
-    assert!(
-        after + Duration::from_millis(5) >= Duration::from_millis(1500),
-        "granted during the pause, {after:?} after it began"
-    );
-    assert!(
-        after <= Duration::from_millis(1500) + LATE,
-        "late: {after:?}"
-    );
+    assert_at_pause_end(after, Duration::from_millis(1500));
     assert_eq!(
         inspect_field(&mut con, "p", "live"),
         Some(1),
@@ -163,14 +165,7 @@ fn a_lease_key_expiring_during_a_write_pause_hands_its_slot_over_after_it() {
     let after = at.duration_since(paused);
     assert_alive(&server);
     assert_eq!(&reply[..2], [1, 1], "granted: {reply:?}");
-    assert!(
-        after + Duration::from_millis(5) >= Duration::from_millis(1500),
-        "granted during the pause, {after:?} after it began"
-    );
-    assert!(
-        after <= Duration::from_millis(1500) + LATE,
-        "late: {after:?}"
-    );
+    assert_at_pause_end(after, Duration::from_millis(1500));
     assert_eq!(
         inspect_field(&mut con, "x", "live"),
         Some(1),
