@@ -3,8 +3,8 @@
 # the machine's noise. Starts a master and a replica, both with the module,
 # the one named by $PROFILED (master, the default, or replica) under
 # callgrind, then for each redis-benchmark argument list: a warm-up run,
-# a measured run of $N requests (50 clients, 100,000 random keys, pipeline
-# 16), and a dump once the replica has caught up. Prints instructions per
+# a measured run of $N requests (50 clients, $KEYS_SPACE random keys, 100,000
+# by default, pipeline 16), and a dump once the replica has caught up. Prints instructions per
 # request for each, and leaves the profiles in $OUT
 # (callgrind_annotate --inclusive=yes $OUT/cg.out.N).
 #
@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 . scripts/replica-sync.sh
 MODULE=${RL_MODULE:-$PWD/target/release/libredis_ratelimit.so}
 N=${N:-100000}
+KEYS_SPACE=${KEYS_SPACE:-100000}
 OUT=${OUT:-$(mktemp -d /tmp/rl-profile.XXXXXX)}
 PORT=${PORT:-7301}
 PROFILED=${PROFILED:-master}
@@ -43,7 +44,7 @@ for _ in $(seq 300); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; slee
 server $((PORT + 1)) "$OUT/replica" replica --replicaof 127.0.0.1 "$PORT"
 wait_for_link $((PORT + 1)) "$OUT/replica/log"
 
-bench() { redis-benchmark -p "$PORT" -c 50 -r 100000 -P 16 -n "$N" "$@" >/dev/null 2>&1; }
+bench() { redis-benchmark -p "$PORT" -c 50 -r "$KEYS_SPACE" -P 16 -n "$N" "$@" >/dev/null 2>&1; }
 run=1
 for command in "$@"; do
   # shellcheck disable=SC2086

@@ -14,6 +14,7 @@ pub mod record_log;
 pub mod reservations;
 pub mod sliding_log;
 pub mod slot_log;
+pub mod small_ring;
 pub mod token_bucket;
 pub mod varint;
 pub mod wait;

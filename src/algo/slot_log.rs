@@ -1,7 +1,8 @@
 //! A compact log of the cost admitted in each slot of time: one record per
-//! slot that holds any, oldest first, in a ring of bytes (so dropping the
-//! oldest and adding the newest never moves the rest, and the ring grows
-//! only when the live records outgrow it).
+//! slot that holds any, oldest first, in a [`SmallRing`] of bytes (a small
+//! log in place; a larger one in a ring on the heap, which dropping the
+//! oldest and adding the newest never moves, and which grows only when the
+//! live records outgrow it).
 //!
 //! A record is a varint `x << 2 | tag`, then maybe a second varint:
 //! - tag 1: the slot right after the record before (delta 1); `x` is the cost;
@@ -14,8 +15,7 @@
 //! 4,095, and a call of cost 1 one byte up to 31 slots after the one before.
 //! The first record's delta is unused (written as 1): its slot is `oldest`.
 
-use std::collections::VecDeque;
-
+use super::small_ring::SmallRing;
 use super::varint;
 
 /// Why bytes could not be read back as a log.
@@ -24,7 +24,7 @@ pub struct Malformed;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SlotLog {
-    bytes: VecDeque<u8>,
+    bytes: SmallRing,
     oldest: i64,
     newest: i64,
     total_cost: i64,
@@ -60,7 +60,7 @@ fn decode(mut bytes: impl Iterator<Item = u8>) -> Option<(u64, u64, usize)> {
 }
 
 /// Encodes a record; returns the bytes it took.
-fn encode(out: &mut VecDeque<u8>, delta: u64, cost: u64) -> usize {
+fn encode(out: &mut SmallRing, delta: u64, cost: u64) -> usize {
     let before = out.len();
     match (delta, cost) {
         (1, cost) if cost < SHIFTABLE => varint::encode(out, cost << 2 | TAG_NEXT_SLOT),
@@ -102,7 +102,7 @@ impl SlotLog {
 
     /// (slot, cost) oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        let mut bytes = self.bytes.iter().copied();
+        let mut bytes = self.bytes.iter();
         let mut slot = self.oldest;
         let mut first = true;
         std::iter::from_fn(move || {
@@ -146,7 +146,7 @@ impl SlotLog {
                 .bytes
                 .len()
                 .saturating_sub(usize::from(self.newest_len));
-            let (delta, stored, _) = decode(self.bytes.range(tail..).copied()).unwrap_or_default();
+            let (delta, stored, _) = decode(self.bytes.iter().skip(tail)).unwrap_or_default();
             self.bytes.truncate(tail);
             (delta, stored.saturating_add(added))
         } else {
@@ -161,13 +161,13 @@ impl SlotLog {
     /// Drops every slot at or before `cutoff`.
     pub fn drop_through(&mut self, cutoff: i64) {
         while !self.is_empty() && self.oldest <= cutoff {
-            let Some((_, cost, len)) = decode(self.bytes.iter().copied()) else {
+            let Some((_, cost, len)) = decode(self.bytes.iter()) else {
                 *self = SlotLog::default();
                 return;
             };
-            self.bytes.drain(..len);
+            self.bytes.drop_front(len);
             self.total_cost = self.total_cost.saturating_sub(cost_as_i64(cost));
-            match decode(self.bytes.iter().copied()) {
+            match decode(self.bytes.iter()) {
                 Some((delta, _, _)) => {
                     let delta = i64::try_from(delta).unwrap_or(i64::MAX);
                     self.oldest = self.oldest.saturating_add(delta);
@@ -179,19 +179,19 @@ impl SlotLog {
 
     /// Heap bytes held by the log.
     pub fn heap_size(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.heap_size()
     }
 
     /// The oldest slot and the records as bytes (see [`SlotLog::from_bytes`]).
     pub fn to_bytes(&self) -> (i64, Vec<u8>) {
-        (self.oldest, self.bytes.iter().copied().collect())
+        (self.oldest, self.bytes.iter().collect())
     }
 
     /// Rebuilds a log from [`SlotLog::to_bytes`], checking every record:
     /// costs of at least 1, slots that grow, a total within i64.
     pub fn from_bytes(oldest: i64, bytes: &[u8]) -> Result<Self, Malformed> {
         let mut log = SlotLog {
-            bytes: bytes.to_vec().into(),
+            bytes: SmallRing::from_slice(bytes),
             oldest,
             newest: oldest,
             ..SlotLog::default()
