@@ -3,19 +3,20 @@
 //!
 //! The state is what redis-cell keeps: a plain string holding the TAT in
 //! unix nanoseconds, expiring when the TAT passes. A write stores it in
-//! place, sets the absolute expiry, and propagates `SET key <tat> PXAT
-//! <expiry ms>`, so replicas and the AOF store exactly the master's state
-//! whatever their clock (redis-cell replicated the command verbatim, to be
-//! recomputed on each replica's clock). The write sends the keyspace event
-//! `cl.throttle` in the module class, like every command of this module;
-//! replicas, which apply the SET, send `set` and `expire` instead.
+//! place, sets the absolute expiry, and is propagated like every write of
+//! this module: the command as called, after the ms it read
+//! ([`crate::replication`]), so replicas and the AOF recompute exactly the
+//! master's state whatever their clock (redis-cell replicated the command
+//! alone, to be recomputed on each replica's clock). The write sends the
+//! keyspace event `cl.throttle` in the module class.
 
 use crate::algo::gcra::{self, Gcra, GcraError, GcraParams, MAX_SECONDS};
 use crate::args::{format_i64, parse_i64, IntArg};
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
-use crate::ffi::{Call, ModuleString};
+use crate::ffi::Call;
+use crate::limiters::publish_write;
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -62,7 +63,8 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
         _ => 1,
     };
     let rule = Gcra::new(&params).map_err(rule_error)?;
-    let now_ns = CallClock::new(call)
+    let clock = CallClock::new(call);
+    let now_ns = clock
         .now_ms()
         .checked_mul(NANOS_PER_MS)
         .ok_or(CommandError::Server("the server clock is out of range"))?;
@@ -80,13 +82,11 @@ fn throttle(call: &Call) -> CommandResult<Reply> {
     };
     let outcome = gcra::throttle(stored, &rule, now_ns, quantity).map_err(rule_error)?;
     if let (Some(tat), Some(expire_at_ms)) = (outcome.write, outcome.expire_at_ms()) {
-        let value = ModuleString::new(format_i64(tat, &mut [0u8; 20]));
         key.mark_written();
-        key.set_string(&value)?;
+        key.set_string(format_i64(tat, &mut [0u8; 20]))?;
         key.set_expire_at(expire_at_ms)?;
         drop(key);
-        call.replicate_string_set(1, &value, expire_at_ms)?;
-        call.notify_module_event(THROTTLE.name, 1);
+        publish_write(call, &clock, &THROTTLE, &[1])?;
     }
     Ok(Reply::Throttle(outcome.reply()))
 }

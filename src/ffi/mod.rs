@@ -18,11 +18,10 @@ use std::cell::Cell;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use redis_module::raw;
 
-use crate::args::format_i64;
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
 use command::CommandSpec;
@@ -341,42 +340,6 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Propagates `SET <key at argument index> <value> PXAT <expire_at_ms>`:
-    /// the state a call wrote, with its absolute expiry, so replicas and the
-    /// AOF store exactly what the master stored, whatever their clock.
-    pub fn replicate_string_set(
-        &self,
-        index: usize,
-        value: &ModuleString,
-        expire_at_ms: i64,
-    ) -> CommandResult<()> {
-        let key = self.raw(index)?;
-        let replicate = unsafe { raw::RedisModule_Replicate }
-            .ok_or(CommandError::Server("replication API missing"))?;
-        let pxat = PXAT
-            .get_or_init(|| Interned(ModuleString::new(b"PXAT")))
-            .0
-            .inner;
-        let expire_at = ModuleString::new(format_i64(expire_at_ms, &mut [0; 20]));
-        if pxat.is_null() || expire_at.inner.is_null() {
-            return Err(CommandError::Server("could not create a string"));
-        }
-        // SAFETY: the format "ssss" matches four live RedisModuleStrings,
-        // which Redis retains for as long as it needs them.
-        let status = unsafe {
-            replicate(
-                self.ctx,
-                c"SET".as_ptr(),
-                c"ssss".as_ptr(),
-                key,
-                value.inner,
-                pxat,
-                expire_at.inner,
-            )
-        };
-        replication_status(status)
-    }
-
     /// Sends a keyspace event in the module class (`d` in
     /// notify-keyspace-events) for the key at argument `index`, named after
     /// `command` in lower case.
@@ -434,16 +397,14 @@ fn replication_status(status: c_int) -> CommandResult<()> {
 }
 
 /// A string object of the module's own, released on drop (Redis keeps it
-/// for as long as a key or a propagated command holds it). Made from its
-/// bytes once, it serves as a value and as an argument of a propagated
-/// command, where a format of "l" or "c" would make one string for each.
-pub struct ModuleString {
+/// for as long as a key holds it).
+struct ModuleString {
     inner: RawString,
 }
 
 impl ModuleString {
     /// A copy of `bytes`; its pointer is null where the API is missing.
-    pub fn new(bytes: &[u8]) -> ModuleString {
+    fn new(bytes: &[u8]) -> ModuleString {
         let inner = match unsafe { raw::RedisModule_CreateString } {
             // SAFETY: a null context is allowed (no automatic memory);
             // Redis copies the bytes.
@@ -465,17 +426,6 @@ impl Drop for ModuleString {
         }
     }
 }
-
-/// `PXAT`, made once and kept: shared by every propagated `SET`.
-static PXAT: OnceLock<Interned> = OnceLock::new();
-
-/// A [`ModuleString`] kept for the server's lifetime.
-struct Interned(ModuleString);
-
-// SAFETY: Redis uses module strings on its main thread only, and this one
-// is never freed.
-unsafe impl Send for Interned {}
-unsafe impl Sync for Interned {}
 
 /// `name` in lower case as a nul-terminated C string, cut at 31 bytes:
 /// keyspace event and INFO field names.
@@ -736,13 +686,17 @@ impl Key {
     /// and overwritten in place, so a key rewritten with a value of the same
     /// length allocates nothing. An existing TTL is kept (set the new one
     /// after).
-    pub fn set_string(&mut self, value: &ModuleString) -> CommandResult<()> {
-        if self.inner.is_null() || value.inner.is_null() {
+    pub fn set_string(&mut self, bytes: &[u8]) -> CommandResult<()> {
+        if self.inner.is_null() {
             return Err(CommandError::Server("the key is not open for writing"));
         }
         if self.is_empty() {
             let set = unsafe { raw::RedisModule_StringSet }
                 .ok_or(CommandError::Server("string API missing"))?;
+            let value = ModuleString::new(bytes);
+            if value.inner.is_null() {
+                return Err(CommandError::Server("could not create a string"));
+            }
             // SAFETY: inner is an empty key open for writing; Redis retains
             // the string.
             if unsafe { set(self.inner, value.inner) } != raw::Status::Ok as c_int {
@@ -750,8 +704,6 @@ impl Key {
             }
             return Ok(());
         }
-        // SAFETY: value is a live string, not changed while borrowed.
-        let bytes = unsafe { string_bytes(value.inner) };
         let (Some(truncate), Some(dma)) = (unsafe { raw::RedisModule_StringTruncate }, unsafe {
             raw::RedisModule_StringDMA
         }) else {
