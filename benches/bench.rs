@@ -509,9 +509,11 @@ impl Config {
     /// Keys the read references read, each with a TTL; then one call of
     /// every row on each of its keys, so that every run updates keys that
     /// exist (the denied rows' limiters of one unit an hour are empty) and
-    /// the key tables have their final size; then waits until they have
-    /// been rehashed: a table being rehashed is searched twice, which slowed
-    /// whichever rows ran meanwhile.
+    /// the key tables have their final size; redis-cell's servers get
+    /// filler keys up to as many keys as ours, so that both look keys up in
+    /// tables of the same size (an emptier table stays in the CPU's caches);
+    /// then waits until they have been rehashed: a table being rehashed is
+    /// searched twice, which slowed whichever rows ran meanwhile.
     fn prepare(&self, rows: &[Row]) {
         let con = &mut self.ours.connect();
         call_once_per_key(con, &split("SET get:__rand_int__ 12345 PX 86400000"));
@@ -522,6 +524,23 @@ impl Config {
         call_once_per_key(con, &split("PEXPIRE hash:__rand_int__ 86400000"));
         for row in rows {
             call_once_per_key(&mut self.server(row).connect(), &row.words);
+        }
+        let keys = |server: &Server| -> i64 {
+            redis::cmd("DBSIZE")
+                .query(&mut server.connect())
+                .expect("DBSIZE")
+        };
+        let ours = keys(&self.ours);
+        for cell in [&self.cell].into_iter().chain(self.replicas.get(1)) {
+            let filler = ours - keys(cell);
+            if filler > 0 {
+                redis::cmd("DEBUG")
+                    .arg("POPULATE")
+                    .arg(filler)
+                    .arg("filler")
+                    .query::<()>(&mut cell.connect())
+                    .expect("DEBUG POPULATE");
+            }
         }
         for server in [&self.ours, &self.cell].into_iter().chain(&self.replicas) {
             wait_for_rehash(server);
