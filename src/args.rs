@@ -158,6 +158,16 @@ pub struct Options<'a> {
     pub wait: Option<&'a [u8]>,
 }
 
+impl Options<'_> {
+    /// The options `COST raw` alone, as [`parse_options`] reads them.
+    pub fn of_cost(raw: &[u8]) -> CommandResult<Self> {
+        Ok(Options {
+            cost: Some(OptionName::Cost.value_arg().parse(raw)?),
+            ..Options::default()
+        })
+    }
+}
+
 /// Parses `[NAME value] ...` in any order, case-insensitive, each at most once.
 pub fn parse_options<'a>(
     args: impl IntoIterator<Item = &'a [u8]>,

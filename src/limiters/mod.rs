@@ -273,10 +273,16 @@ pub fn run<L: Limiter>(
         Cost::One => (&[OptionName::At], after_params),
     };
     let waits: &[OptionName] = if L::WAITS { &[OptionName::Wait] } else { &[] };
-    let options = if call.arg_count() > options_at {
-        parse_options_among(call.args_from(options_at), &[common, waits, L::OPTIONS])
-    } else {
-        Ok(Options::default())
+    let options = match call.arg_count().saturating_sub(options_at) {
+        0 => Ok(Options::default()),
+        // The most common option alone (a cost-aware call, a peek), read
+        // without the general parser.
+        2 if common.contains(&OptionName::Cost)
+            && call.arg(options_at)?.eq_ignore_ascii_case(b"COST") =>
+        {
+            Options::of_cost(call.arg(options_at + 1)?)
+        }
+        _ => parse_options_among(call.args_from(options_at), &[common, waits, L::OPTIONS]),
     };
     let params = match &options {
         Ok(options) => L::parse(call, words, options)?,
