@@ -800,33 +800,48 @@ mod tests {
 
     #[test]
     fn last_bounds_are_never_read_half_written() {
+        use std::sync::atomic::AtomicBool;
         let last = Arc::new(LastBounds::default());
         assert_eq!(last.get(), None, "never written");
+        let stop = Arc::new(AtomicBool::new(false));
         let writer = {
-            let last = Arc::clone(&last);
+            let (last, stop) = (Arc::clone(&last), Arc::clone(&stop));
             std::thread::spawn(move || {
-                for start_ms in 0..200_000 {
+                let mut start_ms = 0;
+                while !stop.load(Ordering::Relaxed) {
                     last.set(Bounds {
                         start_ms,
                         end_ms: start_ms + 7,
                     });
+                    start_ms += 1;
                 }
+                start_ms - 1
             })
         };
-        let mut read = 0;
-        while !writer.is_finished() {
+        // Reads while the writer writes, until enough of them found bounds.
+        let (mut found, mut writes_seen) = (0, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             if let Some(bounds) = last.get() {
                 assert_eq!(bounds.end_ms, bounds.start_ms + 7, "{bounds:?}");
-                read += 1;
+                found += 1;
+                writes_seen = bounds.start_ms;
+            }
+            if found >= 100_000 && writes_seen > 1_000 {
+                break;
             }
         }
-        writer.join().unwrap();
-        assert!(read > 0);
+        stop.store(true, Ordering::Relaxed);
+        let last_start = writer.join().unwrap();
+        assert!(
+            found >= 100_000 && writes_seen > 1_000,
+            "{found} {writes_seen}"
+        );
         assert_eq!(
             last.get(),
             Some(Bounds {
-                start_ms: 199_999,
-                end_ms: 200_006
+                start_ms: last_start,
+                end_ms: last_start + 7
             })
         );
     }
