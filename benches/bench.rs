@@ -4,7 +4,7 @@
 //! pipeline 1 and 16), in two configurations (a lone server, and a server
 //! with a replica attached), rounds interleaved so that the machine's noise
 //! hits every row alike. Prints markdown tables, writes bench/results.md and
-//! bench/ratios.svg. BENCH_ROUNDS sets the rounds (3), BENCH_REQUESTS the
+//! bench/ratios.svg. BENCH_ROUNDS sets the rounds (5), BENCH_REQUESTS the
 //! requests per run at pipeline 16 (200,000; a quarter at pipeline 1, and a
 //! quarter of those for the Lua scripts, which are many times slower).
 //!
@@ -1508,7 +1508,7 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let rounds = env_number("BENCH_ROUNDS", 3);
+    let rounds = env_number("BENCH_ROUNDS", 5);
     let requests = env_number("BENCH_REQUESTS", 200_000);
     let started = Instant::now();
     if std::env::var("BENCH_ONLY").as_deref() == Ok("wait") {
