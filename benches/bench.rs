@@ -72,8 +72,8 @@ struct Row {
     /// Many times slower (Lua): a quarter of the requests.
     slow: bool,
     /// Its keys expire within the run (periods of 1 ms): Redis's active
-    /// expiry then deletes them over the next second or two, so the next
-    /// row waits until it is done rather than share the server with it.
+    /// expiry then deletes those left, so the next row waits until it is
+    /// done rather than share the server with it.
     expiring: bool,
     /// The rows of ours it is a peer of (a Lua script, redis-cell).
     peer_of: Vec<&'static str>,
