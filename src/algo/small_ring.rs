@@ -7,11 +7,20 @@ use std::collections::VecDeque;
 /// The most bytes kept in place.
 pub const INLINE: usize = 22;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SmallRing {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(VecDeque<u8>),
 }
+
+/// Rings are equal when they hold the same bytes, whatever their form.
+impl PartialEq for SmallRing {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for SmallRing {}
 
 impl Default for SmallRing {
     fn default() -> Self {
@@ -149,6 +158,18 @@ mod tests {
             assert_eq!(bytes(&ring), model.iter().copied().collect::<Vec<_>>());
             assert_eq!(ring.len(), model.len());
         }
+    }
+
+    #[test]
+    fn rings_of_the_same_bytes_are_equal_in_either_form() {
+        let mut dropped = SmallRing::from_slice(&[9, 1, 2]);
+        dropped.drop_front(1);
+        let mut truncated = SmallRing::from_slice(&[1, 2, 3]);
+        truncated.truncate(2);
+        let on_heap = SmallRing::Heap([1, 2].into_iter().collect());
+        assert_eq!(dropped, truncated);
+        assert_eq!(dropped, on_heap);
+        assert_ne!(dropped, SmallRing::from_slice(&[1]));
     }
 
     #[test]
