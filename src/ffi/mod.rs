@@ -681,7 +681,7 @@ impl Key {
         }))
     }
 
-    /// Stores `value` as the string value of the key (open for writing).
+    /// Stores `bytes` as the string value of the key (open for writing).
     /// An empty key takes the string itself; an existing string is resized
     /// and overwritten in place, so a key rewritten with a value of the same
     /// length allocates nothing. An existing TTL is kept (set the new one
