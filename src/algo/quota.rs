@@ -24,9 +24,7 @@
 //!
 //! Rounding: none; every quantity is a whole number of ms or units.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{fence, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use jiff::civil::{Date, DateTime, Time};
@@ -195,47 +193,6 @@ impl Bounds {
     }
 }
 
-/// The last period a calendar computed, read without a lock (a sequence
-/// lock): calls run one at a time on Redis's main thread, but a calendar is
-/// shared with the threads that free keys. Writers take `write`, so they
-/// never overlap; a read that overlaps a write finds nothing, and the
-/// period is computed afresh.
-#[derive(Debug, Default)]
-struct LastBounds {
-    /// Even once written (0: never), odd while being written.
-    sequence: AtomicU64,
-    start_ms: AtomicI64,
-    end_ms: AtomicI64,
-    write: Mutex<()>,
-}
-
-impl LastBounds {
-    fn get(&self) -> Option<Bounds> {
-        let before = self.sequence.load(Ordering::Acquire);
-        if before == 0 || before % 2 == 1 {
-            return None;
-        }
-        let bounds = Bounds {
-            start_ms: self.start_ms.load(Ordering::Relaxed),
-            end_ms: self.end_ms.load(Ordering::Relaxed),
-        };
-        fence(Ordering::Acquire);
-        (self.sequence.load(Ordering::Relaxed) == before).then_some(bounds)
-    }
-
-    fn set(&self, bounds: Bounds) {
-        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let sequence = self.sequence.load(Ordering::Relaxed);
-        self.sequence
-            .store(sequence.wrapping_add(1), Ordering::Relaxed);
-        fence(Ordering::Release);
-        self.start_ms.store(bounds.start_ms, Ordering::Relaxed);
-        self.end_ms.store(bounds.end_ms, Ordering::Relaxed);
-        self.sequence
-            .store(sequence.wrapping_add(2), Ordering::Release);
-    }
-}
-
 /// Where the periods of a quota fall: a period in a zone from an origin.
 /// Keys of the same period, zone and anchor share one calendar (see
 /// [`Calendar::shared`]), which keeps the last period it computed, so a
@@ -252,7 +209,7 @@ pub struct Calendar {
     origin: DateTime,
     /// The origin's instant.
     origin_ms: i64,
-    last_bounds: LastBounds,
+    last_bounds: Mutex<Option<Bounds>>,
 }
 
 impl PartialEq for Calendar {
@@ -286,12 +243,6 @@ const MOST_CALENDARS: usize = 4096;
 
 static CALENDARS: LazyLock<Mutex<Calendars>> = LazyLock::new(Default::default);
 
-thread_local! {
-    /// The calendar this thread shared last: a call most often names the
-    /// same one as the call before, found here without taking the lock.
-    static LAST_SHARED: RefCell<Option<Arc<Calendar>>> = const { RefCell::new(None) };
-}
-
 impl Calendar {
     /// The calendar of `period` in the zone `zone_word` from `anchor_ms`,
     /// shared with every other key of the same.
@@ -300,28 +251,12 @@ impl Calendar {
         zone_word: &[u8],
         anchor_ms: Option<i64>,
     ) -> Result<Arc<Calendar>, CalendarError> {
+        let mut calendars = CALENDARS.lock().unwrap_or_else(PoisonError::into_inner);
         let same = |calendar: &Arc<Calendar>| {
             calendar.period == period
                 && calendar.anchor_ms == anchor_ms
                 && calendar.zone_word.eq_ignore_ascii_case(zone_word)
         };
-        let last = LAST_SHARED.with_borrow(|last| last.as_ref().filter(|c| same(c)).cloned());
-        if let Some(calendar) = last {
-            return Ok(calendar);
-        }
-        let calendar = Self::shared_under_lock(period, zone_word, anchor_ms, same)?;
-        LAST_SHARED.with_borrow_mut(|last| *last = Some(Arc::clone(&calendar)));
-        Ok(calendar)
-    }
-
-    /// [`Calendar::shared`] from the calendars made so far.
-    fn shared_under_lock(
-        period: Period,
-        zone_word: &[u8],
-        anchor_ms: Option<i64>,
-        same: impl Fn(&Arc<Calendar>) -> bool,
-    ) -> Result<Arc<Calendar>, CalendarError> {
-        let mut calendars = CALENDARS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(calendar) = calendars.recent.iter().flatten().find(|c| same(c)) {
             return Ok(Arc::clone(calendar));
         }
@@ -377,7 +312,7 @@ impl Calendar {
             zone_word: Box::default(),
             origin,
             origin_ms,
-            last_bounds: LastBounds::default(),
+            last_bounds: Mutex::new(None),
         })
     }
 
@@ -396,11 +331,17 @@ impl Calendar {
     /// The period that holds `at_ms`; `None` beyond the years the calendar
     /// covers (1 to 9999).
     pub fn bounds(&self, at_ms: i64) -> Option<Bounds> {
-        if let Some(bounds) = self.last_bounds.get().filter(|b| b.holds(at_ms)) {
-            return Some(bounds);
+        let mut last = self
+            .last_bounds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(bounds) = *last {
+            if bounds.holds(at_ms) {
+                return Some(bounds);
+            }
         }
         let bounds = self.compute_bounds(at_ms)?;
-        self.last_bounds.set(bounds);
+        *last = Some(bounds);
         Some(bounds)
     }
 
@@ -799,54 +740,6 @@ mod tests {
     }
 
     #[test]
-    fn last_bounds_are_never_read_half_written() {
-        use std::sync::atomic::AtomicBool;
-        let last = Arc::new(LastBounds::default());
-        assert_eq!(last.get(), None, "never written");
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (last, stop) = (Arc::clone(&last), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut start_ms = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    last.set(Bounds {
-                        start_ms,
-                        end_ms: start_ms + 7,
-                    });
-                    start_ms += 1;
-                }
-                start_ms - 1
-            })
-        };
-        // Reads while the writer writes, until enough of them found bounds.
-        let (mut found, mut writes_seen) = (0, 0);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            if let Some(bounds) = last.get() {
-                assert_eq!(bounds.end_ms, bounds.start_ms + 7, "{bounds:?}");
-                found += 1;
-                writes_seen = bounds.start_ms;
-            }
-            if found >= 100_000 && writes_seen > 1_000 {
-                break;
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        let last_start = writer.join().unwrap();
-        assert!(
-            found >= 100_000 && writes_seen > 1_000,
-            "{found} {writes_seen}"
-        );
-        assert_eq!(
-            last.get(),
-            Some(Bounds {
-                start_ms: last_start,
-                end_ms: last_start + 7
-            })
-        );
-    }
-
-    #[test]
     fn calendars_are_shared_and_cache_their_period() {
         let a = Calendar::shared(Period::Day, b"Europe/Berlin", None).unwrap();
         let b = Calendar::shared(Period::Day, b"EUROPE/BERLIN", None).unwrap();
@@ -859,11 +752,11 @@ mod tests {
         );
         let noon = ms("2026-12-04T11:00:00Z");
         let bounds = a.bounds(noon).unwrap();
-        assert_eq!(a.last_bounds.get(), Some(bounds));
+        assert_eq!(*a.last_bounds.lock().unwrap(), Some(bounds));
         assert_eq!(a.bounds(noon + 3_600_000), Some(bounds));
         let tomorrow = a.bounds(bounds.end_ms).unwrap();
         assert_eq!(tomorrow.start_ms, bounds.end_ms);
-        assert_eq!(a.last_bounds.get(), Some(tomorrow));
+        assert_eq!(*a.last_bounds.lock().unwrap(), Some(tomorrow));
     }
 
     fn params(limit: i64, calendar: Calendar) -> QuotaParams {
