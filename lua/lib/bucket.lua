@@ -60,7 +60,7 @@ local function store_bucket(key, level, at, capacity, amount, period, mode)
   end
   if ttl < 0 then ttl = nil end
   if mode == 'set' then
-    if ttl then redis.call('PEXPIRE', key, fmt(math.max(ttl, 1))) else redis.call('PERSIST', key) end
+    if ttl then set_ttl(key, ttl) else redis.call('PERSIST', key) end
   else
     extend_ttl(key, ttl)
   end

@@ -30,7 +30,7 @@ local function store_leases(key, at, mode)
   end
   local ttl = last and (last - at) or nil
   if mode == 'set' then
-    if ttl then redis.call('PEXPIRE', key, fmt(ttl)) end
+    if ttl then set_ttl(key, ttl) end
   elseif ttl then
     -- with no live lease left, the key keeps the TTL it has
     extend_ttl(key, ttl)

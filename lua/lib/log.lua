@@ -38,7 +38,7 @@ local function check_log(key, limit, window, cost, now)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(cutoff))
     local n = redis.call('ZCOUNT', key, fmt(now), fmt(now))
     redis.call('ZADD', key, fmt(now), fmt(now) .. ':' .. n .. ':' .. fmt(cost))
-    redis.call('PEXPIRE', key, fmt(window))
+    set_ttl(key, window)
   end
   return v
 end

@@ -171,7 +171,7 @@ local function check_quota(key, limit, period, off, anchor, cost, now)
   v.write = function()
     if not v.writes then return end
     redis.call('HSET', key, 'kind', 'quota', 'used', fmt(used_after), 't', fmt(at))
-    redis.call('PEXPIRE', key, fmt(v.reset_after))
+    set_ttl(key, v.reset_after)
   end
   return v
 end

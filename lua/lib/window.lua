@@ -94,7 +94,7 @@ local function check_window(key, limit, window, precision, cost, now)
     end
     redis.call('DEL', key)
     redis.call('HSET', key, unpack(fields))
-    redis.call('PEXPIRE', key, fmt(v.reset_after))
+    set_ttl(key, v.reset_after)
   end
   return v
 end

@@ -1256,3 +1256,36 @@ fn quota_worked_examples_match_lua() {
         assert_eq!(reply, expected, "{key} {words} COST {cost} AT {now}");
     }
 }
+
+/// A write whose TTL is 1 ms keeps its key: Redis's PEXPIRE deletes a key
+/// at once when a millisecond passes between its two reads of the clock,
+/// so the scripts set at least 2 ms (before, about one such write in 20,000
+/// lost its key). Each call runs in a MULTI/EXEC with an EXISTS, which
+/// checks expiry at the transaction's start: only that deletion fails it.
+#[test]
+fn a_script_write_with_a_ttl_of_1_ms_keeps_its_key() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let sha: String = query(&mut con, ["SCRIPT", "LOAD", TOKEN_BUCKET_LUA]);
+    for batch in 0..20 {
+        let mut pipeline = redis::pipe();
+        for call in 0..2_000i64 {
+            // A bucket of one token refilling every ms, emptied: full again
+            // (and its TTL over) 1 ms later.
+            let now = 1_700_000_000_000 + (batch * 2_000 + call) * 2;
+            pipeline
+                .cmd("MULTI")
+                .ignore()
+                .add_command(command(format!("EVALSHA {sha} 1 b 1 1 1 1 {now}")))
+                .ignore()
+                .add_command(command("EXISTS b"))
+                .ignore()
+                .cmd("EXEC");
+        }
+        let results: Vec<(Vec<i64>, i64)> = pipeline.query(&mut con).unwrap();
+        for (index, (reply, exists)) in results.iter().enumerate() {
+            assert_eq!(reply[0], 1, "batch {batch}, call {index}: allowed");
+            assert_eq!(*exists, 1, "batch {batch}, call {index}: the key was kept");
+        }
+    }
+}
