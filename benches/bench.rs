@@ -547,6 +547,7 @@ impl Config {
                 .expect("DBSIZE")
         };
         let ours = keys(&self.ours);
+        // With replicas, ours is the first and redis-cell's the second.
         for cell in [&self.cell].into_iter().chain(self.replicas.get(1)) {
             let filler = ours - keys(cell);
             if filler > 0 {
