@@ -8,7 +8,7 @@ use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{all_wait, lease_wait, publish_write, wait, Spec, KINDS, MAX_PARAMS};
+use crate::limiters::{all_wait, lease_wait, publish_write, wait, AnySpec, KINDS, MAX_PARAMS};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -46,8 +46,8 @@ pub static ALL: CommandSpec = CommandSpec {
 
 const NUMKEYS: IntArg = IntArg::new("numkeys", 1, MAX_KEYS);
 
+/// A call's arguments besides its specs.
 struct Request<'a> {
-    specs: PerKey<Box<dyn Spec>>,
     costs: PerKey<i64>,
     options: Options<'a>,
     /// `WAIT`'s timeout.
@@ -75,7 +75,8 @@ fn all(call: &Call) -> CommandResult<Reply> {
         }
         return Ok(Reply::KeysReported);
     }
-    let mut request = parse(call)?;
+    let mut specs = PerKey::new();
+    let mut request = parse(call, &mut specs)?;
     let clock = CallClock::new(call);
     let at = clock.pinned(request.options.at)?;
     // Each key is opened once (the keys are distinct), for writing: only
@@ -84,11 +85,11 @@ fn all(call: &Call) -> CommandResult<Reply> {
     // cache misses overlap; none after one of the wrong type, where the
     // checks below stop with its position.
     // Clients waiting for a lease on a key come before this call.
-    for n in 0..request.specs.len() {
+    for n in 0..specs.len() {
         lease_wait::serve_for(call, key_index(n))?;
     }
     let mut keys: PerKey<Key> = PerKey::new();
-    for (n, spec) in request.specs.iter().enumerate() {
+    for (n, spec) in specs.iter().enumerate() {
         let mut key = call.update_key(key_index(n))?;
         let fetched = spec.prefetch(&mut key);
         keys.push(key);
@@ -97,8 +98,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         }
     }
     let now = at.unwrap_or_else(|| clock.now_ms());
-    for (n, ((spec, &cost), key)) in request
-        .specs
+    for (n, ((spec, &cost), key)) in specs
         .iter_mut()
         .zip(&request.costs)
         .zip(&mut keys)
@@ -107,8 +107,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         spec.decide(key, cost, now)
             .map_err(|error| error.at_position(n + 1))?;
     }
-    let allowed = request
-        .specs
+    let allowed = specs
         .iter()
         .all(|spec| spec.evaluation().is_some_and(|e| e.allowed));
     if let Some(timeout) = request
@@ -116,7 +115,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         .filter(|_| !allowed && at.is_none() && call.may_block())
     {
         let mut waiting = all_wait::Waiting {
-            specs: std::mem::take(&mut request.specs),
+            specs: std::mem::take(&mut specs),
             costs: std::mem::take(&mut request.costs),
         };
         let held = all_wait::hold(call, &ALL, &mut waiting, &mut keys, key_index, now, timeout)?;
@@ -127,7 +126,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
     }
     if allowed {
         let mut written: PerKey<usize> = PerKey::new();
-        for (n, (spec, key)) in request.specs.iter().zip(&mut keys).enumerate() {
+        for (n, (spec, key)) in specs.iter().zip(&mut keys).enumerate() {
             if spec.apply(key, &|at_ms| clock.ttl_from(at_ms))? {
                 written.push(key_index(n));
             }
@@ -136,10 +135,12 @@ fn all(call: &Call) -> CommandResult<Reply> {
             publish_write(call, &clock, &ALL, &written)?;
         }
     }
-    Ok(all_wait::all_reply(&request.specs, allowed))
+    Ok(all_wait::all_reply(&specs, allowed))
 }
 
-fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
+/// Parses the call, its specs into `specs` (filled in place: a spec is
+/// large to move).
+fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Request<'a>> {
     let count = usize::try_from(NUMKEYS.parse(call.arg(1)?)?).unwrap_or(0);
     if call.arg_count() < key_index(count) {
         return Err(CommandError::invalid("numkeys is more than the keys given"));
@@ -155,12 +156,9 @@ fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
             }
         }
     }
-    let mut specs = PerKey::new();
     let mut next = key_index(count);
     for n in 1..=count {
-        let (spec, words) = parse_spec(call, next).map_err(|error| error.at_position(n))?;
-        specs.push(spec);
-        next += words;
+        next += parse_spec(call, next, specs).map_err(|error| error.at_position(n))?;
     }
     let options = parse_options(
         call.args_from(next),
@@ -187,15 +185,15 @@ fn parse<'a>(call: &Call<'a>) -> CommandResult<Request<'a>> {
             .map_err(|error| error.at_position(n + 1))?;
     }
     Ok(Request {
-        specs,
         costs,
         options,
         wait,
     })
 }
 
-/// Parses the spec at argument `at`; returns it and how many words it took.
-fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
+/// Parses the spec at argument `at` into `specs`; returns how many words it
+/// took.
+fn parse_spec(call: &Call, at: usize, specs: &mut PerKey<AnySpec>) -> CommandResult<usize> {
     let name = call
         .arg(at)
         .map_err(|_| CommandError::invalid("missing (one spec is needed per key)"))?;
@@ -230,7 +228,12 @@ fn parse_spec(call: &Call, at: usize) -> CommandResult<(Box<dyn Spec>, usize)> {
         let options = parse_leading_options(&mut rest, &[kind.options]);
         (options, call.arg_count() - after_params - rest.count())
     };
-    let spec = (kind.parse)(call, words, options.as_ref().unwrap_or(&Options::default()))?;
+    (kind.parse)(
+        call,
+        words,
+        options.as_ref().unwrap_or(&Options::default()),
+        specs,
+    )?;
     options?;
-    Ok((spec, 1 + kind.params.len() + taken))
+    Ok(1 + kind.params.len() + taken)
 }

@@ -30,11 +30,11 @@ use crate::reply::Reply;
 
 use super::lease_wait::{self, Line};
 use super::wait::{GRANTED, PAUSED_RETRY_MS, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
-use super::Spec;
+use super::AnySpec;
 
 /// The reply of RL.ALL from its decided specs: allowed when `allowed`
 /// (each decision then shows its cost taken), with the overall retry.
-pub fn all_reply(specs: &[Box<dyn Spec>], allowed: bool) -> Reply {
+pub fn all_reply(specs: &[AnySpec], allowed: bool) -> Reply {
     let evaluations: PerKey<&Evaluation> =
         specs.iter().filter_map(|spec| spec.evaluation()).collect();
     Reply::All {
@@ -63,7 +63,7 @@ pub fn overall_retry_after(evaluations: &[&Evaluation]) -> i64 {
 
 /// An RL.ALL call's specs and keys, decided at a time.
 pub struct Waiting {
-    pub specs: PerKey<Box<dyn Spec>>,
+    pub specs: PerKey<AnySpec>,
     pub costs: PerKey<i64>,
 }
 
@@ -227,7 +227,7 @@ fn store(
 struct Waiter {
     /// `None` once it disconnected: what it took is then to be given back.
     client: Option<BlockedClient>,
-    specs: PerKey<Box<dyn Spec>>,
+    specs: PerKey<AnySpec>,
     costs: PerKey<i64>,
     names: Vec<KeyName>,
     db: i32,

@@ -18,7 +18,7 @@ pub mod wait;
 pub mod window;
 
 use crate::algo::{Decision, Evaluation, NEVER};
-use crate::args::{parse_options_among, IntArg, OptionName, Options};
+use crate::args::{parse_options_among, IntArg, OptionName, Options, PerKey};
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::blocking::{Background, KeyName, KeysGone, KeysWatcher};
 use crate::ffi::command::CommandSpec;
@@ -345,8 +345,9 @@ pub fn execute<L: Limiter>(
     ))
 }
 
-/// Parses the parameters and options of an RL.ALL spec (after its name).
-pub type ParseSpec = fn(&Call, &[&[u8]], &Options) -> CommandResult<Box<dyn Spec>>;
+/// Parses the parameters and options of an RL.ALL spec (after its name)
+/// and adds the spec to the call's.
+pub type ParseSpec = fn(&Call, &[&[u8]], &Options, &mut PerKey<AnySpec>) -> CommandResult<()>;
 
 /// A kind as RL.ALL and RL.INSPECT see it.
 pub struct Kind {
@@ -358,7 +359,10 @@ pub struct Kind {
     pub inspect: fn(&mut Key, i64) -> CommandResult<Option<Reply>>,
 }
 
-const fn kind<L: Limiter>() -> Kind {
+const fn kind<L: Limiter>() -> Kind
+where
+    SpecOf<L>: Into<AnySpec>,
+{
     const { assert!(L::PARAMS.len() <= MAX_PARAMS) };
     Kind {
         name: L::NAME,
@@ -369,16 +373,54 @@ const fn kind<L: Limiter>() -> Kind {
     }
 }
 
-/// Every limiter kind. RL.INSPECT shows a state as the first kind that
-/// stores it.
-pub static KINDS: [Kind; 6] = [
-    kind::<token_bucket::TokenBucket>(),
-    kind::<sliding_log::SlideLog>(),
-    kind::<reserve::Reserve>(),
-    kind::<acquire::Acquire>(),
-    kind::<window::Window>(),
-    kind::<quota::Quota>(),
-];
+/// Names every limiter kind once: [`KINDS`], and [`AnySpec`], which holds
+/// an RL.ALL spec of any of them in place, so that a call allocates
+/// nothing for its specs.
+macro_rules! limiter_kinds {
+    ($($variant:ident: $limiter:ty),+ $(,)?) => {
+        /// Every limiter kind. RL.INSPECT shows a state as the first kind
+        /// that stores it.
+        pub static KINDS: [Kind; [$(stringify!($variant)),+].len()] = [$(kind::<$limiter>()),+];
+
+        /// An RL.ALL spec of any kind; used as the [`Spec`] it holds.
+        pub enum AnySpec {
+            $($variant(SpecOf<$limiter>)),+
+        }
+
+        $(impl From<SpecOf<$limiter>> for AnySpec {
+            fn from(spec: SpecOf<$limiter>) -> Self {
+                Self::$variant(spec)
+            }
+        })+
+
+        impl std::ops::Deref for AnySpec {
+            type Target = dyn Spec;
+
+            fn deref(&self) -> &Self::Target {
+                match self {
+                    $(Self::$variant(spec) => spec),+
+                }
+            }
+        }
+
+        impl std::ops::DerefMut for AnySpec {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                match self {
+                    $(Self::$variant(spec) => spec),+
+                }
+            }
+        }
+    };
+}
+
+limiter_kinds! {
+    TokenBucket: token_bucket::TokenBucket,
+    SlideLog: sliding_log::SlideLog,
+    Reserve: reserve::Reserve,
+    Acquire: acquire::Acquire,
+    Window: window::Window,
+    Quota: quota::Quota,
+}
 
 /// One limiter of an RL.ALL call: parsed, then decided on, then applied.
 pub trait Spec {
@@ -415,7 +457,8 @@ pub trait Spec {
     fn replicate(&self, cx: &Background, name: &KeyName, key: &mut Key) -> CommandResult<()>;
 }
 
-struct SpecOf<L: Limiter> {
+/// A spec of kind `L`.
+pub struct SpecOf<L: Limiter> {
     params: L::Params,
     decided: Option<(i64, L::Outcome)>,
 }
@@ -424,11 +467,19 @@ fn parse_spec<L: Limiter>(
     call: &Call,
     words: &[&[u8]],
     options: &Options,
-) -> CommandResult<Box<dyn Spec>> {
-    Ok(Box::new(SpecOf::<L> {
-        params: L::parse(call, words, options)?,
-        decided: None,
-    }))
+    specs: &mut PerKey<AnySpec>,
+) -> CommandResult<()>
+where
+    SpecOf<L>: Into<AnySpec>,
+{
+    specs.push(
+        SpecOf::<L> {
+            params: L::parse(call, words, options)?,
+            decided: None,
+        }
+        .into(),
+    );
+    Ok(())
 }
 
 impl<L: Limiter> Spec for SpecOf<L> {
