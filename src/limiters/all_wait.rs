@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::algo::{Decision, Evaluation, NEVER};
+use crate::algo::{Decision, NEVER};
 use crate::args::PerKey;
 use crate::error::CommandResult;
 use crate::ffi::blocking::{Background, BlockedClient, KeyName, KeysGone, TimerId, WaitEvents};
@@ -35,30 +35,32 @@ use super::AnySpec;
 /// The reply of RL.ALL from its decided specs: allowed when `allowed`
 /// (each decision then shows its cost taken), with the overall retry.
 pub fn all_reply(specs: &[AnySpec], allowed: bool) -> Reply {
-    let evaluations: PerKey<&Evaluation> =
-        specs.iter().filter_map(|spec| spec.evaluation()).collect();
+    let mut retry_after_ms = 0;
+    let mut decisions = PerKey::new();
+    for spec in specs {
+        if let Some(evaluation) = spec.evaluation() {
+            if !evaluation.allowed {
+                retry_after_ms = longest_retry(retry_after_ms, evaluation.retry_after_ms);
+            }
+            decisions.push((evaluation.decision(allowed), spec.opened_id(allowed)));
+        }
+    }
     Reply::All {
         allowed,
-        retry_after_ms: overall_retry_after(&evaluations),
-        decisions: specs
-            .iter()
-            .zip(&evaluations)
-            .map(|(spec, e)| (e.decision(allowed), spec.opened_id(allowed)))
-            .collect(),
+        retry_after_ms,
+        decisions,
     }
 }
 
-/// 0 when every limiter allows; -1 when a denying one never can; otherwise
-/// the longest wait among the denying ones, when all of them allow.
-pub fn overall_retry_after(evaluations: &[&Evaluation]) -> i64 {
-    let denying = evaluations.iter().filter(|e| !e.allowed);
-    denying.fold(0, |longest, e| {
-        if longest == NEVER || e.retry_after_ms == NEVER {
-            NEVER
-        } else {
-            longest.max(e.retry_after_ms)
-        }
-    })
+/// The overall retry of RL.ALL, folded over the denying limiters from 0:
+/// -1 once one never allows, otherwise the longest wait (when all of them
+/// allow).
+fn longest_retry(longest: i64, retry_after_ms: i64) -> i64 {
+    if longest == NEVER || retry_after_ms == NEVER {
+        NEVER
+    } else {
+        longest.max(retry_after_ms)
+    }
 }
 
 /// An RL.ALL call's specs and keys, decided at a time.
