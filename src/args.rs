@@ -146,7 +146,7 @@ impl OptionName {
 }
 
 /// Values of the trailing options; `None` (or false) when not given.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options<'a> {
     pub cost: Option<i64>,
     pub costs: Option<PerKey<i64>>,
@@ -158,7 +158,25 @@ pub struct Options<'a> {
     pub wait: Option<&'a [u8]>,
 }
 
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options::NONE
+    }
+}
+
 impl Options<'_> {
+    /// No option given.
+    pub const NONE: Options<'static> = Options {
+        cost: None,
+        costs: None,
+        at: None,
+        precision: None,
+        fixed: false,
+        tz: None,
+        anchor: None,
+        wait: None,
+    };
+
     /// The options `COST raw` alone, as [`parse_options`] reads them.
     pub fn of_cost(raw: &[u8]) -> CommandResult<Self> {
         Ok(Options {

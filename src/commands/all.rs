@@ -160,15 +160,19 @@ fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Requ
     for n in 1..=count {
         next += parse_spec(call, next, specs).map_err(|error| error.at_position(n))?;
     }
-    let options = parse_options(
-        call.args_from(next),
-        &[
-            OptionName::Cost,
-            OptionName::Costs(count),
-            OptionName::Wait,
-            OptionName::At,
-        ],
-    )?;
+    let options = if next < call.arg_count() {
+        parse_options(
+            call.args_from(next),
+            &[
+                OptionName::Cost,
+                OptionName::Costs(count),
+                OptionName::Wait,
+                OptionName::At,
+            ],
+        )?
+    } else {
+        Options::NONE
+    };
     if options.wait.is_some() && !specs.iter().all(|spec| spec.waits()) {
         return Err(CommandError::invalid(WAIT_NOT_TAKEN));
     }
@@ -222,18 +226,17 @@ fn parse_spec(call: &Call, at: usize, specs: &mut PerKey<AnySpec>) -> CommandRes
     let after_params = at + 1 + kind.params.len();
     // The parameters are checked before the spec's options.
     let (options, taken) = if kind.options.is_empty() {
-        (Ok(Options::default()), 0)
+        (Ok(None), 0)
     } else {
         let mut rest = call.args_from(after_params).peekable();
-        let options = parse_leading_options(&mut rest, &[kind.options]);
+        let options = parse_leading_options(&mut rest, &[kind.options]).map(Some);
         (options, call.arg_count() - after_params - rest.count())
     };
-    (kind.parse)(
-        call,
-        words,
-        options.as_ref().unwrap_or(&Options::default()),
-        specs,
-    )?;
+    let given = match &options {
+        Ok(Some(given)) => given,
+        Ok(None) | Err(_) => &Options::NONE,
+    };
+    (kind.parse)(call, words, given, specs)?;
     options?;
     Ok(1 + kind.params.len() + taken)
 }
