@@ -376,6 +376,46 @@ pub fn transaction_runs(con: &mut impl ConnectionLike, line: impl Line) -> bool 
     exec.is_some()
 }
 
+/// Adds `cmd` to `pipe` in a MULTI/EXEC of its own, followed by a PERSIST
+/// of each of `keys`: the pipeline's reply for it is EXEC's, read with
+/// [`kept_reply`]. A write at a pinned time gives its key a TTL on the real
+/// clock (a ms or two for a limiter about to be whole), which may run out
+/// before the next call or not; a kept key decides from its state alone,
+/// as an expired one would, so the replies stay those of the state.
+pub fn add_kept(pipe: &mut redis::Pipeline, cmd: redis::Cmd, keys: &[impl AsRef<str>]) {
+    pipe.cmd("MULTI").ignore();
+    pipe.add_command(cmd).ignore();
+    for key in keys {
+        pipe.cmd("PERSIST").arg(key.as_ref()).ignore();
+    }
+    pipe.cmd("EXEC");
+}
+
+/// The call's own reply in EXEC's reply of [`add_kept`].
+pub fn kept_reply(exec: Value) -> Value {
+    match exec {
+        Value::Array(mut replies) if !replies.is_empty() => replies.swap_remove(0),
+        other => panic!("not the EXEC of a kept call: {other:?}"),
+    }
+}
+
+/// The integer replies of a pipeline of kept calls (see [`add_kept`]).
+pub fn kept_ints(execs: Vec<Value>) -> Vec<Vec<i64>> {
+    execs
+        .into_iter()
+        .map(|exec| redis::from_redis_value(&kept_reply(exec)).unwrap())
+        .collect()
+}
+
+/// Runs a command line and PERSISTs `keys` in one MULTI/EXEC (see
+/// [`add_kept`]); the command's reply.
+pub fn kept(con: &mut impl ConnectionLike, line: impl Line, keys: &[impl AsRef<str>]) -> Value {
+    let mut pipe = redis::pipe();
+    add_kept(&mut pipe, command(line), keys);
+    let (exec,): (Value,) = pipe.query(con).unwrap();
+    kept_reply(exec)
+}
+
 /// Code and message of a server error, as the server sent them.
 pub fn error_text(error: &redis::RedisError) -> String {
     match (error.code(), error.detail()) {

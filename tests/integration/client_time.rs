@@ -7,15 +7,17 @@ use crate::common::{
 
 const T: i64 = 1_700_000_000_000;
 
-/// Every command that takes AT, pinned at T, on keys of their own kind.
+/// Every command that takes AT, pinned at T, on keys of their own kind;
+/// hour-long periods, so that no key expires on the real clock before the
+/// tests compare it.
 fn pinned_calls() -> Vec<String> {
     [
-        "RL.TOKENBUCKET b 10 1 1000",
-        "RL.COST b 10 1 1000 1",
-        "RL.SLIDELOG l 10 1000",
-        "RL.WINDOW w 10 1000",
-        "RL.ALL 2 a1 a2 TOKENBUCKET 10 1 1000 WINDOW 10 1000",
-        "RL.RESERVE r 10 1 1000 2 60000",
+        "RL.TOKENBUCKET b 10 1 3600000",
+        "RL.COST b 10 1 3600000 1",
+        "RL.SLIDELOG l 10 3600000",
+        "RL.WINDOW w 10 3600000",
+        "RL.ALL 2 a1 a2 TOKENBUCKET 10 1 3600000 WINDOW 10 3600000",
+        "RL.RESERVE r 10 1 3600000 2 60000",
         "RL.SETTLE r 1 1",
         "RL.CANCEL r 1",
         "RL.ACQUIRE q 3 60000",
@@ -182,7 +184,10 @@ fn an_aof_of_pinned_writes_and_restored_states_loads_under_no() {
     // follow it as sent, AT and all.
     query::<()>(&mut con, "BGREWRITEAOF");
     wait_for_rewrite(&mut con);
-    ints(&mut con, format!("RL.TOKENBUCKET b 10 1 1000 AT {}", T + 5));
+    ints(
+        &mut con,
+        format!("RL.TOKENBUCKET b 10 1 3600000 AT {}", T + 5),
+    );
     let keys = ["b", "l", "w", "a1", "a2", "r", "q"];
     let before: Vec<_> = keys.iter().map(|k| dump(&mut con, k.as_bytes())).collect();
     server.kill();

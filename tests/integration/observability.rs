@@ -54,7 +54,7 @@ fn info_counts_calls_verdicts_errors_and_live_keys() {
     ints(&mut con, "RL.ACQUIRE s 2 60000");
     call(
         &mut con,
-        "RL.ALL 2 a l3 TOKENBUCKET 1 1 1000 SLIDELOG 1 1000",
+        "RL.ALL 2 a l3 TOKENBUCKET 1 1 3600000 SLIDELOG 1 3600000",
     )
     .unwrap();
     call(&mut con, "CL.THROTTLE c 1 1 60").unwrap();
@@ -68,9 +68,9 @@ fn info_counts_calls_verdicts_errors_and_live_keys() {
     call(&mut con, "DEBUG RELOAD").unwrap();
     assert_eq!(live_keys(&mut con), [1, 2, 2]);
     // Expiry frees too.
-    ints(&mut con, "RL.TOKENBUCKET short 1 1 10");
+    ints(&mut con, "RL.TOKENBUCKET short 1 1 300");
     assert_eq!(live_keys(&mut con)[0], 2);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::thread::sleep(std::time::Duration::from_millis(400));
     assert_eq!(call(&mut con, "EXISTS short").unwrap(), Value::Int(0));
     assert_eq!(live_keys(&mut con)[0], 1);
     call(&mut con, "FLUSHALL SYNC").unwrap();

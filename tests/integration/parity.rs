@@ -1,7 +1,9 @@
 //! Random traffic through each native command and its Lua reference script
 //! gives identical replies.
 
-use crate::common::{call, command, error_text, ints, query, Rng, Server};
+use crate::common::{
+    add_kept, call, command, error_text, ints, kept, kept_ints, kept_reply, query, Rng, Server,
+};
 
 const TOKEN_BUCKET_LUA: &str = include_str!("../../lua/token_bucket.lua");
 const SLIDING_LOG_LUA: &str = include_str!("../../lua/sliding_log.lua");
@@ -40,17 +42,20 @@ fn token_bucket_matches_lua() {
             };
             step(&mut rng, &mut now, period.max(10));
             let spec = format!("{capacity} {amount} {period}");
-            native.add_command(command(if rng.chance(50) {
+            let line = if rng.chance(50) {
                 format!("RL.TOKENBUCKET {native_key} {spec} COST {cost} AT {now}")
             } else {
                 format!("RL.COST {native_key} {spec} {cost} AT {now}")
-            }));
-            lua.add_command(command(format!(
-                "EVALSHA {sha} 1 {lua_key} {spec} {cost} {now}"
-            )));
+            };
+            add_kept(&mut native, command(line), &[&native_key]);
+            add_kept(
+                &mut lua,
+                command(format!("EVALSHA {sha} 1 {lua_key} {spec} {cost} {now}")),
+                &[&lua_key],
+            );
         }
-        let native_replies: Vec<Vec<i64>> = native.query(&mut con).unwrap();
-        let lua_replies: Vec<Vec<i64>> = lua.query(&mut con).unwrap();
+        let native_replies = kept_ints(native.query(&mut con).unwrap());
+        let lua_replies = kept_ints(lua.query(&mut con).unwrap());
         for (index, (n, l)) in native_replies.iter().zip(&lua_replies).enumerate() {
             assert_eq!(n, l, "sequence {sequence}, call {index}");
         }
@@ -85,15 +90,23 @@ fn sliding_log_matches_lua() {
                 _ => rng.range(1, limit.min(4)),
             };
             step(&mut rng, &mut now, window / 4 + 1);
-            native.add_command(command(format!(
-                "RL.SLIDELOG {native_key} {limit} {window} COST {cost} AT {now}"
-            )));
-            lua.add_command(command(format!(
-                "EVALSHA {sha} 1 {lua_key} {limit} {window} {cost} {now}"
-            )));
+            add_kept(
+                &mut native,
+                command(format!(
+                    "RL.SLIDELOG {native_key} {limit} {window} COST {cost} AT {now}"
+                )),
+                &[&native_key],
+            );
+            add_kept(
+                &mut lua,
+                command(format!(
+                    "EVALSHA {sha} 1 {lua_key} {limit} {window} {cost} {now}"
+                )),
+                &[&lua_key],
+            );
         }
-        let native_replies: Vec<Vec<i64>> = native.query(&mut con).unwrap();
-        let lua_replies: Vec<Vec<i64>> = lua.query(&mut con).unwrap();
+        let native_replies = kept_ints(native.query(&mut con).unwrap());
+        let lua_replies = kept_ints(lua.query(&mut con).unwrap());
         for (index, (n, l)) in native_replies.iter().zip(&lua_replies).enumerate() {
             assert_eq!(n, l, "sequence {sequence}, call {index}");
         }
@@ -210,12 +223,11 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
                     .iter()
                     .map(|&k| cost_for(&mut rng, &specs[k]))
                     .collect();
-                let keys = |side: &str| {
-                    let keys: Vec<String> = chosen
+                let keys = |side: &str| -> Vec<String> {
+                    chosen
                         .iter()
                         .map(|k| format!("{side}:{sequence}:{k}"))
-                        .collect();
-                    keys.join(" ")
+                        .collect()
                 };
                 let specs: Vec<String> = chosen
                     .iter()
@@ -225,15 +237,24 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
                     })
                     .collect();
                 let (count, specs, costs) = (chosen.len(), specs.join(" "), spaced(&costs));
-                native.add_command(command(format!(
-                    "RL.ALL {count} {} {specs} COSTS {costs} AT {now}",
-                    keys("native")
-                )));
-                lua.add_command(command(format!(
-                    "EVALSHA {} {count} {} {specs} {costs} {now}",
-                    shas[0],
-                    keys("lua")
-                )));
+                let (native_keys, lua_keys) = (keys("native"), keys("lua"));
+                add_kept(
+                    &mut native,
+                    command(format!(
+                        "RL.ALL {count} {} {specs} COSTS {costs} AT {now}",
+                        native_keys.join(" ")
+                    )),
+                    &native_keys,
+                );
+                add_kept(
+                    &mut lua,
+                    command(format!(
+                        "EVALSHA {} {count} {} {specs} {costs} {now}",
+                        shas[0],
+                        lua_keys.join(" ")
+                    )),
+                    &lua_keys,
+                );
             } else {
                 let k = rng.range(0, 3) as usize;
                 let cost = cost_for(&mut rng, &specs[k]);
@@ -243,17 +264,31 @@ fn all_matches_lua_with_single_key_commands_on_the_same_keys() {
                     ("RL.SLIDELOG", &shas[2])
                 };
                 let spec = spaced(&specs[k]);
-                native.add_command(command(format!(
-                    "{name} native:{sequence}:{k} {spec} COST {cost} AT {now}"
-                )));
-                lua.add_command(command(format!(
-                    "EVALSHA {sha} 1 lua:{sequence}:{k} {spec} {cost} {now}"
-                )));
+                let (native_key, lua_key) = (
+                    format!("native:{sequence}:{k}"),
+                    format!("lua:{sequence}:{k}"),
+                );
+                add_kept(
+                    &mut native,
+                    command(format!("{name} {native_key} {spec} COST {cost} AT {now}")),
+                    &[native_key],
+                );
+                add_kept(
+                    &mut lua,
+                    command(format!("EVALSHA {sha} 1 {lua_key} {spec} {cost} {now}")),
+                    &[lua_key],
+                );
             }
         }
         let native_replies: Vec<redis::Value> = native.query(&mut con).unwrap();
         let lua_replies: Vec<redis::Value> = lua.query(&mut con).unwrap();
-        for (index, (n, l)) in native_replies.iter().zip(&lua_replies).enumerate() {
+        assert_eq!(native_replies.len(), 150);
+        for (index, (n, l)) in native_replies
+            .into_iter()
+            .map(kept_reply)
+            .zip(lua_replies.into_iter().map(kept_reply))
+            .enumerate()
+        {
             assert_eq!(n, l, "sequence {sequence}, call {index}");
         }
     }
@@ -281,23 +316,15 @@ fn both(
     now: i64,
 ) -> redis::Value {
     let args = spaced(args);
-    let mut kept = |line: String, key: String| -> redis::Value {
-        let (reply,): (redis::Value,) = redis::pipe()
-            .atomic()
-            .add_command(command(line))
-            .add_command(command(format!("PERSIST {key}")))
-            .ignore()
-            .query(con)
-            .unwrap();
-        reply
-    };
     let native = kept(
+        con,
         format!("{name} native:{key} {args} AT {now}"),
-        format!("native:{key}"),
+        &[format!("native:{key}")],
     );
     let lua = kept(
+        con,
         format!("EVALSHA {sha} 1 lua:{key} {args} {now}"),
-        format!("lua:{key}"),
+        &[format!("lua:{key}")],
     );
     assert_eq!(native, lua, "{name} {key} {args} at {now}");
     native

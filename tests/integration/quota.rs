@@ -324,7 +324,7 @@ fn a_quota_key_costs_no_more_than_a_bucket_key() {
         ),
         (
             "RL.QUOTA q:00000043 1000000 month TZ America/New_York ANCHOR 1769853600000",
-            "RL.TOKENBUCKET b:00000043 1000000 1000 3600000",
+            "RL.TOKENBUCKET b:00000043 1000000 1000 3600000 COST 1000",
         ),
         (
             "RL.QUOTA q:00000044 1000000000000 day COST 999999999999",
