@@ -389,13 +389,15 @@ fn reservations_match_lua_mixed_with_bucket_calls() {
                 }
                 _ => {
                     let (spec, cost) = (spaced(&params), rng.range(0, 3));
-                    let native = ints(
+                    let native = kept(
                         &mut con,
                         format!("RL.TOKENBUCKET native:{key} {spec} COST {cost} AT {now}"),
+                        &[format!("native:{key}")],
                     );
-                    let lua = ints(
+                    let lua = kept(
                         &mut con,
                         format!("EVALSHA {bucket} 1 lua:{key} {spec} {cost} {now}"),
+                        &[format!("lua:{key}")],
                     );
                     assert_eq!(native, lua);
                 }
@@ -499,12 +501,11 @@ fn all_with_every_kind_matches_lua() {
             if chosen.is_empty() {
                 continue;
             }
-            let keys = |side: &str| {
-                let keys: Vec<String> = chosen
+            let keys = |side: &str| -> Vec<String> {
+                chosen
                     .iter()
                     .map(|k| format!("{side}:a{sequence}:{k}"))
-                    .collect();
-                keys.join(" ")
+                    .collect()
             };
             let mut specs = Vec::new();
             let mut costs = Vec::new();
@@ -525,19 +526,22 @@ fn all_with_every_kind_matches_lua() {
                 });
             }
             let (count, specs, costs) = (chosen.len(), specs.join(" "), spaced(&costs));
-            let n: redis::Value = query(
+            let (native_keys, lua_keys) = (keys("native"), keys("lua"));
+            let n = kept(
                 &mut con,
                 format!(
                     "RL.ALL {count} {} {specs} COSTS {costs} AT {now}",
-                    keys("native")
+                    native_keys.join(" ")
                 ),
+                &native_keys,
             );
-            let l: redis::Value = query(
+            let l = kept(
                 &mut con,
                 format!(
                     "EVALSHA {all_sha} {count} {} {specs} {costs} {now}",
-                    keys("lua")
+                    lua_keys.join(" ")
                 ),
+                &lua_keys,
             );
             assert_eq!(n, l, "sequence {sequence}");
             let replies: Vec<redis::Value> = redis::from_redis_value(&n).unwrap();
