@@ -59,7 +59,7 @@ fn key_index(n: usize) -> usize {
     2 + n
 }
 
-/// `RL.ALL numkeys key [key ...] spec [spec ...] [COST n | COSTS c1 ... cn] [AT unix_ms]`
+/// `RL.ALL numkeys key [key ...] spec [spec ...] [COST n | COSTS c1 ... cn] [WAIT timeout_ms] [AT unix_ms]`
 fn all(call: &Call) -> CommandResult<Reply> {
     if call.is_keys_position_request() {
         let count = call

@@ -52,9 +52,9 @@ pub fn all_reply(specs: &[AnySpec], allowed: bool) -> Reply {
     }
 }
 
-/// The overall retry of RL.ALL, folded over the denying limiters from 0:
-/// -1 once one never allows, otherwise the longest wait (when all of them
-/// allow).
+/// One step of RL.ALL's overall retry, folded from 0 over the denying
+/// limiters (so 0 when every limiter allows): -1 once one never allows,
+/// otherwise the longest wait (when all of them allow).
 fn longest_retry(longest: i64, retry_after_ms: i64) -> i64 {
     if longest == NEVER || retry_after_ms == NEVER {
         NEVER
@@ -63,7 +63,7 @@ fn longest_retry(longest: i64, retry_after_ms: i64) -> i64 {
     }
 }
 
-/// An RL.ALL call's specs and keys, decided at a time.
+/// An RL.ALL call's specs and costs, decided at a time.
 pub struct Waiting {
     pub specs: PerKey<AnySpec>,
     pub costs: PerKey<i64>,

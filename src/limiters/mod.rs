@@ -374,8 +374,8 @@ where
 }
 
 /// Names every limiter kind once: [`KINDS`], and [`AnySpec`], which holds
-/// an RL.ALL spec of any of them in place, so that a call allocates
-/// nothing for its specs.
+/// an RL.ALL spec of any of them in place, so that a call of up to four
+/// keys allocates nothing for its specs.
 macro_rules! limiter_kinds {
     ($($variant:ident: $limiter:ty),+ $(,)?) => {
         /// Every limiter kind. RL.INSPECT shows a state as the first kind

@@ -403,7 +403,11 @@ pub fn kept_reply(exec: Value) -> Value {
 pub fn kept_ints(execs: Vec<Value>) -> Vec<Vec<i64>> {
     execs
         .into_iter()
-        .map(|exec| redis::from_redis_value(&kept_reply(exec)).unwrap())
+        .enumerate()
+        .map(|(index, exec)| {
+            redis::from_redis_value(&kept_reply(exec))
+                .unwrap_or_else(|error| panic!("call {index}: {error}"))
+        })
         .collect()
 }
 
