@@ -58,12 +58,13 @@ local function next_id(last_id, at)
   return id
 end
 
--- Sets a key's TTL to ttl ms, at least 2: Redis's PEXPIRE deletes the key
--- at once when a millisecond passes between its two reads of the clock,
--- which a TTL of 1 ms met about once in 20,000 writes (the commands set an
--- absolute expiry, which Redis does not check that way).
+-- Sets a key's TTL to ttl ms, at least 10: Redis's PEXPIRE deletes the key
+-- at once when its TTL has passed between its two reads of the clock,
+-- which a TTL of 1 ms met about once in 20,000 writes, and one of 2 ms on
+-- a loaded machine (the commands set an absolute expiry, which Redis does
+-- not check that way). A key kept longer decides as an expired one would.
 local function set_ttl(key, ttl)
-  redis.call('PEXPIRE', key, fmt(math.max(ttl, 2)))
+  redis.call('PEXPIRE', key, fmt(math.max(ttl, 10)))
 end
 
 -- Lengthens a key's TTL to ttl ms, never shortens it; a key without a TTL
