@@ -1291,8 +1291,9 @@ fn quota_worked_examples_match_lua() {
 /// A write whose TTL is 1 ms keeps its key: Redis's PEXPIRE deletes a key
 /// at once when its TTL passes between its two reads of the clock, so the
 /// scripts set at least 10 ms (at 1 ms, about one such write in 20,000 lost
-/// its key; at 2 ms, one in 240,000 on a loaded machine). Each call runs in a MULTI/EXEC with an EXISTS, which
-/// checks expiry at the transaction's start: only that deletion fails it.
+/// its key; at 2 ms, one in 400,000 on a loaded machine). Each call runs
+/// in a MULTI/EXEC with an EXISTS, which checks expiry at the transaction's
+/// start: only that deletion fails it.
 #[test]
 fn a_script_write_with_a_ttl_of_1_ms_keeps_its_key() {
     let server = Server::start();
