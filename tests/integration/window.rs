@@ -247,14 +247,10 @@ fn the_lua_script_gives_the_same_replies() {
             } else {
                 format!("PRECISION {precision}")
             };
-            lines.push(format!(
-                "RL.WINDOW n:{sequence} {limit} {window} {slots} COST {cost} AT {now}"
-            ));
-            add_kept(
-                &mut native,
-                command(lines[lines.len() - 1].as_str()),
-                &[format!("n:{sequence}")],
-            );
+            let line =
+                format!("RL.WINDOW n:{sequence} {limit} {window} {slots} COST {cost} AT {now}");
+            add_kept(&mut native, command(&line), &[format!("n:{sequence}")]);
+            lines.push(line);
             add_kept(
                 &mut lua,
                 command(format!(
