@@ -182,6 +182,8 @@ const ACQUIRE: &str = "RL.ACQUIRE allowed (1 s lease)";
 const ALL_BUCKETS: &str = "RL.ALL 2 buckets";
 const SLIDELOG: &str = "RL.SLIDELOG allowed";
 const ALL: &str = "RL.ALL bucket+log";
+const THROTTLE: &str = "CL.THROTTLE allowed";
+const THROTTLE_FRESH: &str = "CL.THROTTLE fresh keys";
 const CELL: &str = "redis-cell CL.THROTTLE allowed";
 const HASH_BUCKET: &str = "Lua hash bucket (tokens, ts)";
 
@@ -229,10 +231,14 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         write(ALL_BUCKETS, &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000")),
         write("RL.ALL 2 buckets, WAIT 1000", &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000 WAIT 1000")).wait_of(ALL_BUCKETS),
         read("RL.INSPECT", "RL.INSPECT b:__rand_int__"),
+        // A burst of a million at one a minute: every call is allowed and
+        // moves the key's TAT, and its TTL, a minute on.
+        write(THROTTLE, "CL.THROTTLE t:__rand_int__ 1000000 1 60"),
         // The TAT runs 3.6 µs ahead at most: each key expires within 1 ms.
-        write("CL.THROTTLE allowed", &format!("CL.THROTTLE t:__rand_int__ {BIG} {BIG} 3600")).expiring(),
+        write(THROTTLE_FRESH, &format!("CL.THROTTLE tf:__rand_int__ {BIG} {BIG} 3600")).expiring(),
         write("Module floor: RL.TOKENBUCKET's words, no key", &format!("FLOOR.BUCKET b:__rand_int__ {BIG} 1 3600000")),
-        write(CELL, &format!("CL.THROTTLE t:__rand_int__ {BIG} {BIG} 3600")).on_cell().expiring().peer_of(&[BUCKET, "CL.THROTTLE allowed"]),
+        write(CELL, "CL.THROTTLE t:__rand_int__ 1000000 1 60").on_cell().peer_of(&[BUCKET, THROTTLE]),
+        write("redis-cell CL.THROTTLE fresh keys", &format!("CL.THROTTLE tf:__rand_int__ {BIG} {BIG} 3600")).on_cell().expiring().peer_of(&[THROTTLE_FRESH]),
         write(HASH_BUCKET, &evalsha(hash, 1, &format!("hb:__rand_int__ {BIG} 1 3600000 1"))).lua(&[BUCKET]),
         write("Lua token_bucket.lua", &evalsha(bucket, 1, &format!("lb:__rand_int__ {BIG} 1 3600000 1"))).lua(&[BUCKET]),
         write("Lua token_bucket.lua (cost)", &evalsha(bucket, 1, &format!("lc:__rand_int__ {BIG} 1 3600000 7"))).lua(&[COST]),
@@ -760,7 +766,7 @@ impl Report<'_> {
                 1.0,
             );
         }
-        for row in [BUCKET, "CL.THROTTLE allowed"] {
+        for row in [BUCKET, THROTTLE] {
             at_least(
                 format!("{row} / redis-cell"),
                 self.ratio(config, 16, row, CELL),
