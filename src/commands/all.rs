@@ -8,7 +8,7 @@ use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{all_wait, lease_wait, publish_write, wait, AnySpec, KINDS, MAX_PARAMS};
+use crate::limiters::{all_wait, publish_write, wait, AnySpec, KINDS, MAX_PARAMS};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -85,8 +85,8 @@ fn all(call: &Call) -> CommandResult<Reply> {
     // cache misses overlap; none after one of the wrong type, where the
     // checks below stop with its position.
     // Clients waiting for a lease on a key come before this call.
-    for n in 0..specs.len() {
-        lease_wait::serve_for(call, key_index(n))?;
+    for (n, spec) in specs.iter().enumerate() {
+        spec.serve_waiting(call, key_index(n))?;
     }
     let mut keys: PerKey<Key> = PerKey::new();
     for (n, spec) in specs.iter().enumerate() {
@@ -98,18 +98,17 @@ fn all(call: &Call) -> CommandResult<Reply> {
         }
     }
     let now = at.unwrap_or_else(|| clock.now_ms());
+    let mut allowed = true;
     for (n, ((spec, &cost), key)) in specs
         .iter_mut()
         .zip(&request.costs)
         .zip(&mut keys)
         .enumerate()
     {
-        spec.decide(key, cost, now)
+        allowed &= spec
+            .decide(key, cost, now)
             .map_err(|error| error.at_position(n + 1))?;
     }
-    let allowed = specs
-        .iter()
-        .all(|spec| spec.evaluation().is_some_and(|e| e.allowed));
     if let Some(timeout) = request
         .wait
         .filter(|_| !allowed && at.is_none() && call.may_block())
@@ -125,14 +124,18 @@ fn all(call: &Call) -> CommandResult<Reply> {
         return Ok(all_wait::all_reply(&waiting.specs, false));
     }
     if allowed {
-        let mut written: PerKey<usize> = PerKey::new();
+        let mut written = [0; MAX_KEYS as usize];
+        let mut count = 0;
         for (n, (spec, key)) in specs.iter().zip(&mut keys).enumerate() {
             if spec.apply(key, &|at_ms| clock.ttl_from(at_ms))? {
-                written.push(key_index(n));
+                if let Some(slot) = written.get_mut(count) {
+                    *slot = key_index(n);
+                    count += 1;
+                }
             }
         }
-        if !written.is_empty() {
-            publish_write(call, &clock, &ALL, &written)?;
+        if count > 0 {
+            publish_write(call, &clock, &ALL, written.get(..count).unwrap_or_default())?;
         }
     }
     Ok(all_wait::all_reply(&specs, allowed))

@@ -184,8 +184,8 @@ impl Limiter for Acquire {
         leases::release(state, id, now_ms).then(|| leases_ttl(state, now_ms))
     }
 
-    fn serve_waiting(call: &Call) -> CommandResult<()> {
-        lease_wait::serve_for(call, 1)
+    fn serve_waiting(call: &Call, key_index: usize) -> CommandResult<()> {
+        lease_wait::serve_for(call, key_index)
     }
 
     fn queue(

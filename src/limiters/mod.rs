@@ -125,9 +125,9 @@ pub trait Limiter: 'static {
     /// taking a debt (leases).
     const QUEUES: bool = false;
 
-    /// Before a call on a key decides: serves the clients waiting on the
-    /// key, who come first (leases).
-    fn serve_waiting(_call: &Call) -> CommandResult<()> {
+    /// Before a call on the key at argument `key_index` decides: serves the
+    /// clients waiting on the key, who come first (leases).
+    fn serve_waiting(_call: &Call, _key_index: usize) -> CommandResult<()> {
         Ok(())
     }
 
@@ -313,7 +313,7 @@ pub fn execute<L: Limiter>(
 ) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
     let at = clock.pinned(at)?;
-    L::serve_waiting(call)?;
+    L::serve_waiting(call, 1)?;
     let mut key = call.update_key(1)?;
     key.prefetch::<L::State>();
     let now = at.unwrap_or_else(|| clock.now_ms());
@@ -425,9 +425,12 @@ limiter_kinds! {
 /// One limiter of an RL.ALL call: parsed, then decided on, then applied.
 pub trait Spec {
     fn check_cost(&self, cost: i64) -> CommandResult<()>;
+    /// See [`Limiter::serve_waiting`].
+    fn serve_waiting(&self, call: &Call, key_index: usize) -> CommandResult<()>;
     /// See [`Key::prefetch`].
     fn prefetch(&self, key: &mut Key) -> bool;
-    fn decide(&mut self, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<()>;
+    /// Whether the limiter allows `cost`.
+    fn decide(&mut self, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool>;
     /// Once decided.
     fn evaluation(&self) -> Option<&Evaluation>;
     /// See [`Limiter::opened_id`]; 0 when the call took nothing.
@@ -487,13 +490,19 @@ impl<L: Limiter> Spec for SpecOf<L> {
         L::check_cost(cost)
     }
 
+    fn serve_waiting(&self, call: &Call, key_index: usize) -> CommandResult<()> {
+        L::serve_waiting(call, key_index)
+    }
+
     fn prefetch(&self, key: &mut Key) -> bool {
         key.prefetch::<L::State>()
     }
 
-    fn decide(&mut self, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<()> {
-        self.decided = Some((cost, decide::<L>(key, &self.params, cost, now_ms)?));
-        Ok(())
+    fn decide(&mut self, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool> {
+        let outcome = decide::<L>(key, &self.params, cost, now_ms)?;
+        let allowed = L::evaluation(&outcome).allowed;
+        self.decided = Some((cost, outcome));
+        Ok(allowed)
     }
 
     fn evaluation(&self) -> Option<&Evaluation> {
