@@ -202,9 +202,6 @@ pub struct Calendar {
     period: Period,
     zone: Zone,
     anchor_ms: Option<i64>,
-    /// The zone word it is shared under, in lower case (empty for a
-    /// calendar made alone).
-    zone_word: Box<[u8]>,
     /// The origin's local time.
     origin: DateTime,
     /// The origin's instant.
@@ -223,13 +220,14 @@ impl PartialEq for Calendar {
 impl Eq for Calendar {}
 
 /// Calendars made so far, shared by the keys that use them: the last few
-/// used, looked up first (a scan of a few words, cheaper than hashing the
-/// zone's name), then all of them by period, anchor and zone word in lower
-/// case (IANA names are looked up in any case). Emptied when it reaches
-/// [`MOST_CALENDARS`] entries; keys keep the calendars they hold.
+/// used, each with its zone word as a call spelled it, looked up first (an
+/// exact compare of a few words, cheaper than hashing the zone's name or
+/// comparing it in any case), then all of them by period, anchor and zone
+/// word in lower case (IANA names are looked up in any case). Emptied when
+/// it reaches [`MOST_CALENDARS`] entries; keys keep the calendars they hold.
 #[derive(Default)]
 struct Calendars {
-    recent: [Option<Arc<Calendar>>; RECENT_CALENDARS],
+    recent: [Option<(Box<[u8]>, Arc<Calendar>)>; RECENT_CALENDARS],
     /// Where the next calendar goes in `recent`.
     next_recent: usize,
     all: HashMap<CalendarKey, Arc<Calendar>>,
@@ -252,21 +250,17 @@ impl Calendar {
         anchor_ms: Option<i64>,
     ) -> Result<Arc<Calendar>, CalendarError> {
         let mut calendars = CALENDARS.lock().unwrap_or_else(PoisonError::into_inner);
-        let same = |calendar: &Arc<Calendar>| {
-            calendar.period == period
-                && calendar.anchor_ms == anchor_ms
-                && calendar.zone_word.eq_ignore_ascii_case(zone_word)
+        let same = |(word, calendar): &&(Box<[u8]>, Arc<Calendar>)| {
+            calendar.period == period && calendar.anchor_ms == anchor_ms && **word == *zone_word
         };
-        if let Some(calendar) = calendars.recent.iter().flatten().find(|c| same(c)) {
+        if let Some((_, calendar)) = calendars.recent.iter().flatten().find(same) {
             return Ok(Arc::clone(calendar));
         }
         let key: CalendarKey = (period, anchor_ms, zone_word.to_ascii_lowercase().into());
         let calendar = match calendars.all.get(&key) {
             Some(calendar) => Arc::clone(calendar),
             None => {
-                let mut calendar = Calendar::new(period, Zone::parse(&key.2)?, anchor_ms)?;
-                calendar.zone_word = key.2.clone();
-                let calendar = Arc::new(calendar);
+                let calendar = Arc::new(Calendar::new(period, Zone::parse(&key.2)?, anchor_ms)?);
                 if calendars.all.len() >= MOST_CALENDARS {
                     calendars.all.clear();
                 }
@@ -275,7 +269,7 @@ impl Calendar {
             }
         };
         let slot = calendars.next_recent % RECENT_CALENDARS;
-        calendars.recent[slot] = Some(Arc::clone(&calendar));
+        calendars.recent[slot] = Some((zone_word.into(), Arc::clone(&calendar)));
         calendars.next_recent = slot + 1;
         Ok(calendar)
     }
@@ -309,7 +303,6 @@ impl Calendar {
             period,
             zone,
             anchor_ms,
-            zone_word: Box::default(),
             origin,
             origin_ms,
             last_bounds: Mutex::new(None),
@@ -744,6 +737,11 @@ mod tests {
         let a = Calendar::shared(Period::Day, b"Europe/Berlin", None).unwrap();
         let b = Calendar::shared(Period::Day, b"EUROPE/BERLIN", None).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
+        // Each spelling is now among the recent ones.
+        for word in [b"EUROPE/BERLIN", b"Europe/Berlin"] {
+            let again = Calendar::shared(Period::Day, word, None).unwrap();
+            assert!(Arc::ptr_eq(&a, &again));
+        }
         let c = Calendar::shared(Period::Day, b"Europe/Berlin", Some(0)).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(
