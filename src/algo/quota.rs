@@ -227,11 +227,14 @@ impl Eq for Calendar {}
 /// it reaches [`MOST_CALENDARS`] entries; keys keep the calendars they hold.
 #[derive(Default)]
 struct Calendars {
-    recent: [Option<(Box<[u8]>, Arc<Calendar>)>; RECENT_CALENDARS],
+    recent: [Option<Recent>; RECENT_CALENDARS],
     /// Where the next calendar goes in `recent`.
     next_recent: usize,
     all: HashMap<CalendarKey, Arc<Calendar>>,
 }
+
+/// A recent calendar, with its zone word as a call spelled it.
+type Recent = (Box<[u8]>, Arc<Calendar>);
 
 /// A period, an anchor and a zone word in lower case.
 type CalendarKey = (Period, Option<i64>, Box<[u8]>);
@@ -250,7 +253,7 @@ impl Calendar {
         anchor_ms: Option<i64>,
     ) -> Result<Arc<Calendar>, CalendarError> {
         let mut calendars = CALENDARS.lock().unwrap_or_else(PoisonError::into_inner);
-        let same = |(word, calendar): &&(Box<[u8]>, Arc<Calendar>)| {
+        let same = |(word, calendar): &&Recent| {
             calendar.period == period && calendar.anchor_ms == anchor_ms && **word == *zone_word
         };
         if let Some((_, calendar)) = calendars.recent.iter().flatten().find(same) {
