@@ -221,6 +221,7 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         read("RL.WINDOW peek", &format!("RL.WINDOW w:__rand_int__ {BIG} 3600000 COST 0")),
         write("RL.QUOTA allowed (day, Europe/Berlin)", &format!("RL.QUOTA q:__rand_int__ {BIG} day TZ Europe/Berlin")),
         write("RL.QUOTA allowed (month, UTC)", &format!("RL.QUOTA qu:__rand_int__ {BIG} month")),
+        write("RL.QUOTA allowed (month, ANCHOR)", &format!("RL.QUOTA qa:__rand_int__ {BIG} month ANCHOR 1767225600000")),
         read("RL.QUOTA peek", &format!("RL.QUOTA q:__rand_int__ {BIG} day TZ Europe/Berlin COST 0")),
         write(RESERVE, &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000")),
         write("RL.RESERVE allowed (1 s lease), WAIT 1000", &format!("RL.RESERVE r:__rand_int__ {BIG} 1 3600000 5 1000 WAIT 1000")).wait_of(RESERVE),
@@ -229,6 +230,7 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         write("RL.ACQUIRE allowed (1 s lease), WAIT 1000", "RL.ACQUIRE a:__rand_int__ 100000 1000 WAIT 1000").wait_of(ACQUIRE),
         write(ALL, &format!("RL.ALL 2 ab:__rand_int__ al:__rand_int__ TOKENBUCKET {BIG} 1 3600000 SLIDELOG 100 60000")).logs(),
         write(ALL_BUCKETS, &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000")),
+        write("RL.ALL 2 buckets, COSTS 3 5", &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000 COSTS 3 5")),
         write("RL.ALL 2 buckets, WAIT 1000", &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000 WAIT 1000")).wait_of(ALL_BUCKETS),
         read("RL.INSPECT", "RL.INSPECT b:__rand_int__"),
         // A burst of a million at one a minute: every call is allowed and
