@@ -265,7 +265,9 @@ impl Calendar {
             None => {
                 let calendar = Arc::new(Calendar::new(period, Zone::parse(&key.2)?, anchor_ms)?);
                 if calendars.all.len() >= MOST_CALENDARS {
-                    calendars.all.clear();
+                    // The recent ones go too, so that every spelling of a
+                    // calendar finds the one copy in `all`.
+                    *calendars = Calendars::default();
                 }
                 calendars.all.insert(key, Arc::clone(&calendar));
                 calendar
