@@ -1,7 +1,8 @@
 //! RL.ALL (several limiters, all or nothing) and RL.INSPECT on a live server.
 
 use crate::common::{
-    call, dump, error, expire_unreaped, info_field, int, ints, login, query, Line, Server,
+    call, dump, error, expire_time, expire_unreaped, info_field, int, ints, kept, login, query,
+    server_ms, Line, Server,
 };
 use redis::{Connection, Value};
 
@@ -9,7 +10,17 @@ const T: i64 = 1_700_000_000_000;
 
 /// Runs RL.ALL (or any command) and flattens its nested integer reply.
 fn all(con: &mut Connection, line: impl Line) -> (i64, i64, Vec<Vec<i64>>) {
-    let reply: Vec<Value> = query(con, line);
+    flatten(query(con, line))
+}
+
+/// [`all`], with `keys` PERSISTed in the same MULTI/EXEC (see
+/// [`kept`]): a write at a pinned time gives its keys a TTL on the real
+/// clock, which a slow machine may let run out before the next call.
+fn all_kept(con: &mut Connection, line: impl Line, keys: &[&str]) -> (i64, i64, Vec<Vec<i64>>) {
+    flatten(redis::from_redis_value(&kept(con, line, keys)).unwrap())
+}
+
+fn flatten(reply: Vec<Value>) -> (i64, i64, Vec<Vec<i64>>) {
     let allowed: i64 = redis::from_redis_value(&reply[0]).unwrap();
     let retry: i64 = redis::from_redis_value(&reply[1]).unwrap();
     let items = reply[2..]
@@ -45,12 +56,14 @@ fn contract_example() {
     let server = Server::start();
     let mut con = server.connect();
     let line = format!("RL.ALL 2 a b TOKENBUCKET 2 1 1000 SLIDELOG 3 10000 AT {T}");
+    // Kept: the bucket's TTL of 1 s on the real clock must not run out
+    // between the calls.
     assert_eq!(
-        all(&mut con, &line),
+        all_kept(&mut con, &line, &["a", "b"]),
         (1, 0, vec![vec![1, 2, 1, 0, 1000], vec![1, 3, 2, 0, 10000]])
     );
     assert_eq!(
-        all(&mut con, &line),
+        all_kept(&mut con, &line, &["a", "b"]),
         (1, 0, vec![vec![1, 2, 0, 0, 2000], vec![1, 3, 1, 0, 10000]])
     );
     assert_eq!(
@@ -70,15 +83,22 @@ fn contract_example() {
 fn single_key_commands_share_the_same_limiters() {
     let server = Server::start();
     let mut con = server.connect();
-    all(
+    // Kept: the keys' TTLs of a few seconds on the real clock must not run
+    // out before the next call reads them.
+    all_kept(
         &mut con,
         format!("RL.ALL 1 k TOKENBUCKET 10 1 1000 COST 4 AT {T}"),
+        &["k"],
     );
     assert_eq!(
         ints(&mut con, format!("RL.TOKENBUCKET k 10 1 1000 AT {T}")),
         [1, 10, 5, 0, 5000]
     );
-    ints(&mut con, format!("RL.SLIDELOG l 5 1000 COST 3 AT {T}"));
+    kept(
+        &mut con,
+        format!("RL.SLIDELOG l 5 1000 COST 3 AT {T}"),
+        &["l"],
+    );
     let (allowed, _, items) = all(
         &mut con,
         format!("RL.ALL 1 l SLIDELOG 5 1000 COST 3 AT {T}"),
@@ -132,13 +152,17 @@ fn denied_calls_write_nothing_anywhere() {
 fn overall_retry_after_is_the_longest_wait_or_never() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(
+    // Kept: fast's TTL of 1 s on the real clock must not run out before
+    // the calls that read it.
+    kept(
         &mut con,
         format!("RL.TOKENBUCKET slow 10 1 1000 COST 10 AT {T}"),
+        &["slow"],
     );
-    ints(
+    kept(
         &mut con,
         format!("RL.TOKENBUCKET fast 10 1 100 COST 10 AT {T}"),
+        &["fast"],
     );
     let both = "RL.ALL 2 fast slow TOKENBUCKET 10 1 100 TOKENBUCKET 10 1 1000";
     let (_, retry, _) = all(&mut con, format!("{both} COST 2 AT {T}"));
@@ -157,14 +181,22 @@ fn overall_retry_after_is_the_longest_wait_or_never() {
 fn writes_set_each_keys_ttl() {
     let server = Server::start();
     let mut con = server.connect();
+    // Each key expires its reset_after_ms after the call's time, which lies
+    // between the server's clock read before and after it.
+    let earliest = server_ms(&mut con);
     all(
         &mut con,
         "RL.ALL 2 b l TOKENBUCKET 10 1 60000 SLIDELOG 5 30000 COSTS 2 1",
     );
-    let bucket_ttl: i64 = query(&mut con, "PTTL b");
-    let log_ttl: i64 = query(&mut con, "PTTL l");
-    assert!((119_000..=120_000).contains(&bucket_ttl), "{bucket_ttl}");
-    assert!((29_000..=30_000).contains(&log_ttl), "{log_ttl}");
+    let latest = server_ms(&mut con);
+    for (key, ttl) in [("b", 120_000), ("l", 30_000)] {
+        let expires = expire_time(&mut con, key.as_bytes());
+        assert!(
+            (earliest + ttl..=latest + ttl).contains(&expires),
+            "{key} expires {} ms after the call",
+            expires - earliest
+        );
+    }
 }
 
 /// The keys are looked up in order, and none after one of the wrong type:
@@ -174,7 +206,8 @@ fn no_key_after_a_wrong_type_is_looked_up() {
     let server = Server::start();
     let mut con = server.connect();
     call(&mut con, "SET s text").unwrap();
-    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
+    // An hour's TTL, so that only expire_unreaped expires it.
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 3600000");
     let expired_before = expire_unreaped(&mut con, &["b"]);
     assert_eq!(
         error(
@@ -194,7 +227,8 @@ fn no_key_after_a_wrong_type_is_looked_up() {
 fn bad_input_is_named_and_changes_nothing() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
+    // An hour's TTL: the bucket outlives every call below.
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 3600000");
     query::<()>(&mut con, "SET s v");
     let before = dump(&mut con, b"b");
     let max = i64::MAX;
@@ -297,14 +331,18 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
     let server = Server::start();
     let mut con = server.connect();
     assert_eq!(inspect(&mut con, "missing", T), None);
-    ints(
+    // Kept: the keys' TTLs of a second or two on the real clock must not
+    // run out before the calls below read them.
+    kept(
         &mut con,
         format!("RL.TOKENBUCKET b 10 3 1000 COST 8 AT {T}"),
+        &["b"],
     );
     for entry_time in [T, T, T + 400] {
-        ints(
+        kept(
             &mut con,
             format!("RL.SLIDELOG l 10 1000 COST 2 AT {entry_time}"),
+            &["l"],
         );
     }
     let bucket = inspect(&mut con, "b", T + 500).unwrap();
@@ -376,7 +414,7 @@ fn inspect_shows_each_limiter_and_agrees_with_peeks() {
 fn inspect_is_a_map_under_resp3_and_never_touches_the_ttl() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 3600000");
     query::<()>(&mut con, "PEXPIRE b 500000");
     let client = redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap();
     let mut resp3 = client.get_connection().unwrap();
@@ -393,7 +431,8 @@ fn inspect_is_a_map_under_resp3_and_never_touches_the_ttl() {
 fn inspect_works_for_a_read_only_user() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
+    // An hour's TTL: the bucket is there when the viewer looks.
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 3600000");
     // On Redis 7.0 module commands have no ACL category: grant RL.INSPECT by name.
     let mut viewer = login(
         &server,

@@ -6,16 +6,33 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    dump, error, info_field, int, ints, key_events, login, query, start_pair, transaction_runs,
-    wait_for_replica, Line, Server,
+    command, dump, error, info_field, int, ints, key_events, login, query, start_pair,
+    transaction_runs, wait_for_replica, Line, Server,
 };
 use redis::{Connection, Value};
 
 /// `CL.THROTTLE key args`, for a key that may not be text.
 fn throttle(con: &mut Connection, key: &[u8], args: &str) -> Vec<i64> {
+    ints(con, throttle_words(key, args))
+}
+
+fn throttle_words<'a>(key: &'a [u8], args: &'a str) -> Vec<&'a [u8]> {
     let mut words = vec![&b"CL.THROTTLE"[..], key];
     words.extend(args.words());
-    ints(con, words)
+    words
+}
+
+/// The replies of `lines` run in one MULTI/EXEC. CL.THROTTLE replies count
+/// whole seconds from the server's clock (no AT pins it), so a sequence
+/// whose replies assume no time passes between its calls runs in one
+/// transaction: on one cached time (Redis 7.2+, Valkey) or within a ms.
+fn in_one_transaction(con: &mut Connection, lines: &[impl Line]) -> Vec<Vec<i64>> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for line in lines {
+        pipe.add_command(command(line));
+    }
+    pipe.query(con).unwrap()
 }
 
 fn get(con: &mut Connection, key: &[u8]) -> Option<String> {
@@ -35,11 +52,14 @@ fn server_time_ns(con: &mut Connection) -> i64 {
 fn readme_example_of_redis_cell() {
     let server = Server::start();
     let mut con = server.connect();
+    // The call reads the clock in whole ms, between these two readings.
+    let before = server_time_ns(&mut con) / 1_000_000 * 1_000_000;
     // 30 per 60 s, bursts of 15.
     assert_eq!(
         ints(&mut con, "CL.THROTTLE user123 15 30 60 1"),
         [0, 16, 15, -1, 2]
     );
+    let after = server_time_ns(&mut con);
     // The quantity defaults to 1; other keys are other limits.
     assert_eq!(
         ints(&mut con, "CL.THROTTLE user123-read-rate 15 30 60"),
@@ -50,12 +70,11 @@ fn readme_example_of_redis_cell() {
         [0, 6, 5, -1, 6]
     );
     // The state is redis-cell's: the TAT in unix ns as a decimal string,
-    // expiring when the TAT passes.
-    let now = server_time_ns(&mut con);
+    // 2 s after the call's time, expiring when the TAT passes.
     let tat: i64 = get(&mut con, b"user123").unwrap().parse().unwrap();
     assert!(
-        (now + 1_000_000_000..=now + 2_000_000_000).contains(&tat),
-        "{tat} vs {now}"
+        (before + 2_000_000_000..=after + 2_000_000_000).contains(&tat),
+        "{tat} vs {before}..={after}"
     );
     let expire_at = int(&mut con, "PEXPIRETIME user123");
     assert_eq!(
@@ -70,11 +89,10 @@ fn readme_example_of_redis_cell() {
 fn redis_cell_end_to_end_test() {
     let server = Server::start();
     let mut con = server.connect();
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE user123 0 1 2 1"),
-        [0, 1, 0, -1, 2]
-    );
-    let limited = ints(&mut con, "CL.THROTTLE user123 0 1 2 1");
+    // The first two calls back to back, with no time between them.
+    let replies = in_one_transaction(&mut con, &["CL.THROTTLE user123 0 1 2 1"; 2]);
+    assert_eq!(replies[0], [0, 1, 0, -1, 2]);
+    let limited = replies[1].clone();
     assert_eq!(limited, [1, 1, 0, 2, 2]);
     std::thread::sleep(Duration::from_secs(limited[3] as u64));
     assert_eq!(
@@ -88,35 +106,34 @@ fn a_burst_until_limited_then_quantities() {
     let server = Server::start();
     let mut con = server.connect();
     // 30 per 60 s (one per 2 s), limit 16: each call adds 2 s to the reset.
+    // The calls of each part run back to back, in one transaction.
+    let mut burst = vec!["CL.THROTTLE burst 15 30 60"; 17];
+    burst.push("CL.THROTTLE burst 15 30 60 17");
+    let replies = in_one_transaction(&mut con, &burst);
     for i in 1..=16 {
         assert_eq!(
-            ints(&mut con, "CL.THROTTLE burst 15 30 60"),
+            replies[i as usize - 1],
             [0, 16, 16 - i, -1, 2 * i],
             "call {i}"
         );
     }
+    assert_eq!(replies[16], [1, 16, 0, 2, 32]);
     assert_eq!(
-        ints(&mut con, "CL.THROTTLE burst 15 30 60"),
-        [1, 16, 0, 2, 32]
-    );
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE burst 15 30 60 17"),
+        replies[17],
         [1, 16, 0, -1, 32],
         "a quantity above the limit never fits"
     );
 
     // Quantities above 1: limit 10, one per second.
-    assert_eq!(ints(&mut con, "CL.THROTTLE q 9 10 10 4"), [0, 10, 6, -1, 4]);
-    assert_eq!(ints(&mut con, "CL.THROTTLE q 9 10 10 7"), [1, 10, 6, 1, 4]);
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE q 9 10 10 6"),
-        [0, 10, 0, -1, 10]
+    let replies = in_one_transaction(
+        &mut con,
+        &[4, 7, 6, 1, 11].map(|quantity| format!("CL.THROTTLE q 9 10 10 {quantity}")),
     );
-    assert_eq!(ints(&mut con, "CL.THROTTLE q 9 10 10 1"), [1, 10, 0, 1, 10]);
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE q 9 10 10 11"),
-        [1, 10, 0, -1, 10]
-    );
+    assert_eq!(replies[0], [0, 10, 6, -1, 4]);
+    assert_eq!(replies[1], [1, 10, 6, 1, 4]);
+    assert_eq!(replies[2], [0, 10, 0, -1, 10]);
+    assert_eq!(replies[3], [1, 10, 0, 1, 10]);
+    assert_eq!(replies[4], [1, 10, 0, -1, 10]);
 }
 
 #[test]
@@ -130,24 +147,27 @@ fn quantity_zero_peeks_and_limited_calls_write_nothing() {
     );
     assert_eq!(int(&mut con, "EXISTS peek"), 0);
 
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE peek 9 10 3600 9"),
-        [0, 10, 1, -1, 3240]
-    );
-    let state = get(&mut con, b"peek");
-    let expire_at = int(&mut con, "PEXPIRETIME peek");
     // Neither a peek nor a limited call (from another client) touches the
-    // key: same value, same expiry, and a WATCH on it lets EXEC run.
+    // key: same value, same expiry, and a WATCH on it lets EXEC run. Their
+    // replies count whole seconds from the write, so they follow it within
+    // two round trips: the write, its state and the WATCH in one pipeline,
+    // the other client's two calls in another.
     let mut other = server.connect();
-    query::<()>(&mut con, "WATCH peek");
-    assert_eq!(
-        ints(&mut other, "CL.THROTTLE peek 9 10 3600 0"),
-        [0, 10, 1, -1, 3240]
-    );
-    assert_eq!(
-        ints(&mut other, "CL.THROTTLE peek 9 10 3600 2"),
-        [1, 10, 1, 360, 3240]
-    );
+    let (written, state, expire_at, ()): (Vec<i64>, Option<String>, i64, ()) = redis::pipe()
+        .add_command(command("CL.THROTTLE peek 9 10 3600 9"))
+        .add_command(command("GET peek"))
+        .add_command(command("PEXPIRETIME peek"))
+        .add_command(command("WATCH peek"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(written, [0, 10, 1, -1, 3240]);
+    let (peeked, limited): (Vec<i64>, Vec<i64>) = redis::pipe()
+        .add_command(command("CL.THROTTLE peek 9 10 3600 0"))
+        .add_command(command("CL.THROTTLE peek 9 10 3600 2"))
+        .query(&mut other)
+        .unwrap();
+    assert_eq!(peeked, [0, 10, 1, -1, 3240]);
+    assert_eq!(limited, [1, 10, 1, 360, 3240]);
     assert!(
         transaction_runs(&mut con, "SET other 1"),
         "the WATCH was not disturbed"
@@ -173,19 +193,23 @@ fn state_written_by_redis_cell_is_read() {
     // ms, so the TAT is put 10 s after the current ms.
     let now = server_time_ns(&mut con) / 1_000_000 * 1_000_000;
     let tat = now + 10_000_000_000;
-    query::<()>(&mut con, format!("SET legacy {tat} PX 10000"));
+    // The replies count whole seconds from `now`: the SET and the calls run
+    // in one transaction, a round trip after it.
+    let (peek, take, stored, limited): (Vec<i64>, Vec<i64>, String, Vec<i64>) = redis::pipe()
+        .atomic()
+        .add_command(command(format!("SET legacy {tat} PX 10000")))
+        .ignore()
+        .add_command(command("CL.THROTTLE legacy 14 1 1 0"))
+        .add_command(command("CL.THROTTLE legacy 14 1 1 5"))
+        .add_command(command("GET legacy"))
+        .add_command(command("CL.THROTTLE legacy 14 1 1"))
+        .query(&mut con)
+        .unwrap();
     // Limit 15, one per second: 10 s of TAT ahead leaves 5.
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE legacy 14 1 1 0"),
-        [0, 15, 5, -1, 10]
-    );
-    assert_eq!(
-        ints(&mut con, "CL.THROTTLE legacy 14 1 1 5"),
-        [0, 15, 0, -1, 15]
-    );
-    let stored: i64 = get(&mut con, b"legacy").unwrap().parse().unwrap();
-    assert_eq!(stored, tat + 5_000_000_000);
-    assert_eq!(ints(&mut con, "CL.THROTTLE legacy 14 1 1")[..3], [1, 15, 0]);
+    assert_eq!(peek, [0, 15, 5, -1, 10]);
+    assert_eq!(take, [0, 15, 0, -1, 15]);
+    assert_eq!(stored.parse::<i64>().unwrap(), tat + 5_000_000_000);
+    assert_eq!(limited[..3], [1, 15, 0]);
     // A TAT in the past is a whole limiter.
     query::<()>(&mut con, format!("SET old {}", now - 3_600_000_000_000));
     assert_eq!(
@@ -285,8 +309,9 @@ fn errors_name_the_argument_and_change_nothing() {
     // Keys of other types: WRONGTYPE, after the arguments are checked.
     query::<()>(&mut con, "HSET hash f 1");
     query::<()>(&mut con, "RPUSH list 1");
-    ints(&mut con, "RL.TOKENBUCKET bucket 10 1 1000");
-    ints(&mut con, "RL.SLIDELOG log 10 1000");
+    // An hour's TTL: the limiters outlive every call below.
+    ints(&mut con, "RL.TOKENBUCKET bucket 10 1 3600000");
+    ints(&mut con, "RL.SLIDELOG log 10 3600000");
     for key in ["hash", "list", "bucket", "log"] {
         let before = dump(&mut con, key.as_bytes());
         assert_eq!(
@@ -324,21 +349,11 @@ fn binary_keys_work() {
         b"\x00",
         "ключ".as_bytes(),
     ] {
-        assert_eq!(
-            throttle(&mut con, key, "1 1 60"),
-            [0, 2, 1, -1, 60],
-            "{key:?}"
-        );
-        assert_eq!(
-            throttle(&mut con, key, "1 1 60"),
-            [0, 2, 0, -1, 120],
-            "{key:?}"
-        );
-        assert_eq!(
-            throttle(&mut con, key, "1 1 60")[..4],
-            [1, 2, 0, 60],
-            "{key:?}"
-        );
+        // Back to back, in one transaction: the replies count whole seconds.
+        let replies = in_one_transaction(&mut con, &vec![throttle_words(key, "1 1 60"); 3]);
+        assert_eq!(replies[0], [0, 2, 1, -1, 60], "{key:?}");
+        assert_eq!(replies[1], [0, 2, 0, -1, 120], "{key:?}");
+        assert_eq!(replies[2][..4], [1, 2, 0, 60], "{key:?}");
         assert!(get(&mut con, key).unwrap().parse::<i64>().is_ok());
         assert!(int_reply(&mut con, "PTTL", key) > 100_000);
     }

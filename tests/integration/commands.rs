@@ -2,8 +2,8 @@
 //! WRONGTYPE, binary keys and command metadata.
 
 use crate::common::{
-    call, command, dump, error, expire_unreaped, info_field, int, ints, login, query,
-    server_version, transaction_runs, Server,
+    call, command, dump, error, expire_time, expire_unreaped, info_field, int, ints, login, query,
+    server_ms, server_version, transaction_runs, Server,
 };
 use redis::Value;
 
@@ -110,10 +110,18 @@ fn writes_set_the_ttl_and_denials_leave_it() {
     let server = Server::start();
     let mut con = server.connect();
     let pttl = |con: &mut redis::Connection, key: &str| -> i64 { query(con, ["PTTL", key]) };
-    // The TTL follows the server clock, so these calls use it too.
+    // The TTL follows the server clock, so these calls use it too: each key
+    // expires its reset_after_ms after the call's time, which lies between
+    // the server's clock read before and after it.
+    let earliest = server_ms(&mut con);
     ints(&mut con, "RL.TOKENBUCKET b 2 1 60000 COST 2");
-    let ttl = pttl(&mut con, "b");
-    assert!((119_000..=120_000).contains(&ttl), "bucket ttl {ttl}");
+    let latest = server_ms(&mut con);
+    let expires = expire_time(&mut con, b"b");
+    assert!(
+        (earliest + 120_000..=latest + 120_000).contains(&expires),
+        "bucket expires {} ms after the call",
+        expires - earliest
+    );
     query::<i64>(&mut con, "PEXPIRE b 500000");
     assert_eq!(ints(&mut con, "RL.TOKENBUCKET b 2 1 60000")[0], 0);
     assert_eq!(ints(&mut con, "RL.TOKENBUCKET b 2 1 60000 COST 0")[0], 1);
@@ -122,9 +130,15 @@ fn writes_set_the_ttl_and_denials_leave_it() {
         "denied calls and peeks keep the TTL"
     );
 
+    let earliest = server_ms(&mut con);
     ints(&mut con, "RL.SLIDELOG l 5 30000");
-    let ttl = pttl(&mut con, "l");
-    assert!((29_000..=30_000).contains(&ttl), "log ttl {ttl}");
+    let latest = server_ms(&mut con);
+    let expires = expire_time(&mut con, b"l");
+    assert!(
+        (earliest + 30_000..=latest + 30_000).contains(&expires),
+        "log expires {} ms after the call",
+        expires - earliest
+    );
 
     // A quota that never refills keeps no TTL.
     ints(&mut con, "RL.TOKENBUCKET q 5 0 1000");
@@ -230,8 +244,9 @@ fn denied_calls_and_peeks_do_not_touch_watched_keys() {
 fn bad_arguments_do_not_look_the_key_up() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET b 10 1 1000");
-    ints(&mut con, "RL.SLIDELOG l 10 1000");
+    // An hour's TTL, so that only expire_unreaped expires them.
+    ints(&mut con, "RL.TOKENBUCKET b 10 1 3600000");
+    ints(&mut con, "RL.SLIDELOG l 10 3600000");
     let expired_before = expire_unreaped(&mut con, &["b", "l"]);
     for line in [
         "RL.TOKENBUCKET b x 1 1000",
@@ -363,8 +378,9 @@ fn bad_arguments_get_errors_that_name_them_and_change_nothing() {
 fn keys_of_another_type_get_wrongtype_and_stay_as_they_were() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET bucket 10 1 1000");
-    ints(&mut con, "RL.SLIDELOG log 10 1000");
+    // An hour's TTL: the limiters outlive every call below.
+    ints(&mut con, "RL.TOKENBUCKET bucket 10 1 3600000");
+    ints(&mut con, "RL.SLIDELOG log 10 3600000");
     query::<()>(&mut con, "SET string v");
     query::<()>(&mut con, "RPUSH list a");
     query::<()>(&mut con, "HSET hash f v");
@@ -398,16 +414,20 @@ fn binary_keys_and_arguments_are_safe() {
     let server = Server::start();
     let mut con = server.connect();
     let key: &[u8] = b"\xff\x00user\xfe";
+    // An hour's TTL: the key still exists when EXISTS looks.
     assert_eq!(
-        ints(&mut con, [&b"RL.TOKENBUCKET"[..], key, b"2", b"1", b"1000"]),
-        [1, 2, 1, 0, 1000]
+        ints(
+            &mut con,
+            [&b"RL.TOKENBUCKET"[..], key, b"2", b"1", b"3600000"]
+        ),
+        [1, 2, 1, 0, 3_600_000]
     );
     assert_eq!(
         ints(
             &mut con,
-            [&b"RL.SLIDELOG"[..], &key.repeat(2), b"2", b"1000"]
+            [&b"RL.SLIDELOG"[..], &key.repeat(2), b"2", b"3600000"]
         ),
-        [1, 2, 1, 0, 1000]
+        [1, 2, 1, 0, 3_600_000]
     );
     assert_eq!(int(&mut con, [&b"EXISTS"[..], key]), 1);
     for bad in [&b"1\x00"[..], b"\xff\xfe", b"", b"1 ", b"0x10", b"1e3"] {

@@ -496,7 +496,10 @@ fn inspect(con: &mut Connection, key: &str) -> Option<HashMap<String, i64>> {
 /// slot is free and a late settle changes nothing.
 #[test]
 fn llm_gateway() {
-    const LEASE_MS: i64 = 2000;
+    // Long enough for the checks between a gateway's kill and the lease's
+    // end (a process killed, an HTTP round trip through the other gateway)
+    // on a loaded machine.
+    const LEASE_MS: i64 = 5000;
     const BUDGET: i64 = 1000;
     let env = [
         ("RL_RATE_CAPACITY", "100"),
@@ -507,7 +510,7 @@ fn llm_gateway() {
         ("RL_TOKENS_REFILL", "1"),
         ("RL_TOKENS_PERIOD_MS", "3600000"),
         ("RL_SLOTS", "1"),
-        ("RL_LEASE_MS", "2000"),
+        ("RL_LEASE_MS", "5000"),
     ];
     let (tokens_key, slots_key) = ("llm:{alice}:tokens", "llm:{alice}:concurrency");
     for (server, backend) in backends() {

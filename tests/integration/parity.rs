@@ -128,20 +128,22 @@ fn lua_scripts_read_the_server_clock_when_now_is_left_out() {
         seconds * 1000 + micros / 1000
     };
     let before = server_now();
+    // Refilled over an hour: no token comes back, and the key does not
+    // expire, between the calls.
     let reply: Vec<i64> = bucket
         .key("b")
         .arg(3)
         .arg(1)
-        .arg(1000)
+        .arg(3_600_000)
         .arg(1)
         .invoke(&mut con)
         .unwrap();
-    assert_eq!(reply, [1, 3, 2, 0, 1000]);
+    assert_eq!(reply, [1, 3, 2, 0, 3_600_000]);
     let reply: Vec<i64> = bucket
         .key("b")
         .arg(3)
         .arg(1)
-        .arg(1000)
+        .arg(3_600_000)
         .arg(1)
         .arg("")
         .invoke(&mut con)

@@ -353,9 +353,11 @@ fn rl_all_combines_a_bucket_with_a_monthly_quota() {
     let mut con = server.connect();
     let at = utc(2026, 12, 4, 12, 0);
     let end = utc(2027, 1, 1, 5, 0);
+    // A bucket refilled over an hour: the TTL its write leaves on the real
+    // clock (a tenth of its period) outlives the calls that read it.
     let line = |tokens: i64| {
         format!(
-            "RL.ALL 2 {{c}}:rps {{c}}:month TOKENBUCKET 10 10 1000 \
+            "RL.ALL 2 {{c}}:rps {{c}}:month TOKENBUCKET 10 10 3600000 \
              QUOTA 1000 month TZ America/New_York COSTS 1 {tokens} AT {at}"
         )
     };
@@ -370,7 +372,7 @@ fn rl_all_combines_a_bucket_with_a_monthly_quota() {
     assert_eq!(
         ints(
             &mut con,
-            format!("RL.TOKENBUCKET {{c}}:rps 10 10 1000 COST 0 AT {at}")
+            format!("RL.TOKENBUCKET {{c}}:rps 10 10 3600000 COST 0 AT {at}")
         )[2],
         9
     );

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{command, dump, error, int, ints, query, Server};
+use crate::common::{command, dump, error, int, ints, kept, query, Server};
 use redis::Value;
 
 const T: i64 = 1_700_000_000_000;
@@ -18,8 +18,11 @@ fn reservation_contract_example() {
     );
     assert_eq!(&first[..5], &[1, 1000, 400, 0, 6000]);
     let id1 = first[5];
+    // Kept: with the reservation closed, the key's TTL on the real clock is
+    // 2.5 s, which must not run out before the calls below read it.
+    let settled = kept(&mut con, format!("RL.SETTLE k {id1} 250 AT {T}"), &["k"]);
     assert_eq!(
-        ints(&mut con, format!("RL.SETTLE k {id1} 250 AT {T}")),
+        redis::from_redis_value::<Vec<i64>>(&settled).unwrap(),
         [1, 1000, 750, 0, 2500]
     );
     assert_eq!(
@@ -143,9 +146,10 @@ fn reservation_errors_name_their_argument() {
 fn reservation_and_lease_keys_refuse_other_types() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.SLIDELOG log 5 1000");
-    ints(&mut con, "RL.ACQUIRE leases 5 1000");
-    ints(&mut con, "RL.TOKENBUCKET bucket 5 1 1000");
+    // An hour's TTL: the keys outlive every call below.
+    ints(&mut con, "RL.SLIDELOG log 5 3600000");
+    ints(&mut con, "RL.ACQUIRE leases 5 3600000");
+    ints(&mut con, "RL.TOKENBUCKET bucket 5 1 3600000");
     query::<()>(&mut con, "SET string v");
     let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
     for key in ["log", "leases", "string"] {
@@ -178,8 +182,9 @@ fn settle_and_extend_lengthen_the_ttl_and_never_shorten_it() {
     let mut con = server.connect();
     let pttl = |con: &mut redis::Connection, key: &str| int(con, format!("PTTL {key}"));
     // Server clock. Capacity 1000, one token a second: taking 10 makes the
-    // bucket whole again in 10 s.
-    let reserved = ints(&mut con, "RL.RESERVE r 1000 1 1000 10 1000");
+    // bucket whole again in 10 s. The reservation stays open 9 s (less than
+    // that, so that the bucket alone sets the TTL), time enough to settle it.
+    let reserved = ints(&mut con, "RL.RESERVE r 1000 1 1000 10 9000");
     assert!(pttl(&mut con, "r") <= 10_000);
     // Settled at 100, the bucket needs 100 s: the TTL grows to match.
     let settled = ints(&mut con, format!("RL.SETTLE r {} 100", reserved[5]));
@@ -187,8 +192,9 @@ fn settle_and_extend_lengthen_the_ttl_and_never_shorten_it() {
     let ttl = pttl(&mut con, "r");
     assert!((90_000..=100_000).contains(&ttl), "settle lengthens: {ttl}");
 
-    let lease = ints(&mut con, "RL.ACQUIRE l 5 1000");
-    assert!(pttl(&mut con, "l") <= 1000);
+    // A lease of 10 s, time enough to extend it.
+    let lease = ints(&mut con, "RL.ACQUIRE l 5 10000");
+    assert!(pttl(&mut con, "l") <= 10_000);
     let id = lease[5];
     assert_eq!(int(&mut con, format!("RL.EXTEND l {id} 60000")), 1);
     let ttl = pttl(&mut con, "l");
@@ -228,8 +234,11 @@ fn ids_are_not_reused_after_the_key_expired() {
 fn leases_free_their_slots_when_released_or_ended() {
     let server = Server::start();
     let mut con = server.connect();
-    let acquire = |con: &mut redis::Connection, t: i64, lease: i64| {
-        ints(con, format!("RL.ACQUIRE slots 2 {lease} AT {t}"))
+    // Kept: a lease at a pinned time leaves the key a TTL of a second or so
+    // on the real clock, which must not run out before the next call.
+    let acquire = |con: &mut redis::Connection, t: i64, lease: i64| -> Vec<i64> {
+        let line = format!("RL.ACQUIRE slots 2 {lease} AT {t}");
+        redis::from_redis_value(&kept(con, line, &["slots"])).unwrap()
     };
     let a = acquire(&mut con, T, 1000);
     assert_eq!(&a[..5], &[1, 2, 1, 0, 1000]);

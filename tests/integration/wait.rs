@@ -96,30 +96,32 @@ fn waiters_are_answered_in_arrival_order_each_when_its_tokens_are_due() {
     let server = Server::start();
     let mut con = server.connect();
     let start = Instant::now();
-    // One token, refilled every 200 ms: taken now, so waiter i is due
-    // (i + 1) * 200 ms after this call.
+    // One token, refilled every second: taken now, so waiter i is due
+    // (i + 1) s after this call. Each waiter must be waiting before it is
+    // due: the first has a second to line up.
+    const PERIOD: i64 = 1000;
     assert_eq!(
-        ints(&mut con, "RL.TOKENBUCKET k 1 1 200"),
-        [1, 1, 0, 0, 200]
+        ints(&mut con, format!("RL.TOKENBUCKET k 1 1 {PERIOD}")),
+        [1, 1, 0, 0, PERIOD]
     );
-    let line = "RL.TOKENBUCKET k 1 1 200 WAIT 5000";
-    let waiters = line_up(&server, &mut con, line, "buckets", 4, start);
+    let line = format!("RL.TOKENBUCKET k 1 1 {PERIOD} WAIT 5000");
+    let waiters = line_up(&server, &mut con, &line, "buckets", 4, start);
     // Four tokens of debt, less those refilled since (none unless lining
-    // up took 200 ms).
+    // up took a period).
     let debt = tokens(&mut con, "k");
-    let refilled = (start.elapsed().as_millis() / 200) as i64;
+    let refilled = (start.elapsed().as_millis() / PERIOD as u128) as i64;
     assert!((-4..=-4 + refilled).contains(&debt), "debt: {debt}");
     let mut answered = Vec::new();
     for (i, handle) in waiters.into_iter().enumerate() {
         let (reply, at) = handle.join().unwrap();
-        let due = Duration::from_millis(200 * (i as u64 + 1));
+        let due = Duration::from_millis(PERIOD as u64 * (i as u64 + 1));
         assert_eq!(&reply[..4], [1, 1, 0, 0], "waiter {i}: {reply:?}");
         // At waiter i's answer, 3 - i waiters are still owed a token; the
         // bucket is full that much sooner as the answer came late.
-        let reset = 200 * (4 - i as i64);
+        let reset = PERIOD * (4 - i as i64);
         let late = at.saturating_sub(due).as_millis() as i64;
         assert!(
-            reply[4] <= reset && reply[4] + late + 200 >= reset,
+            reply[4] <= reset && reply[4] + late + PERIOD >= reset,
             "waiter {i}, {late} ms late: {reply:?}"
         );
         // The clock the server read may be up to 1 ms behind `start`.
@@ -141,29 +143,35 @@ fn waiters_are_answered_in_arrival_order_each_when_its_tokens_are_due() {
 
 #[test]
 fn plain_calls_queue_behind_the_debt_of_waiters() {
+    // A token every 2 s: the waiter must be waiting, and the debt read,
+    // before the first comes.
     let (_server, mut con, waiting_call, start) = one_waiting(
-        "RL.COST q 1 1 1000 1",
-        "RL.COST q 1 1 1000 1 WAIT 5000",
+        "RL.COST q 1 1 2000 1",
+        "RL.COST q 1 1 2000 1 WAIT 5000",
         "buckets",
     );
-    // The waiter's token comes at +1000 ms, this call's at +2000 ms (from
+    // The waiter's token comes at +2000 ms, this call's at +4000 ms (from
     // the setup call, `elapsed` ago at most).
-    let plain = ints(&mut con, "RL.COST q 1 1 1000 1");
+    let plain = ints(&mut con, "RL.COST q 1 1 2000 1");
     let elapsed = start.elapsed().as_millis() as i64;
     assert_eq!(&plain[..3], [0, 1, 0]);
     assert!(
-        plain[3] + elapsed + 1 >= 2000 && plain[3] <= 2000,
+        plain[3] + elapsed + 1 >= 4000 && plain[3] <= 4000,
         "{plain:?} {elapsed} ms after the setup"
     );
     assert_eq!(tokens(&mut con, "q"), -1);
     let (reply, at) = waiting_call.join().unwrap();
     assert_eq!(&reply[..4], [1, 1, 0, 0]);
-    assert!(at + Duration::from_millis(1) >= Duration::from_millis(1000));
-    // A second waiter now queues a full period behind the first one.
-    let later = Instant::now();
-    let reply = ints(&mut con, "RL.TOKENBUCKET q 1 1 1000 WAIT 5000");
+    assert!(at + Duration::from_millis(1) >= Duration::from_millis(2000));
+    // A second waiter now queues a full period behind the first one: not
+    // answered before +4000 ms.
+    let reply = ints(&mut con, "RL.TOKENBUCKET q 1 1 2000 WAIT 5000");
+    let at = start.elapsed();
     assert_eq!(&reply[..4], [1, 1, 0, 0]);
-    assert!(later.elapsed() + Duration::from_millis(1) >= Duration::from_millis(900));
+    assert!(
+        at + Duration::from_millis(1) >= Duration::from_millis(4000),
+        "{at:?}"
+    );
 }
 
 #[test]
@@ -204,6 +212,7 @@ fn a_call_that_would_wait_beyond_its_timeout_is_denied_at_once_writing_nothing()
 fn a_waiter_that_disconnects_gets_its_cost_back_on_master_and_replica() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
+    let setup = Instant::now();
     ints(&mut con, "RL.TOKENBUCKET r 2 1 60000 COST 2");
     // A client that gives up after 300 ms, and disconnects.
     let give_up = |line: &str| {
@@ -222,10 +231,15 @@ fn a_waiter_that_disconnects_gets_its_cost_back_on_master_and_replica() {
     }
     until_waiting(&mut con, 0);
     assert_eq!(tokens(&mut con, "r"), 0, "the debt is given back");
-    // The next waiter is due as if the others had never come.
+    // The next waiter is due as if the others had never come: a period
+    // after the setup call, `elapsed` ago at most.
     let reply = ints(&mut con, "RL.TOKENBUCKET r 2 1 60000 WAIT 10");
+    let elapsed = setup.elapsed().as_millis() as i64;
     assert_eq!(&reply[..3], [0, 2, 0]);
-    assert!(reply[3] > 59000, "{reply:?}");
+    assert!(
+        reply[3] <= 60000 && reply[3] + elapsed + 1 >= 60000,
+        "{reply:?} {elapsed} ms after the setup"
+    );
     wait_for_replica(&mut con);
     let mut replica_con = replica.connect();
     assert_eq!(dump(&mut replica_con, b"r"), dump(&mut con, b"r"));
@@ -240,18 +254,21 @@ fn the_replica_holds_the_masters_state_while_and_after_clients_wait() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
     let start = Instant::now();
-    ints(&mut con, "RL.TOKENBUCKET {a}b 3 1 100 COST 3");
-    ints(&mut con, "RL.RESERVE {a}r 3 1 100 3 60000");
+    // Both emptied, a token a second: the waiters, costing 3, 2 and 1 on
+    // b and 2 each on r, are due 2 s to 6 s from now, each well after it
+    // lines up.
+    ints(&mut con, "RL.TOKENBUCKET {a}b 3 1 1000 COST 3");
+    ints(&mut con, "RL.RESERVE {a}r 3 1 1000 3 60000");
     let mut handles = Vec::new();
     for i in 0..3 {
         handles.push(waiter(
             &master,
-            format!("RL.TOKENBUCKET {{a}}b 3 1 100 WAIT 5000 COST {}", i + 1),
+            format!("RL.TOKENBUCKET {{a}}b 3 1 1000 WAIT 10000 COST {}", 3 - i),
             start,
         ));
         handles.push(waiter(
             &master,
-            "RL.RESERVE {a}r 3 1 100 2 60000 WAIT 5000".to_owned(),
+            "RL.RESERVE {a}r 3 1 1000 2 60000 WAIT 10000".to_owned(),
             start,
         ));
         until_waiting(&mut con, 2 * (i + 1));
@@ -290,21 +307,23 @@ fn a_waiting_reservation_gets_its_id_and_its_lease_counts_from_the_answer() {
 fn no_call_waits_inside_a_transaction_a_script_or_with_at() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET m 1 1 1000");
+    // The token is due in 10 s, within each call's WAIT, and not back
+    // before the last check.
+    ints(&mut con, "RL.TOKENBUCKET m 1 1 10000");
     let start = Instant::now();
     let exec: Vec<Vec<i64>> = redis::pipe()
         .atomic()
-        .add_command(command("RL.TOKENBUCKET m 1 1 1000 WAIT 5000"))
+        .add_command(command("RL.TOKENBUCKET m 1 1 10000 WAIT 20000"))
         .query(&mut con)
         .unwrap();
     assert_eq!(&exec[0][..3], [0, 1, 0], "denied at once in MULTI");
-    let script = "return redis.call('RL.TOKENBUCKET', 'm', 1, 1, 1000, 'WAIT', 5000)";
+    let script = "return redis.call('RL.TOKENBUCKET', 'm', 1, 1, 10000, 'WAIT', 20000)";
     let reply = ints(&mut con, ["EVAL", script, "0"]);
     assert_eq!(&reply[..3], [0, 1, 0], "denied at once in a script");
     let now = server_ms(&mut con);
     let reply = ints(
         &mut con,
-        format!("RL.TOKENBUCKET m 1 1 1000 WAIT 5000 AT {now}"),
+        format!("RL.TOKENBUCKET m 1 1 10000 WAIT 20000 AT {now}"),
     );
     assert_eq!(&reply[..3], [0, 1, 0], "denied at once with AT");
     assert!(start.elapsed() < LATE, "none waited");
@@ -361,9 +380,10 @@ fn wait_is_refused_where_it_does_not_apply_and_out_of_range() {
 
 #[test]
 fn client_unblock_does_not_interrupt_a_waiter() {
+    // The waiter is due in 2 s: time enough to find it and unblock it.
     let (_server, mut con, waiting_call, _) = one_waiting(
-        "RL.TOKENBUCKET u 1 1 300",
-        "RL.TOKENBUCKET u 1 1 300 WAIT 5000",
+        "RL.TOKENBUCKET u 1 1 2000",
+        "RL.TOKENBUCKET u 1 1 2000 WAIT 5000",
         "buckets",
     );
     let id = blocked_client(&mut con);
@@ -373,7 +393,7 @@ fn client_unblock_does_not_interrupt_a_waiter() {
     );
     let (reply, at) = waiting_call.join().unwrap();
     assert_eq!(&reply[..4], [1, 1, 0, 0]);
-    assert!(at + Duration::from_millis(1) >= Duration::from_millis(300));
+    assert!(at + Duration::from_millis(1) >= Duration::from_millis(2000));
 }
 
 #[test]
@@ -435,18 +455,19 @@ fn a_released_slot_goes_to_the_first_lease_waiter_in_line() {
 
 #[test]
 fn a_lease_reaching_its_end_or_shortened_or_deleted_hands_its_slot_over() {
+    // The held lease ends in 2 s: time enough for the waiter to line up.
     let (server, mut con, first, _) = one_waiting(
-        "RL.ACQUIRE e 1 400",
+        "RL.ACQUIRE e 1 2000",
         "RL.ACQUIRE e 1 60000 WAIT 5000",
         "leases",
     );
     let (reply, at) = first.join().unwrap();
     assert_eq!(&reply[..5], [1, 1, 0, 0, 60000]);
     assert!(
-        at + Duration::from_millis(1) >= Duration::from_millis(400),
+        at + Duration::from_millis(1) >= Duration::from_millis(2000),
         "{at:?}"
     );
-    assert!(at <= Duration::from_millis(400) + LATE, "{at:?}");
+    assert!(at <= Duration::from_millis(2000) + LATE, "{at:?}");
     // RL.EXTEND shortening the lease.
     let later = Instant::now();
     let second = waiter(&server, "RL.ACQUIRE e 1 60000 WAIT 5000".to_owned(), later);
@@ -481,11 +502,12 @@ fn a_lease_waiter_times_out_or_is_unblocked_denied_and_a_leaver_takes_no_slot() 
     assert!(at >= Duration::from_millis(300) && at < Duration::from_millis(300) + LATE);
     // CLIENT UNBLOCK answers as a timeout; on Redis 7.0, where a client
     // answered and unblocked in one turn would never get its reply, it does
-    // not interrupt a lease waiter, answered at its timeout.
+    // not interrupt a lease waiter, answered at its timeout. An answer
+    // within 3 s, a second before that timeout, came from the unblocking.
     let unblockable = server_version(&mut con) >= (7, 2);
     let unblocked = waiter(
         &server,
-        "RL.ACQUIRE to 1 60000 WAIT 1500".to_owned(),
+        "RL.ACQUIRE to 1 60000 WAIT 4000".to_owned(),
         Instant::now(),
     );
     until_waiting_on(&mut con, "leases", 1);
@@ -495,19 +517,20 @@ fn a_lease_waiter_times_out_or_is_unblocked_denied_and_a_leaver_takes_no_slot() 
     let (reply, at) = unblocked.join().unwrap();
     assert_eq!((reply[0], reply[5]), (0, 0), "{reply:?}");
     if unblockable {
-        assert!(at < Duration::from_millis(1000), "{at:?}");
+        assert!(at < Duration::from_millis(3000), "{at:?}");
     } else {
-        assert!(at >= Duration::from_millis(1500), "{at:?}");
+        assert!(at >= Duration::from_millis(4000), "{at:?}");
     }
-    // A waiter that disconnects leaves the line with nothing.
+    // A waiter that disconnects leaves the line with nothing: it gives up
+    // after 200 ms (the read timeout set once the free slot is taken).
     let mut leaving = server.connect();
-    leaving
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
     assert!(
         call(&mut leaving, "RL.ACQUIRE to 2 60000 WAIT 20000").is_ok(),
         "a free slot"
     );
+    leaving
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     assert!(call(&mut leaving, "RL.ACQUIRE to 2 60000 WAIT 20000").is_err());
     drop(leaving);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -165,36 +165,43 @@ fn a_call_allowed_at_once_is_answered_at_once_as_without_wait() {
 fn a_bucket_not_due_within_the_timeout_or_never_is_denied_at_once_writing_nothing() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET b 1 1 10000");
+    let setup = Instant::now();
+    ints(&mut con, "RL.TOKENBUCKET b 1 1 60000");
     ints(&mut con, "RL.RESERVE r 5 1 10000 5 60000");
     ints(&mut con, "RL.ACQUIRE s 1 60000");
     let keys = ["b", "r", "s", "free", "fresh"];
     let before = states(&mut con, &keys);
     let start = Instant::now();
     for (line, retry) in [
-        // The bucket's token is due in 10 s.
+        // The bucket's token is due a minute after its setup, `elapsed`
+        // ago at most.
         (
-            "RL.ALL 2 b free TOKENBUCKET 1 1 10000 ACQUIRE 1 60000 WAIT 5000",
-            9000..=10000,
+            "RL.ALL 2 b free TOKENBUCKET 1 1 60000 ACQUIRE 1 60000 WAIT 5000",
+            None,
         ),
-        // So is the reservation's, and the slot is held besides.
+        // The reservation's is due in 10 s, and the slot is held besides.
         (
             "RL.ALL 2 r s RESERVE 5 1 10000 60000 ACQUIRE 1 60000 WAIT 5000",
-            9000..=60000,
+            Some(9000..=60000),
         ),
         // A cost above capacity never comes.
         (
             "RL.ALL 2 fresh free TOKENBUCKET 2 1 100 ACQUIRE 1 60000 COSTS 3 1 WAIT 60000",
-            -1..=-1,
+            Some(-1..=-1),
         ),
         (
             "RL.ALL 2 fresh s RESERVE 2 1 100 1000 ACQUIRE 1 60000 COSTS 3 1 WAIT 60000",
-            -1..=-1,
+            Some(-1..=-1),
         ),
     ] {
         let (allowed, retry_after, _) = all(&mut con, line);
+        let elapsed = setup.elapsed().as_millis() as i64;
+        let retry = retry.unwrap_or(60000 - elapsed - 1..=60000);
         assert_eq!(allowed, 0, "{line}");
-        assert!(retry.contains(&retry_after), "{line}: {retry_after}");
+        assert!(
+            retry.contains(&retry_after),
+            "{line}: {retry_after}, {elapsed} ms after the setup"
+        );
     }
     assert!(start.elapsed() < LATE, "answered at once");
     assert_eq!(states(&mut con, &keys), before, "nothing written");
@@ -213,11 +220,12 @@ fn debts_due_within_the_timeout_are_taken_at_once_and_answered_when_the_last_is_
     let mut con = server.connect();
     let start = Instant::now();
     let called = server_ms(&mut con);
-    // One token due in 600 ms, two in 1000 ms.
-    ints(&mut con, "RL.TOKENBUCKET tb 1 1 600");
-    ints(&mut con, "RL.TOKENBUCKET rs 2 1 500 COST 2");
-    let line = "RL.ALL 3 tb rs sl TOKENBUCKET 1 1 600 RESERVE 2 1 500 20000 ACQUIRE 2 10000 \
-                COSTS 1 2 1 WAIT 3000";
+    // One token due in 2.4 s, two in 4 s: time enough to read the debts
+    // before the first token comes back.
+    ints(&mut con, "RL.TOKENBUCKET tb 1 1 2400");
+    ints(&mut con, "RL.TOKENBUCKET rs 2 1 2000 COST 2");
+    let line = "RL.ALL 3 tb rs sl TOKENBUCKET 1 1 2400 RESERVE 2 1 2000 20000 ACQUIRE 2 10000 \
+                COSTS 1 2 1 WAIT 8000";
     let handle = waiter(&server, line, start);
     until_waiting_on(&mut con, "all", 1);
     // Admitted at once: the debts taken, the slot taken.
@@ -226,26 +234,26 @@ fn debts_due_within_the_timeout_are_taken_at_once_and_answered_when_the_last_is_
     assert_eq!(inspect_field(&mut con, "sl", "live").unwrap(), 1);
     let ((allowed, retry, specs), at) = handle.join().unwrap();
     let answered = server_ms(&mut con);
-    assert_on_time(at, Duration::from_millis(1000), "the answer");
+    assert_on_time(at, Duration::from_millis(4000), "the answer");
     assert_eq!((allowed, retry, specs.len()), (1, 0, 3), "{specs:?}");
     assert_eq!(specs[0][..4], [1, 1, 0, 0], "{specs:?}");
-    assert!((0..=600).contains(&specs[0][4]), "{specs:?}");
+    assert!((0..=2400).contains(&specs[0][4]), "{specs:?}");
     assert_eq!(specs[0].len(), 5, "no id for a TOKENBUCKET spec");
     assert_eq!(specs[1][..4], [1, 2, 0, 0], "{specs:?}");
-    assert!((0..=1000).contains(&specs[1][4]), "{specs:?}");
+    assert!((0..=4000).contains(&specs[1][4]), "{specs:?}");
     assert_granted(&specs[2], 2, 1, 10000);
     let (reservation, lease) = (specs[1][5], specs[2][5]);
     assert!(reservation > 0 && lease > 0, "{specs:?}");
     // Its lease and reservation count from its answer, not its call.
     let lease_end = inspect_field(&mut con, "sl", "next_end_ms").unwrap();
     assert!(
-        lease_end >= called + 1000 + 10000 && lease_end <= answered + 10000,
+        lease_end >= called + 4000 + 10000 && lease_end <= answered + 10000,
         "lease ends {} ms after the call",
         lease_end - called
     );
     let reservation_end = expire_time(&mut con, b"rs");
     assert!(
-        reservation_end >= called + 1000 + 20000 && reservation_end <= answered + 20000,
+        reservation_end >= called + 4000 + 20000 && reservation_end <= answered + 20000,
         "reservation ends {} ms after the call",
         reservation_end - called
     );
@@ -473,25 +481,27 @@ fn a_call_admitted_too_late_for_its_tokens_is_denied_then_writing_nothing() {
     let server = Server::start();
     let mut con = server.connect();
     let held = ints(&mut con, "RL.ACQUIRE s 1 60000")[5];
-    // b's token is due in 2 s: within the call's 3 s.
-    ints(&mut con, "RL.TOKENBUCKET b 1 1 2000");
+    // b's token is due in 6 s: within the call's 9 s. (The call must be
+    // waiting, and the slot released, within 3 s of this, for b's next
+    // token, due in 12 s, to come beyond the call's timeout.)
+    ints(&mut con, "RL.TOKENBUCKET b 1 1 6000");
     let start = Instant::now();
-    let line = "RL.ALL 2 b s TOKENBUCKET 1 1 2000 ACQUIRE 1 60000 WAIT 3000";
+    let line = "RL.ALL 2 b s TOKENBUCKET 1 1 6000 ACQUIRE 1 60000 WAIT 9000";
     let handle = waiter(&server, line, start);
     until_waiting_on(&mut con, "all", 1);
-    // A bucket waiter takes that token: b's next is due in 4 s.
-    let bucket_waiter = plain_waiter(&server, "RL.TOKENBUCKET b 1 1 2000 WAIT 2500");
+    // A bucket waiter takes that token: b's next is due in 12 s.
+    let bucket_waiter = plain_waiter(&server, "RL.TOKENBUCKET b 1 1 6000 WAIT 7500");
     until_waiting_on(&mut con, "buckets", 1);
     assert_eq!(inspect_field(&mut con, "b", "tokens").unwrap(), -1);
     let before = states(&mut con, &["b"]);
     assert_eq!(int(&mut con, format!("RL.RELEASE s {held}")), 1);
     let ((allowed, retry, specs), at) = handle.join().unwrap();
     assert_eq!(allowed, 0, "{specs:?}");
-    assert!(retry > 3000, "{retry}");
+    assert!(retry > 9000, "{retry}");
     assert_eq!(specs[0][..3], [0, 1, 0], "{specs:?}");
     assert_eq!(specs[1][..3], [1, 1, 1], "the slot is free: {specs:?}");
     assert!(
-        at < Duration::from_millis(2500),
+        at < Duration::from_millis(7500),
         "answered when the slot freed, not at its timeout: {at:?}"
     );
     assert_eq!(states(&mut con, &["b"])[0], before[0], "b untouched");
@@ -538,15 +548,15 @@ fn a_call_that_disconnects_in_line_takes_nothing() {
 fn a_call_that_disconnects_once_admitted_gets_everything_back_on_master_and_replica() {
     let (master, replica) = start_pair();
     let mut con = master.connect();
-    // b's token is due in 3 s.
-    ints(&mut con, "RL.TOKENBUCKET b 1 1 3000");
+    // b's token is due in 30 s: the checks below run before it comes.
+    ints(&mut con, "RL.TOKENBUCKET b 1 1 30000");
     let keys = ["b", "r", "s"];
     let mut leaving = master.connect();
     leaving
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    let line = "RL.ALL 3 b r s TOKENBUCKET 1 1 3000 RESERVE 10 1 60000 60000 \
-                ACQUIRE 2 60000 COSTS 1 4 1 WAIT 5000";
+    let line = "RL.ALL 3 b r s TOKENBUCKET 1 1 30000 RESERVE 10 1 60000 60000 \
+                ACQUIRE 2 60000 COSTS 1 4 1 WAIT 60000";
     assert!(call(&mut leaving, line).is_err(), "waits for b's token");
     // Admitted: the debt, the reservation and the lease taken.
     assert_eq!(waiting_on(&mut con, "all"), 1);
@@ -569,7 +579,7 @@ fn a_call_that_disconnects_once_admitted_gets_everything_back_on_master_and_repl
         0,
         "the token back"
     );
-    assert!(inspect_field(&mut con, "b", "reset_after_ms").unwrap() <= 3000);
+    assert!(inspect_field(&mut con, "b", "reset_after_ms").unwrap() <= 30000);
     assert_eq!(
         inspect_field(&mut con, "r", "tokens").unwrap(),
         10,
@@ -585,9 +595,9 @@ fn a_call_that_disconnects_once_admitted_gets_everything_back_on_master_and_repl
         "total=1,granted=0,timedout=0,refunded=1"
     );
     // The next call finds the bucket as if the other had never come.
-    let reply = ints(&mut con, "RL.TOKENBUCKET b 1 1 3000 WAIT 10");
+    let reply = ints(&mut con, "RL.TOKENBUCKET b 1 1 30000 WAIT 10");
     assert_eq!(reply[..3], [0, 1, 0]);
-    assert!(reply[3] <= 3000, "{reply:?}");
+    assert!(reply[3] <= 30000, "{reply:?}");
     wait_for_replica(&mut con);
     assert_eq!(
         states(&mut replica.connect(), &keys),
@@ -603,18 +613,19 @@ fn the_replica_holds_the_masters_state_while_and_after_calls_wait() {
     let mut replica_con = replica.connect();
     let keys = ["b", "r", "s"];
     let held = ints(&mut con, "RL.ACQUIRE s 1 60000")[5];
-    ints(&mut con, "RL.TOKENBUCKET b 2 1 1000 COST 2");
+    // A token every 2 s: the debtor below must be waiting before the first.
+    ints(&mut con, "RL.TOKENBUCKET b 2 1 2000 COST 2");
     let start = Instant::now();
     // One call in s's line, one taking debts at once.
     let in_line = waiter(
         &master,
-        "RL.ALL 3 b r s TOKENBUCKET 2 1 1000 RESERVE 5 1 60000 30000 ACQUIRE 1 60000 WAIT 5000",
+        "RL.ALL 3 b r s TOKENBUCKET 2 1 2000 RESERVE 5 1 60000 30000 ACQUIRE 1 60000 WAIT 10000",
         start,
     );
     until_waiting_on(&mut con, "all", 1);
     let debtor = waiter(
         &master,
-        "RL.ALL 2 b r TOKENBUCKET 2 1 1000 RESERVE 5 1 60000 30000 COSTS 1 2 WAIT 5000",
+        "RL.ALL 2 b r TOKENBUCKET 2 1 2000 RESERVE 5 1 60000 30000 COSTS 1 2 WAIT 10000",
         start,
     );
     until_waiting_on(&mut con, "all", 2);
@@ -726,10 +737,11 @@ fn a_call_whose_key_changes_type_while_it_waits_gets_wrongtype_at_its_timeout() 
     let mut con = server.connect();
     ints(&mut con, "RL.ACQUIRE s 1 60000");
     let mut waiting = server.connect();
+    // The SET must come before the timeout, 2 s away.
     let handle = spawn(move || {
         error(
             &mut waiting,
-            "RL.ALL 2 b s TOKENBUCKET 5 1 1000 ACQUIRE 1 60000 WAIT 500",
+            "RL.ALL 2 b s TOKENBUCKET 5 1 1000 ACQUIRE 1 60000 WAIT 2000",
         )
     });
     until_waiting_on(&mut con, "all", 1);

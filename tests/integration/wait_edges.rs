@@ -124,11 +124,12 @@ fn assert_at_pause_end(after: Duration, pause: Duration) {
 fn a_lease_ending_during_a_write_pause_is_granted_once_the_pause_is_over() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.ACQUIRE p 1 800");
+    // The lease ends in 2 s: time enough to line the waiter up and pause.
+    ints(&mut con, "RL.ACQUIRE p 1 2000");
     let end_ms = inspect_field(&mut con, "p", "next_end_ms").unwrap();
-    let waiting = waiter(&server, "RL.ACQUIRE p 1 60000 WAIT 4500");
+    let waiting = waiter(&server, "RL.ACQUIRE p 1 60000 WAIT 8000");
     until_waiting_on(&mut con, "leases", 1);
-    let paused = pause_writes(&mut con, 1500);
+    let paused = pause_writes(&mut con, 3000);
     assert!(
         server_ms(&mut con) < end_ms,
         "setup too slow: the pause began after the lease ended"
@@ -138,7 +139,7 @@ fn a_lease_ending_during_a_write_pause_is_granted_once_the_pause_is_over() {
     assert_alive(&server);
     assert_eq!(&reply[..2], [1, 1], "granted: {reply:?}");
     assert!(reply[5] > 0, "a lease id: {reply:?}");
-    assert_at_pause_end(after, Duration::from_millis(1500));
+    assert_at_pause_end(after, Duration::from_millis(3000));
     assert_eq!(
         inspect_field(&mut con, "p", "live"),
         Some(1),
@@ -157,15 +158,16 @@ fn a_lease_key_expiring_during_a_write_pause_hands_its_slot_over_after_it() {
     let server = Server::start();
     let mut con = server.connect();
     ints(&mut con, "RL.ACQUIRE x 1 60000");
-    assert_eq!(int(&mut con, "PEXPIRE x 600"), 1);
-    let waiting = waiter(&server, "RL.ACQUIRE x 1 60000 WAIT 4500");
+    // It expires in 2 s: time enough to line the waiter up and pause.
+    assert_eq!(int(&mut con, "PEXPIRE x 2000"), 1);
+    let waiting = waiter(&server, "RL.ACQUIRE x 1 60000 WAIT 8000");
     until_waiting_on(&mut con, "leases", 1);
-    let paused = pause_writes(&mut con, 1500);
+    let paused = pause_writes(&mut con, 3000);
     let (reply, at) = answered(&server, waiting);
     let after = at.duration_since(paused);
     assert_alive(&server);
     assert_eq!(&reply[..2], [1, 1], "granted: {reply:?}");
-    assert_at_pause_end(after, Duration::from_millis(1500));
+    assert_at_pause_end(after, Duration::from_millis(3000));
     assert_eq!(
         inspect_field(&mut con, "x", "live"),
         Some(1),
@@ -179,11 +181,13 @@ fn a_lease_key_expiring_during_a_write_pause_hands_its_slot_over_after_it() {
 fn a_lease_waiter_timing_out_during_a_write_pause_is_denied_and_takes_nothing() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.ACQUIRE t 1 500");
+    // The lease ends in 1.5 s (time enough to line the waiter up and
+    // pause), the waiter times out 1 s later, and the pause lasts 5 s.
+    ints(&mut con, "RL.ACQUIRE t 1 1500");
     let end_ms = inspect_field(&mut con, "t", "next_end_ms").unwrap();
-    let waiting = waiter(&server, "RL.ACQUIRE t 1 60000 WAIT 1000");
+    let waiting = waiter(&server, "RL.ACQUIRE t 1 60000 WAIT 2500");
     until_waiting_on(&mut con, "leases", 1);
-    let paused = pause_writes(&mut con, 3000);
+    let paused = pause_writes(&mut con, 5000);
     assert!(
         server_ms(&mut con) < end_ms,
         "setup too slow: the pause began after the lease ended"
@@ -193,11 +197,11 @@ fn a_lease_waiter_timing_out_during_a_write_pause_is_denied_and_takes_nothing() 
     assert_alive(&server);
     assert_eq!((reply[0], reply[5]), (0, 0), "denied: {reply:?}");
     assert!(
-        after < Duration::from_millis(2500),
+        after < Duration::from_millis(4000),
         "not answered at its timeout but {after:?} after the pause began"
     );
     // Once the pause is over, nothing was granted: the slot is free.
-    sleep(Duration::from_millis(3000).saturating_sub(paused.elapsed()));
+    sleep(Duration::from_millis(5000).saturating_sub(paused.elapsed()));
     assert_alive(&server);
     assert_eq!(ints(&mut con, "RL.ACQUIRE t 1 60000")[..3], [1, 1, 0]);
     assert!(
@@ -213,16 +217,17 @@ fn a_lease_waiter_timing_out_during_a_write_pause_is_denied_and_takes_nothing() 
 fn a_bucket_waiter_leaving_during_a_write_pause_is_refunded_after_it() {
     let server = Server::start();
     let mut con = server.connect();
-    ints(&mut con, "RL.TOKENBUCKET b 1 1 3000");
-    let leaver = leaving(&server, "RL.TOKENBUCKET b 1 1 3000 WAIT 5000");
+    // A token every 30 s: none comes back before the refund is checked.
+    ints(&mut con, "RL.TOKENBUCKET b 1 1 30000");
+    let leaver = leaving(&server, "RL.TOKENBUCKET b 1 1 30000 WAIT 60000");
     until_waiting_on(&mut con, "buckets", 1);
     assert_eq!(tokens(&mut con, "b"), -1, "the debt");
-    let paused = pause_writes(&mut con, 1500);
+    let paused = pause_writes(&mut con, 3000);
     drop(leaver);
     until_waiting_on(&mut con, "buckets", 0);
     sleep(Duration::from_millis(200));
     assert!(
-        paused.elapsed() < Duration::from_millis(1300),
+        paused.elapsed() < Duration::from_millis(2800),
         "setup too slow"
     );
     assert_alive(&server);
@@ -238,11 +243,11 @@ fn a_bucket_waiter_leaving_during_a_write_pause_is_refunded_after_it() {
     );
     let after = paused.elapsed();
     assert!(
-        after + Duration::from_millis(5) >= Duration::from_millis(1500),
+        after + Duration::from_millis(5) >= Duration::from_millis(3000),
         "refunded during the pause, {after:?} after it began"
     );
     assert!(
-        after <= Duration::from_millis(1500) + LATE,
+        after <= Duration::from_millis(3000) + LATE,
         "late: {after:?}"
     );
     assert_alive(&server);
@@ -649,7 +654,8 @@ fn a_lease_waiter_whose_key_changes_type_gets_wrongtype_at_its_timeout() {
     let server = Server::start();
     let mut con = server.connect();
     ints(&mut con, "RL.ACQUIRE s 1 60000");
-    let waiting = waiter(&server, "RL.ACQUIRE s 1 60000 WAIT 500");
+    // The SET must come before the timeout, 2 s away.
+    let waiting = waiter(&server, "RL.ACQUIRE s 1 60000 WAIT 2000");
     until_waiting_on(&mut con, "leases", 1);
     query::<()>(&mut con, "SET s taken");
     let (reply, _) = waiting.join().unwrap();

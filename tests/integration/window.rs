@@ -72,7 +72,8 @@ fn the_default_precision_is_a_sixtieth_of_the_window() {
     assert_eq!(field("type"), "window");
     assert_eq!(field("precision_ms"), (DAY / 60).to_string());
     assert_eq!(field("used"), "1");
-    ints(&mut con, format!("RL.WINDOW fx 10 1000 FIXED AT {T}"));
+    // A day's window: the key's TTL on the real clock outlives the INSPECT.
+    ints(&mut con, format!("RL.WINDOW fx 10 {DAY} FIXED AT {T}"));
     let view: Vec<String> = query(&mut con, format!("RL.INSPECT fx AT {T}"));
     assert!(view.windows(2).any(|w| w == ["precision_ms", "fixed"]));
 }
