@@ -8,7 +8,7 @@ use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{all_wait, publish_write, wait, AnySpec, KINDS, MAX_PARAMS};
+use crate::limiters::{all_wait, publish_write, wait, AnySpec, Spec, KINDS, MAX_PARAMS};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;

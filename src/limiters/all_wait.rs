@@ -30,7 +30,7 @@ use crate::reply::Reply;
 
 use super::lease_wait::{self, Line};
 use super::wait::{GRANTED, PAUSED_RETRY_MS, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
-use super::AnySpec;
+use super::{AnySpec, Spec};
 
 /// The reply of RL.ALL from its decided specs: allowed when `allowed`
 /// (each decision then shows its cost taken), with the overall retry.

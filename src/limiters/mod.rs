@@ -382,7 +382,8 @@ macro_rules! limiter_kinds {
         /// that stores it.
         pub static KINDS: [Kind; [$(stringify!($variant)),+].len()] = [$(kind::<$limiter>()),+];
 
-        /// An RL.ALL spec of any kind; used as the [`Spec`] it holds.
+        /// An RL.ALL spec of any kind: a [`Spec`] that hands each call to the
+        /// one it holds.
         pub enum AnySpec {
             $($variant(SpecOf<$limiter>)),+
         }
@@ -393,21 +394,63 @@ macro_rules! limiter_kinds {
             }
         })+
 
-        impl std::ops::Deref for AnySpec {
-            type Target = dyn Spec;
-
-            fn deref(&self) -> &Self::Target {
-                match self {
-                    $(Self::$variant(spec) => spec),+
-                }
+        // Each call goes straight to its kind's code, which the compiler
+        // can inline: RL.ALL calls these on its hot path.
+        impl Spec for AnySpec {
+            fn check_cost(&self, cost: i64) -> CommandResult<()> {
+                match self { $(Self::$variant(spec) => spec.check_cost(cost)),+ }
             }
-        }
 
-        impl std::ops::DerefMut for AnySpec {
-            fn deref_mut(&mut self) -> &mut Self::Target {
-                match self {
-                    $(Self::$variant(spec) => spec),+
-                }
+            fn serve_waiting(&self, call: &Call, key_index: usize) -> CommandResult<()> {
+                match self { $(Self::$variant(spec) => spec.serve_waiting(call, key_index)),+ }
+            }
+
+            fn prefetch(&self, key: &mut Key) -> bool {
+                match self { $(Self::$variant(spec) => spec.prefetch(key)),+ }
+            }
+
+            fn decide(&mut self, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool> {
+                match self { $(Self::$variant(spec) => spec.decide(key, cost, now_ms)),+ }
+            }
+
+            fn evaluation(&self) -> Option<&Evaluation> {
+                match self { $(Self::$variant(spec) => spec.evaluation()),+ }
+            }
+
+            fn opened_id(&self, applied: bool) -> Option<i64> {
+                match self { $(Self::$variant(spec) => spec.opened_id(applied)),+ }
+            }
+
+            fn apply(&self, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool> {
+                match self { $(Self::$variant(spec) => spec.apply(key, ttl_from)),+ }
+            }
+
+            fn waits(&self) -> bool {
+                match self { $(Self::$variant(spec) => spec.waits()),+ }
+            }
+
+            fn queues(&self) -> bool {
+                match self { $(Self::$variant(spec) => spec.queues()),+ }
+            }
+
+            fn debit(&mut self, key: &mut Key, now_ms: i64, timeout_ms: i64) -> CommandResult<Option<i64>> {
+                match self { $(Self::$variant(spec) => spec.debit(key, now_ms, timeout_ms)),+ }
+            }
+
+            fn start_at(&mut self, answer_ms: i64) {
+                match self { $(Self::$variant(spec) => spec.start_at(answer_ms)),+ }
+            }
+
+            fn give_back(&self, key: &mut Key, now_ms: i64) -> CommandResult<bool> {
+                match self { $(Self::$variant(spec) => spec.give_back(key, now_ms)),+ }
+            }
+
+            fn peek(&self, key: &mut Key, now_ms: i64) -> CommandResult<(Decision, Option<i64>)> {
+                match self { $(Self::$variant(spec) => spec.peek(key, now_ms)),+ }
+            }
+
+            fn replicate(&self, cx: &Background, name: &KeyName, key: &mut Key) -> CommandResult<()> {
+                match self { $(Self::$variant(spec) => spec.replicate(cx, name, key)),+ }
             }
         }
     };
