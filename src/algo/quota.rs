@@ -25,6 +25,7 @@
 //! Rounding: none; every quantity is a whole number of ms or units.
 
 use std::collections::HashMap;
+use std::sync::atomic::{fence, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use jiff::civil::{Date, DateTime, Time};
@@ -206,7 +207,52 @@ pub struct Calendar {
     origin: DateTime,
     /// The origin's instant.
     origin_ms: i64,
-    last_bounds: Mutex<Option<Bounds>>,
+    last_bounds: LastBounds,
+}
+
+/// A calendar's last period, read without a lock (every call reads it, and
+/// an atomic read-modify-write costs more than the rest of the look-up): a
+/// sequence lock whose writer never waits, since one that finds another
+/// writing can leave the period to it.
+#[derive(Debug, Default)]
+struct LastBounds {
+    /// Odd while the bounds are written; 0 before the first.
+    version: AtomicU64,
+    start_ms: AtomicI64,
+    end_ms: AtomicI64,
+}
+
+impl LastBounds {
+    fn get(&self) -> Option<Bounds> {
+        let version = self.version.load(Ordering::Acquire);
+        if version == 0 || version % 2 == 1 {
+            return None;
+        }
+        let bounds = Bounds {
+            start_ms: self.start_ms.load(Ordering::Relaxed),
+            end_ms: self.end_ms.load(Ordering::Relaxed),
+        };
+        fence(Ordering::Acquire);
+        (self.version.load(Ordering::Relaxed) == version).then_some(bounds)
+    }
+
+    fn set(&self, bounds: Bounds) {
+        let version = self.version.load(Ordering::Relaxed);
+        let writing = version.wrapping_add(1);
+        if version % 2 == 1
+            || self
+                .version
+                .compare_exchange(version, writing, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        fence(Ordering::Release);
+        self.start_ms.store(bounds.start_ms, Ordering::Relaxed);
+        self.end_ms.store(bounds.end_ms, Ordering::Relaxed);
+        self.version
+            .store(writing.wrapping_add(1), Ordering::Release);
+    }
 }
 
 impl PartialEq for Calendar {
@@ -310,7 +356,7 @@ impl Calendar {
             anchor_ms,
             origin,
             origin_ms,
-            last_bounds: Mutex::new(None),
+            last_bounds: LastBounds::default(),
         })
     }
 
@@ -329,17 +375,13 @@ impl Calendar {
     /// The period that holds `at_ms`; `None` beyond the years the calendar
     /// covers (1 to 9999).
     pub fn bounds(&self, at_ms: i64) -> Option<Bounds> {
-        let mut last = self
-            .last_bounds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(bounds) = *last {
+        if let Some(bounds) = self.last_bounds.get() {
             if bounds.holds(at_ms) {
                 return Some(bounds);
             }
         }
         let bounds = self.compute_bounds(at_ms)?;
-        *last = Some(bounds);
+        self.last_bounds.set(bounds);
         Some(bounds)
     }
 
@@ -467,6 +509,23 @@ pub struct QuotaState {
     pub last_ms: i64,
 }
 
+/// What a decision reads of a quota's state: not its calendar, since a
+/// call counts in its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub used: i64,
+    pub last_ms: i64,
+}
+
+impl QuotaState {
+    pub fn usage(&self) -> Usage {
+        Usage {
+            used: self.used,
+            last_ms: self.last_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaOutcome {
     pub evaluation: Evaluation,
@@ -481,23 +540,23 @@ pub struct QuotaOutcome {
 }
 
 /// The count of `state` that counts in `bounds`.
-fn carried(state: Option<&QuotaState>, bounds: Bounds) -> i64 {
-    state
-        .filter(|state| bounds.holds(state.last_ms))
-        .map_or(0, |state| state.used)
+fn carried(usage: Option<Usage>, bounds: Bounds) -> i64 {
+    usage
+        .filter(|usage| bounds.holds(usage.last_ms))
+        .map_or(0, |usage| usage.used)
 }
 
 /// Decides whether `cost` fits in the quota at `now_ms`; `None` when
 /// `now_ms` lies beyond the years the calendar covers.
 pub fn check(
-    state: Option<&QuotaState>,
+    usage: Option<Usage>,
     params: &QuotaParams,
     now_ms: i64,
     cost: i64,
 ) -> Option<QuotaOutcome> {
-    let at_ms = state.map_or(now_ms, |s| now_ms.max(s.last_ms));
+    let at_ms = usage.map_or(now_ms, |usage| now_ms.max(usage.last_ms));
     let bounds = params.calendar.bounds(at_ms)?;
-    let used = carried(state, bounds);
+    let used = carried(usage, bounds);
     let allowed = i128::from(used) + i128::from(cost) <= i128::from(params.limit);
     let used_after = if allowed { used + cost } else { used };
     let until_end = bounds.end_ms - at_ms;
@@ -558,7 +617,7 @@ pub struct QuotaView {
 /// Looks at a quota at `now_ms` (not before its last write); `None` beyond
 /// the years the calendar covers.
 pub fn inspect(state: &QuotaState, now_ms: i64) -> Option<QuotaView> {
-    let outcome = check(Some(state), &state.params, now_ms, 0)?;
+    let outcome = check(Some(state.usage()), &state.params, now_ms, 0)?;
     Some(QuotaView {
         used: outcome.used_after,
         bounds: outcome.bounds,
@@ -755,11 +814,49 @@ mod tests {
         );
         let noon = ms("2026-12-04T11:00:00Z");
         let bounds = a.bounds(noon).unwrap();
-        assert_eq!(*a.last_bounds.lock().unwrap(), Some(bounds));
+        assert_eq!(a.last_bounds.get(), Some(bounds));
         assert_eq!(a.bounds(noon + 3_600_000), Some(bounds));
         let tomorrow = a.bounds(bounds.end_ms).unwrap();
         assert_eq!(tomorrow.start_ms, bounds.end_ms);
-        assert_eq!(*a.last_bounds.lock().unwrap(), Some(tomorrow));
+        assert_eq!(a.last_bounds.get(), Some(tomorrow));
+    }
+
+    #[test]
+    fn last_bounds_are_never_read_torn_while_threads_write_them() {
+        use std::sync::atomic::AtomicUsize;
+        const LENGTH: i64 = 86_400_000;
+        const WRITERS: usize = 3;
+        let last = LastBounds::default();
+        assert_eq!(last.get(), None);
+        let writers_done = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for writer in 0..WRITERS {
+                let (last, writers_done) = (&last, &writers_done);
+                scope.spawn(move || {
+                    for n in 0..100_000 {
+                        let start_ms = (n * WRITERS + writer) as i64 * LENGTH;
+                        last.set(Bounds {
+                            start_ms,
+                            end_ms: start_ms + LENGTH,
+                        });
+                    }
+                    writers_done.fetch_add(1, Ordering::Release);
+                });
+            }
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    let mut read = 0;
+                    while read == 0 || writers_done.load(Ordering::Acquire) < WRITERS {
+                        if let Some(bounds) = last.get() {
+                            read += 1;
+                            assert_eq!(bounds.end_ms - bounds.start_ms, LENGTH, "{bounds:?}");
+                        }
+                    }
+                });
+            }
+        });
+        let bounds = last.get().unwrap();
+        assert_eq!(bounds.end_ms - bounds.start_ms, LENGTH);
     }
 
     fn params(limit: i64, calendar: Calendar) -> QuotaParams {
@@ -771,7 +868,7 @@ mod tests {
 
     /// Runs a call and applies it, as the command does.
     fn call(state: &mut Option<QuotaState>, params: &QuotaParams, at: &str, cost: i64) -> [i64; 5] {
-        let outcome = check(state.as_ref(), params, ms(at), cost).unwrap();
+        let outcome = check(state.as_ref().map(QuotaState::usage), params, ms(at), cost).unwrap();
         if outcome.writes {
             let stored = state.get_or_insert_with(|| empty(params, outcome.at_ms));
             record(stored, params, &outcome);

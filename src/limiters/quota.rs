@@ -80,8 +80,13 @@ impl Limiter for Quota {
         cost: i64,
         now_ms: i64,
     ) -> CommandResult<QuotaOutcome> {
-        let state = held.map(state_of).transpose()?;
-        quota::check(state.as_ref(), params, now_ms, cost).ok_or_else(|| {
+        let usage = held
+            .map(|held| {
+                held.usage()
+                    .ok_or(CommandError::Server("the quota's record is unreadable"))
+            })
+            .transpose()?;
+        quota::check(usage, params, now_ms, cost).ok_or_else(|| {
             CommandError::invalid("AT is beyond the years a quota's calendar covers (1 to 9999)")
         })
     }

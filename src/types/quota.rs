@@ -20,7 +20,7 @@ use redis_module::native_types::RedisType;
 
 use super::codec::{put_i64, Reader};
 use super::held::{Held, Record, Varints};
-use crate::algo::quota::{Calendar, Period, QuotaParams, QuotaState};
+use crate::algo::quota::{Calendar, Period, QuotaParams, QuotaState, Usage};
 use crate::ffi::data_type::{type_methods, Stored, ENCODING_VERSION};
 use crate::stats::LiveKeys;
 
@@ -158,6 +158,23 @@ impl Quota {
             params: QuotaParams { limit, calendar },
             used,
             last_ms,
+        })
+    }
+
+    /// What a decision reads of the state held: no calendar, so no lock.
+    pub fn usage(&self) -> Option<Usage> {
+        let Some(record) = self.0.record() else {
+            return match &self.0 {
+                Held::Large(state) => Some(state.usage()),
+                _ => None,
+            };
+        };
+        let mut numbers = Varints(&record);
+        let _place = numbers.next()?;
+        let _limit = numbers.next()?;
+        Some(Usage {
+            used: numbers.next_i64()?,
+            last_ms: numbers.next_i64()?,
         })
     }
 
@@ -314,13 +331,14 @@ mod tests {
     }
 
     #[test]
-    fn held_in_16_bytes_and_spilled_for_huge_numbers() {
+    fn held_in_16_bytes_and_spilled_for_huge_numbers_and_read_back() {
         assert_eq!(std::mem::size_of::<Quota>(), 16);
         let berlin = Calendar::shared(Period::Month, b"Europe/Berlin", None).unwrap();
         for (state, heap) in forms(&berlin) {
             let quota = Quota::new(state.clone());
             assert_eq!(quota.heap_size(), heap, "{state:?}");
             assert_eq!(quota.state().as_ref(), Some(&state));
+            assert_eq!(quota.usage(), Some(state.usage()), "{state:?}");
             assert_eq!(quota.clone().state().as_ref(), Some(&state));
             assert_eq!(decoded(&encoded(&state)), Some(state));
         }
