@@ -101,6 +101,27 @@ pub fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> &'a [u8] 
     }
 }
 
+/// Whether `word` is `name` in any case, where `name` is upper-case ASCII
+/// letters: as `eq_ignore_ascii_case`, eight bytes at a time. Clearing a
+/// byte's 0x20 bit maps only the two cases of a letter to that letter.
+#[inline]
+pub fn is_word(word: &[u8], name: &[u8]) -> bool {
+    const UPPER: u64 = !0x2020_2020_2020_2020;
+    if word.len() != name.len() {
+        return false;
+    }
+    let (mut word, mut name) = (word, name);
+    while let (Some((w, word_rest)), Some((n, name_rest))) =
+        (word.split_first_chunk::<8>(), name.split_first_chunk::<8>())
+    {
+        if u64::from_ne_bytes(*w) & UPPER != u64::from_ne_bytes(*n) {
+            return false;
+        }
+        (word, name) = (word_rest, name_rest);
+    }
+    word.iter().zip(name).all(|(&w, &n)| w & !0x20 == n)
+}
+
 /// The trailing options a command accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionName {
@@ -202,9 +223,7 @@ pub fn parse_options_among<'a>(
     let mut args = args.into_iter().peekable();
     let options = parse_leading_options(&mut args, accepted)?;
     match args.next() {
-        Some(word) if word.eq_ignore_ascii_case(b"WAIT") => {
-            Err(CommandError::invalid(WAIT_NOT_TAKEN))
-        }
+        Some(word) if is_word(word, b"WAIT") => Err(CommandError::invalid(WAIT_NOT_TAKEN)),
         Some(word) => Err(CommandError::invalid(format!(
             "unknown option '{}'",
             printable(word)
@@ -228,7 +247,7 @@ pub fn parse_leading_options<'a, I: Iterator<Item = &'a [u8]>>(
         accepted
             .iter()
             .flat_map(|list| list.iter())
-            .find(|name| word.eq_ignore_ascii_case(name.keyword().as_bytes()))
+            .find(|name| is_word(word, name.keyword().as_bytes()))
     }) {
         args.next();
         let value_missing = |count: usize| {
@@ -304,6 +323,59 @@ pub fn printable(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_word_is_eq_ignore_ascii_case_for_names_of_letters() {
+        let names = [
+            "COST",
+            "COSTS",
+            "AT",
+            "TZ",
+            "PRECISION",
+            "TOKENBUCKET",
+            "SLIDELOGS",
+            "QUOTA",
+        ];
+        for name in names {
+            let name = name.as_bytes();
+            let mut words = vec![name.to_vec(), name.to_ascii_lowercase(), Vec::new()];
+            words.push(name.get(1..).unwrap().to_vec());
+            words.push([name, b"S"].concat());
+            for at in 0..name.len() {
+                for byte in 0..=255u8 {
+                    let mut word = name.to_vec();
+                    word[at] = byte;
+                    words.push(word);
+                }
+            }
+            for word in &words {
+                assert_eq!(
+                    is_word(word, name),
+                    word.eq_ignore_ascii_case(name),
+                    "{word:?} {name:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_matched_by_is_word_are_upper_case_letters() {
+        let options = [
+            OptionName::Cost,
+            OptionName::Costs(2),
+            OptionName::At,
+            OptionName::Precision,
+            OptionName::Fixed,
+            OptionName::Tz,
+            OptionName::Anchor,
+            OptionName::Wait,
+        ];
+        let options = options.iter().map(|name| name.keyword());
+        let kinds = crate::limiters::KINDS.iter().map(|kind| kind.name);
+        for name in options.chain(kinds) {
+            assert!(name.bytes().all(|b| b.is_ascii_uppercase()), "{name}");
+        }
+    }
 
     #[test]
     fn lists_read_as_one_of() {

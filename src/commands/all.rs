@@ -1,14 +1,16 @@
 //! RL.ALL: several limiters checked in one atomic, all-or-nothing call.
 
 use crate::args::{
-    one_of, parse_leading_options, parse_options, printable, IntArg, OptionName, Options, PerKey,
-    WAIT_NOT_TAKEN,
+    is_word, one_of, parse_options, printable, IntArg, OptionName, Options, PerKey, WAIT_NOT_TAKEN,
 };
 use crate::callback;
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
-use crate::limiters::{all_wait, publish_write, wait, AnySpec, Spec, KINDS, MAX_PARAMS};
+use crate::limiters::{
+    all_wait, parse_spec_of, publish_write, wait, with_kind, AnySpec, KindTask, Limiter, SpecOf,
+    Specs, KINDS,
+};
 use crate::replication::CallClock;
 use crate::reply::Reply;
 use crate::stats::CommandStats;
@@ -75,23 +77,97 @@ fn all(call: &Call) -> CommandResult<Reply> {
         }
         return Ok(Reply::KeysReported);
     }
+    let count = parse_keys(call)?;
+    let at = key_index(count);
+    if count == 2 {
+        // Two keys, the most common call: its handler is compiled for the
+        // kinds of its specs.
+        let first = spec_kind(call, at).map_err(|error| error.at_position(1))?;
+        return with_kind(first, FirstOfPair { call, at })
+            .unwrap_or_else(|| Err(CommandError::Server("RL.ALL found no such kind")));
+    }
     let mut specs = PerKey::new();
-    let mut request = parse(call, &mut specs)?;
+    let mut next = at;
+    for n in 1..=count {
+        next += parse_spec(call, next, &mut specs).map_err(|error| error.at_position(n))?;
+    }
+    let request = parse_options_after(call, next, &specs)?;
+    admit(call, specs, request)
+}
+
+/// The first spec of a call over two keys, at argument `at`: parsed as the
+/// kind the task runs for.
+struct FirstOfPair<'c, 'a> {
+    call: &'c Call<'a>,
+    at: usize,
+}
+
+impl KindTask for FirstOfPair<'_, '_> {
+    type Output = CommandResult<Reply>;
+
+    fn run<L: Limiter>(self) -> CommandResult<Reply>
+    where
+        SpecOf<L>: Into<AnySpec>,
+    {
+        let (first, taken) =
+            parse_spec_of::<L>(self.call, self.at).map_err(|error| error.at_position(1))?;
+        let at = self.at + taken;
+        let second = spec_kind(self.call, at).map_err(|error| error.at_position(2))?;
+        let pair = SecondOfPair::<L> {
+            call: self.call,
+            first,
+            at,
+        };
+        with_kind(second, pair)
+            .unwrap_or_else(|| Err(CommandError::Server("RL.ALL found no such kind")))
+    }
+}
+
+/// The second spec of a call over two keys, at argument `at`, after the
+/// first.
+struct SecondOfPair<'c, 'a, F: Limiter> {
+    call: &'c Call<'a>,
+    first: F::Params,
+    at: usize,
+}
+
+impl<F: Limiter> KindTask for SecondOfPair<'_, '_, F>
+where
+    SpecOf<F>: Into<AnySpec>,
+{
+    type Output = CommandResult<Reply>;
+
+    fn run<L: Limiter>(self) -> CommandResult<Reply>
+    where
+        SpecOf<L>: Into<AnySpec>,
+    {
+        let (second, taken) =
+            parse_spec_of::<L>(self.call, self.at).map_err(|error| error.at_position(2))?;
+        let specs = (SpecOf::<F>::new(self.first), SpecOf::<L>::new(second));
+        let request = parse_options_after(self.call, self.at + taken, &specs)?;
+        admit(self.call, specs, request)
+    }
+}
+
+/// Decides on the call's parsed `specs`: stores all or nothing, propagates
+/// and replies; or waits (see [`all_wait`]).
+fn admit<S: Specs>(call: &Call, mut specs: S, mut request: Request) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
     let at = clock.pinned(request.options.at)?;
+    let count = specs.count();
     // Each key is opened once (the keys are distinct), for writing: only
     // the keys an allowed call writes are signalled as modified. All are
     // opened, their values prefetched, before any is read, so that their
     // cache misses overlap; none after one of the wrong type, where the
     // checks below stop with its position.
     // Clients waiting for a lease on a key come before this call.
-    for (n, spec) in specs.iter().enumerate() {
-        spec.serve_waiting(call, key_index(n))?;
+    for n in 0..count {
+        specs.serve_waiting(n, call, key_index(n))?;
     }
     let mut keys: PerKey<Key> = PerKey::new();
-    for (n, spec) in specs.iter().enumerate() {
+    for n in 0..count {
         let mut key = call.update_key(key_index(n))?;
-        let fetched = spec.prefetch(&mut key);
+        let fetched = specs.prefetch(n, &mut key);
         keys.push(key);
         if !fetched {
             break;
@@ -99,14 +175,9 @@ fn all(call: &Call) -> CommandResult<Reply> {
     }
     let now = at.unwrap_or_else(|| clock.now_ms());
     let mut allowed = true;
-    for (n, ((spec, &cost), key)) in specs
-        .iter_mut()
-        .zip(&request.costs)
-        .zip(&mut keys)
-        .enumerate()
-    {
-        allowed &= spec
-            .decide(key, cost, now)
+    for (n, (&cost, key)) in request.costs.iter().zip(&mut keys).enumerate() {
+        allowed &= specs
+            .decide(n, key, cost, now)
             .map_err(|error| error.at_position(n + 1))?;
     }
     if let Some(timeout) = request
@@ -114,7 +185,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         .filter(|_| !allowed && at.is_none() && call.may_block())
     {
         let mut waiting = all_wait::Waiting {
-            specs: std::mem::take(&mut specs),
+            specs: specs.into_list(),
             costs: std::mem::take(&mut request.costs),
         };
         let held = all_wait::hold(call, &ALL, &mut waiting, &mut keys, key_index, now, timeout)?;
@@ -126,8 +197,8 @@ fn all(call: &Call) -> CommandResult<Reply> {
     if allowed {
         let mut written = [0; MAX_KEYS as usize];
         let mut count = 0;
-        for (n, (spec, key)) in specs.iter().zip(&mut keys).enumerate() {
-            if spec.apply(key, &|at_ms| clock.ttl_from(at_ms))? {
+        for (n, key) in keys.iter_mut().enumerate() {
+            if specs.apply(n, key, &|at_ms| clock.ttl_from(at_ms))? {
                 if let Some(slot) = written.get_mut(count) {
                     *slot = key_index(n);
                     count += 1;
@@ -141,9 +212,9 @@ fn all(call: &Call) -> CommandResult<Reply> {
     Ok(all_wait::all_reply(&specs, allowed))
 }
 
-/// Parses the call, its specs into `specs` (filled in place: a spec is
-/// large to move).
-fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Request<'a>> {
+/// Reads `numkeys` and checks that its keys are given and distinct;
+/// returns how many there are.
+fn parse_keys(call: &Call) -> CommandResult<usize> {
     let count = usize::try_from(NUMKEYS.parse(call.arg(1)?)?).unwrap_or(0);
     if call.arg_count() < key_index(count) {
         return Err(CommandError::invalid("numkeys is more than the keys given"));
@@ -159,10 +230,17 @@ fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Requ
             }
         }
     }
-    let mut next = key_index(count);
-    for n in 1..=count {
-        next += parse_spec(call, next, specs).map_err(|error| error.at_position(n))?;
-    }
+    Ok(count)
+}
+
+/// Parses the options after the specs, from argument `next`, and checks
+/// the costs against the specs.
+fn parse_options_after<'a, S: Specs>(
+    call: &Call<'a>,
+    next: usize,
+    specs: &S,
+) -> CommandResult<Request<'a>> {
+    let count = specs.count();
     let options = if next < call.arg_count() {
         parse_options(
             call.args_from(next),
@@ -176,7 +254,7 @@ fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Requ
     } else {
         Options::NONE
     };
-    if options.wait.is_some() && !specs.iter().all(|spec| spec.waits()) {
+    if options.wait.is_some() && !specs.all_wait() {
         return Err(CommandError::invalid(WAIT_NOT_TAKEN));
     }
     let wait = wait::timeout(&options)?;
@@ -187,8 +265,9 @@ fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Requ
         (_, Some(costs)) => costs,
         (cost, None) => smallvec::smallvec![cost.unwrap_or(1); count],
     };
-    for (n, (spec, &cost)) in specs.iter().zip(&costs).enumerate() {
-        spec.check_cost(cost)
+    for (n, &cost) in costs.iter().enumerate() {
+        specs
+            .check_cost(n, cost)
             .map_err(|error| error.at_position(n + 1))?;
     }
     Ok(Request {
@@ -198,48 +277,31 @@ fn parse<'a>(call: &Call<'a>, specs: &mut PerKey<AnySpec>) -> CommandResult<Requ
     })
 }
 
-/// Parses the spec at argument `at` into `specs`; returns how many words it
-/// took.
-fn parse_spec(call: &Call, at: usize, specs: &mut PerKey<AnySpec>) -> CommandResult<usize> {
+/// The kind of the spec whose name is at argument `at`, by its place in
+/// [`KINDS`].
+fn spec_kind(call: &Call, at: usize) -> CommandResult<usize> {
     let name = call
         .arg(at)
         .map_err(|_| CommandError::invalid("missing (one spec is needed per key)"))?;
-    let Some(kind) = KINDS
+    KINDS
         .iter()
-        .find(|kind| name.eq_ignore_ascii_case(kind.name.as_bytes()))
-    else {
-        let names: Vec<&str> = KINDS.iter().map(|kind| kind.name).collect();
-        return Err(CommandError::invalid(format!(
-            "unknown limiter '{}', expected {}",
-            printable(name),
-            one_of(&names)
-        )));
-    };
-    let mut words: [&[u8]; MAX_PARAMS] = [&[]; MAX_PARAMS];
-    for (word, offset) in words.iter_mut().zip(1..=kind.params.len()) {
-        *word = call.arg(at + offset).map_err(|_| {
+        .position(|kind| is_word(name, kind.name.as_bytes()))
+        .ok_or_else(|| {
+            let names: Vec<&str> = KINDS.iter().map(|kind| kind.name).collect();
             CommandError::invalid(format!(
-                "missing parameters, expected {} {}",
-                kind.name,
-                kind.params.join(" ")
+                "unknown limiter '{}', expected {}",
+                printable(name),
+                one_of(&names)
             ))
-        })?;
+        })
+}
+
+/// Parses the spec at argument `at` into `specs`; returns how many words it
+/// took.
+fn parse_spec(call: &Call, at: usize, specs: &mut PerKey<AnySpec>) -> CommandResult<usize> {
+    let kind = spec_kind(call, at)?;
+    match KINDS.get(kind) {
+        Some(kind) => (kind.parse)(call, at, specs),
+        None => Err(CommandError::Server("RL.ALL found no such kind")),
     }
-    let words = words.get(..kind.params.len()).unwrap_or_default();
-    let after_params = at + 1 + kind.params.len();
-    // The parameters are checked before the spec's options.
-    let (options, taken) = if kind.options.is_empty() {
-        (Ok(None), 0)
-    } else {
-        let mut rest = call.args_from(after_params).peekable();
-        let options = parse_leading_options(&mut rest, &[kind.options]).map(Some);
-        (options, call.arg_count() - after_params - rest.count())
-    };
-    let given = match &options {
-        Ok(Some(given)) => given,
-        Ok(None) | Err(_) => &Options::NONE,
-    };
-    (kind.parse)(call, words, given, specs)?;
-    options?;
-    Ok(1 + kind.params.len() + taken)
 }

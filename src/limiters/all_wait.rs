@@ -30,19 +30,19 @@ use crate::reply::Reply;
 
 use super::lease_wait::{self, Line};
 use super::wait::{GRANTED, PAUSED_RETRY_MS, REFUNDED, STARTED, TIMED_OUT, WAITED_MS};
-use super::{AnySpec, Spec};
+use super::{AnySpec, Spec, Specs};
 
 /// The reply of RL.ALL from its decided specs: allowed when `allowed`
 /// (each decision then shows its cost taken), with the overall retry.
-pub fn all_reply(specs: &[AnySpec], allowed: bool) -> Reply {
+pub fn all_reply<S: Specs>(specs: &S, allowed: bool) -> Reply {
     let mut retry_after_ms = 0;
     let mut decisions = PerKey::new();
-    for spec in specs {
-        if let Some(evaluation) = spec.evaluation() {
+    for n in 0..specs.count() {
+        if let Some(evaluation) = specs.evaluation(n) {
             if !evaluation.allowed {
                 retry_after_ms = longest_retry(retry_after_ms, evaluation.retry_after_ms);
             }
-            decisions.push((evaluation.decision(allowed), spec.opened_id(allowed)));
+            decisions.push((evaluation.decision(allowed), specs.opened_id(n, allowed)));
         }
     }
     Reply::All {

@@ -18,7 +18,9 @@ pub mod wait;
 pub mod window;
 
 use crate::algo::{Decision, Evaluation, NEVER};
-use crate::args::{parse_options_among, IntArg, OptionName, Options, PerKey};
+use crate::args::{
+    is_word, parse_leading_options, parse_options_among, IntArg, OptionName, Options, PerKey,
+};
 use crate::error::{CommandError, CommandResult};
 use crate::ffi::blocking::{Background, KeyName, KeysGone, KeysWatcher};
 use crate::ffi::command::CommandSpec;
@@ -277,9 +279,7 @@ pub fn run<L: Limiter>(
         0 => Ok(Options::default()),
         // The most common option alone (a cost-aware call, a peek), read
         // without the general parser.
-        2 if common.contains(&OptionName::Cost)
-            && call.arg(options_at)?.eq_ignore_ascii_case(b"COST") =>
-        {
+        2 if common.contains(&OptionName::Cost) && is_word(call.arg(options_at)?, b"COST") => {
             Options::of_cost(call.arg(options_at + 1)?)
         }
         _ => parse_options_among(call.args_from(options_at), &[common, waits, L::OPTIONS]),
@@ -345,15 +345,14 @@ pub fn execute<L: Limiter>(
     ))
 }
 
-/// Parses the parameters and options of an RL.ALL spec (after its name)
-/// and adds the spec to the call's.
-pub type ParseSpec = fn(&Call, &[&[u8]], &Options, &mut PerKey<AnySpec>) -> CommandResult<()>;
+/// Parses the RL.ALL spec whose name is at argument `at` (its parameters
+/// and options after it) and adds it to the call's; returns how many words
+/// it took.
+pub type ParseSpec = fn(&Call, usize, &mut PerKey<AnySpec>) -> CommandResult<usize>;
 
 /// A kind as RL.ALL and RL.INSPECT see it.
 pub struct Kind {
     pub name: &'static str,
-    pub params: &'static [&'static str],
-    pub options: &'static [OptionName],
     pub parse: ParseSpec,
     /// The view of the key if it holds this kind's state.
     pub inspect: fn(&mut Key, i64) -> CommandResult<Option<Reply>>,
@@ -366,8 +365,6 @@ where
     const { assert!(L::PARAMS.len() <= MAX_PARAMS) };
     Kind {
         name: L::NAME,
-        params: L::PARAMS,
-        options: L::OPTIONS,
         parse: parse_spec::<L>,
         inspect: inspect::<L>,
     }
@@ -381,6 +378,21 @@ macro_rules! limiter_kinds {
         /// Every limiter kind. RL.INSPECT shows a state as the first kind
         /// that stores it.
         pub static KINDS: [Kind; [$(stringify!($variant)),+].len()] = [$(kind::<$limiter>()),+];
+
+        /// Runs `task` for the kind at `index` in [`KINDS`] (`None`: no such
+        /// kind).
+        #[inline]
+        pub fn with_kind<T: KindTask>(index: usize, task: T) -> Option<T::Output> {
+            let mut at = 0;
+            $(
+                if index == at {
+                    return Some(task.run::<$limiter>());
+                }
+                at += 1;
+            )+
+            let _ = at;
+            None
+        }
 
         /// An RL.ALL spec of any kind: a [`Spec`] that hands each call to the
         /// one it holds.
@@ -509,23 +521,197 @@ pub struct SpecOf<L: Limiter> {
     decided: Option<(i64, L::Outcome)>,
 }
 
+impl<L: Limiter> SpecOf<L> {
+    pub fn new(params: L::Params) -> Self {
+        SpecOf {
+            params,
+            decided: None,
+        }
+    }
+}
+
+/// Something done with a kind known when it is compiled (see
+/// [`with_kind`]).
+pub trait KindTask {
+    type Output;
+
+    fn run<L: Limiter>(self) -> Self::Output
+    where
+        SpecOf<L>: Into<AnySpec>;
+}
+
+/// Parses the RL.ALL spec of kind `L` whose name is at argument `at`: its
+/// parameters, then its options; returns them and how many words it took.
+pub fn parse_spec_of<L: Limiter>(call: &Call, at: usize) -> CommandResult<(L::Params, usize)> {
+    let mut words: [&[u8]; MAX_PARAMS] = [&[]; MAX_PARAMS];
+    for (word, offset) in words.iter_mut().zip(1..=L::PARAMS.len()) {
+        *word = call.arg(at + offset).map_err(|_| {
+            CommandError::invalid(format!(
+                "missing parameters, expected {} {}",
+                L::NAME,
+                L::PARAMS.join(" ")
+            ))
+        })?;
+    }
+    let words = words.get(..L::PARAMS.len()).unwrap_or_default();
+    let after_params = at + 1 + L::PARAMS.len();
+    // The parameters are checked before the spec's options.
+    let (options, taken) = if L::OPTIONS.is_empty() {
+        (Ok(None), 0)
+    } else {
+        let mut rest = call.args_from(after_params).peekable();
+        let options = parse_leading_options(&mut rest, &[L::OPTIONS]).map(Some);
+        (options, call.arg_count() - after_params - rest.count())
+    };
+    let given = match &options {
+        Ok(Some(given)) => given,
+        Ok(None) | Err(_) => &Options::NONE,
+    };
+    let params = L::parse(call, words, given)?;
+    options?;
+    Ok((params, 1 + L::PARAMS.len() + taken))
+}
+
 fn parse_spec<L: Limiter>(
     call: &Call,
-    words: &[&[u8]],
-    options: &Options,
+    at: usize,
     specs: &mut PerKey<AnySpec>,
-) -> CommandResult<()>
+) -> CommandResult<usize>
 where
     SpecOf<L>: Into<AnySpec>,
 {
-    specs.push(
-        SpecOf::<L> {
-            params: L::parse(call, words, options)?,
-            decided: None,
+    let (params, taken) = parse_spec_of::<L>(call, at)?;
+    specs.push(SpecOf::<L>::new(params).into());
+    Ok(taken)
+}
+
+/// The specs of an RL.ALL call, by position: in a list of any kinds, or a
+/// pair of kinds known when it is compiled, where each call below goes
+/// straight to its kind's code.
+pub trait Specs {
+    fn count(&self) -> usize;
+    fn check_cost(&self, n: usize, cost: i64) -> CommandResult<()>;
+    fn serve_waiting(&self, n: usize, call: &Call, key_index: usize) -> CommandResult<()>;
+    fn prefetch(&self, n: usize, key: &mut Key) -> bool;
+    fn decide(&mut self, n: usize, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool>;
+    fn evaluation(&self, n: usize) -> Option<&Evaluation>;
+    fn opened_id(&self, n: usize, applied: bool) -> Option<i64>;
+    fn apply(&self, n: usize, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool>;
+    /// Whether every kind takes `WAIT`.
+    fn all_wait(&self) -> bool;
+    fn into_list(self) -> PerKey<AnySpec>;
+}
+
+impl Specs for PerKey<AnySpec> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn check_cost(&self, n: usize, cost: i64) -> CommandResult<()> {
+        self.get(n).map_or(Ok(()), |spec| spec.check_cost(cost))
+    }
+
+    fn serve_waiting(&self, n: usize, call: &Call, key_index: usize) -> CommandResult<()> {
+        self.get(n)
+            .map_or(Ok(()), |spec| spec.serve_waiting(call, key_index))
+    }
+
+    fn prefetch(&self, n: usize, key: &mut Key) -> bool {
+        self.get(n).is_some_and(|spec| spec.prefetch(key))
+    }
+
+    fn decide(&mut self, n: usize, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool> {
+        self.get_mut(n)
+            .map_or(Ok(false), |spec| spec.decide(key, cost, now_ms))
+    }
+
+    fn evaluation(&self, n: usize) -> Option<&Evaluation> {
+        self.get(n)?.evaluation()
+    }
+
+    fn opened_id(&self, n: usize, applied: bool) -> Option<i64> {
+        self.get(n)?.opened_id(applied)
+    }
+
+    fn apply(&self, n: usize, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool> {
+        self.get(n)
+            .map_or(Ok(false), |spec| spec.apply(key, ttl_from))
+    }
+
+    fn all_wait(&self) -> bool {
+        self.iter().all(|spec| spec.waits())
+    }
+
+    fn into_list(self) -> PerKey<AnySpec> {
+        self
+    }
+}
+
+impl<A: Limiter, B: Limiter> Specs for (SpecOf<A>, SpecOf<B>)
+where
+    SpecOf<A>: Into<AnySpec>,
+    SpecOf<B>: Into<AnySpec>,
+{
+    fn count(&self) -> usize {
+        2
+    }
+
+    fn check_cost(&self, n: usize, cost: i64) -> CommandResult<()> {
+        match n {
+            0 => self.0.check_cost(cost),
+            _ => self.1.check_cost(cost),
         }
-        .into(),
-    );
-    Ok(())
+    }
+
+    fn serve_waiting(&self, n: usize, call: &Call, key_index: usize) -> CommandResult<()> {
+        match n {
+            0 => self.0.serve_waiting(call, key_index),
+            _ => self.1.serve_waiting(call, key_index),
+        }
+    }
+
+    fn prefetch(&self, n: usize, key: &mut Key) -> bool {
+        match n {
+            0 => self.0.prefetch(key),
+            _ => self.1.prefetch(key),
+        }
+    }
+
+    fn decide(&mut self, n: usize, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool> {
+        match n {
+            0 => self.0.decide(key, cost, now_ms),
+            _ => self.1.decide(key, cost, now_ms),
+        }
+    }
+
+    fn evaluation(&self, n: usize) -> Option<&Evaluation> {
+        match n {
+            0 => self.0.evaluation(),
+            _ => self.1.evaluation(),
+        }
+    }
+
+    fn opened_id(&self, n: usize, applied: bool) -> Option<i64> {
+        match n {
+            0 => self.0.opened_id(applied),
+            _ => self.1.opened_id(applied),
+        }
+    }
+
+    fn apply(&self, n: usize, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool> {
+        match n {
+            0 => self.0.apply(key, ttl_from),
+            _ => self.1.apply(key, ttl_from),
+        }
+    }
+
+    fn all_wait(&self) -> bool {
+        A::WAITS && B::WAITS
+    }
+
+    fn into_list(self) -> PerKey<AnySpec> {
+        smallvec::smallvec![self.0.into(), self.1.into()]
+    }
 }
 
 impl<L: Limiter> Spec for SpecOf<L> {

@@ -224,6 +224,53 @@ fn no_key_after_a_wrong_type_is_looked_up() {
 }
 
 #[test]
+fn two_keys_of_any_kinds_decide_as_in_a_longer_call() {
+    // A call over two keys runs a handler compiled for its two kinds;
+    // over three it runs the general one. Both must decide alike.
+    let specs = [
+        "TOKENBUCKET 2 1 60000",
+        "SLIDELOG 2 60000",
+        "RESERVE 2 1 60000 5000",
+        "ACQUIRE 2 5000",
+        "WINDOW 2 60000",
+        "QUOTA 2 day",
+    ];
+    let server = Server::start();
+    let mut con = server.connect();
+    for (i, first) in specs.iter().enumerate() {
+        for (j, second) in specs.iter().enumerate() {
+            let (pa, pb) = (format!("p{i}{j}a"), format!("p{i}{j}b"));
+            let (qa, qb, qc) = (
+                format!("q{i}{j}a"),
+                format!("q{i}{j}b"),
+                format!("q{i}{j}c"),
+            );
+            for n in 0..4 {
+                let at = T + n * 1000;
+                let pair = all_kept(
+                    &mut con,
+                    format!("RL.ALL 2 {pa} {pb} {first} {second} AT {at}").as_str(),
+                    &[&pa, &pb],
+                );
+                let (allowed, retry, mut items) = all_kept(
+                    &mut con,
+                    format!("RL.ALL 3 {qa} {qb} {qc} {first} {second} TOKENBUCKET 100 1 1 AT {at}")
+                        .as_str(),
+                    &[&qa, &qb, &qc],
+                );
+                items.truncate(2);
+                assert_eq!(
+                    pair,
+                    (allowed, retry, items),
+                    "{first} / {second}, call {n}"
+                );
+                assert_eq!(pair.0, i64::from(n < 2), "{first} / {second}, call {n}");
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_input_is_named_and_changes_nothing() {
     let server = Server::start();
     let mut con = server.connect();
@@ -272,6 +319,30 @@ fn bad_input_is_named_and_changes_nothing() {
         (
             "RL.ALL 2 b c TOKENBUCKET 10 1 1000",
             "ERR spec 2: missing (one spec is needed per key)".into(),
+        ),
+        (
+            "RL.ALL 2 b c LEAKY 10 1 1000 SLIDELOG 5 5",
+            "ERR spec 1: unknown limiter 'LEAKY', expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE, WINDOW or QUOTA".into(),
+        ),
+        (
+            "RL.ALL 2 b c TOKENBUCKET 10 1 1000 leaky 5 5",
+            "ERR spec 2: unknown limiter 'leaky', expected TOKENBUCKET, SLIDELOG, RESERVE, ACQUIRE, WINDOW or QUOTA".into(),
+        ),
+        (
+            "RL.ALL 2 b c TOKENBUCKET 0 1 1000 SLIDELOG 5 0",
+            format!("ERR spec 1: capacity must be an integer from 1 to {max}"),
+        ),
+        (
+            "RL.ALL 3 b c d TOKENBUCKET 10 1 1000 SLIDELOG 5 5 QUOTA 5",
+            "ERR spec 3: missing parameters, expected QUOTA limit period".into(),
+        ),
+        (
+            "RL.ALL 3 b c d TOKENBUCKET 10 1 1000 SLIDELOG 5 5",
+            "ERR spec 3: missing (one spec is needed per key)".into(),
+        ),
+        (
+            "RL.ALL 2 b c WINDOW 5 1000 PRECISION 10 QUOTA 5 day TZ Nowhere/City",
+            "ERR spec 2: TZ zone: unknown time zone 'Nowhere/City': use UTC, an IANA name such as Europe/Berlin, or an offset +hh:mm/-hh:mm up to 18:00".into(),
         ),
         (
             "RL.ALL 1 b TOKENBUCKET 10 1 1000 COST 1 COSTS 1",
