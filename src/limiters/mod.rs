@@ -652,10 +652,12 @@ where
     SpecOf<A>: Into<AnySpec>,
     SpecOf<B>: Into<AnySpec>,
 {
+    #[inline]
     fn count(&self) -> usize {
         2
     }
 
+    #[inline]
     fn check_cost(&self, n: usize, cost: i64) -> CommandResult<()> {
         match n {
             0 => self.0.check_cost(cost),
@@ -663,6 +665,7 @@ where
         }
     }
 
+    #[inline]
     fn serve_waiting(&self, n: usize, call: &Call, key_index: usize) -> CommandResult<()> {
         match n {
             0 => self.0.serve_waiting(call, key_index),
@@ -670,6 +673,7 @@ where
         }
     }
 
+    #[inline]
     fn prefetch(&self, n: usize, key: &mut Key) -> bool {
         match n {
             0 => self.0.prefetch(key),
@@ -677,6 +681,7 @@ where
         }
     }
 
+    #[inline]
     fn decide(&mut self, n: usize, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool> {
         match n {
             0 => self.0.decide(key, cost, now_ms),
@@ -684,6 +689,7 @@ where
         }
     }
 
+    #[inline]
     fn evaluation(&self, n: usize) -> Option<&Evaluation> {
         match n {
             0 => self.0.evaluation(),
@@ -691,6 +697,7 @@ where
         }
     }
 
+    #[inline]
     fn opened_id(&self, n: usize, applied: bool) -> Option<i64> {
         match n {
             0 => self.0.opened_id(applied),
@@ -698,6 +705,7 @@ where
         }
     }
 
+    #[inline]
     fn apply(&self, n: usize, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool> {
         match n {
             0 => self.0.apply(key, ttl_from),
@@ -705,10 +713,12 @@ where
         }
     }
 
+    #[inline]
     fn all_wait(&self) -> bool {
         A::WAITS && B::WAITS
     }
 
+    #[inline]
     fn into_list(self) -> PerKey<AnySpec> {
         smallvec::smallvec![self.0.into(), self.1.into()]
     }
