@@ -49,12 +49,16 @@ pub static ALL: CommandSpec = CommandSpec {
 const NUMKEYS: IntArg = IntArg::new("numkeys", 1, MAX_KEYS);
 
 /// A call's arguments besides its specs.
-struct Request<'a> {
+struct Request {
     costs: PerKey<i64>,
-    options: Options<'a>,
+    /// `AT`'s time.
+    at: Option<i64>,
     /// `WAIT`'s timeout.
     wait: Option<i64>,
 }
+
+/// What [`spec_kind`] never returns.
+const NO_SUCH_KIND: CommandError = CommandError::Server("RL.ALL found no such kind");
 
 /// Argument index of key number `n` (from 0).
 fn key_index(n: usize) -> usize {
@@ -83,8 +87,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         // Two keys, the most common call: its handler is compiled for the
         // kinds of its specs.
         let first = spec_kind(call, at).map_err(|error| error.at_position(1))?;
-        return with_kind(first, FirstOfPair { call, at })
-            .unwrap_or_else(|| Err(CommandError::Server("RL.ALL found no such kind")));
+        return with_kind(first, FirstOfPair { call, at });
     }
     let mut specs = PerKey::new();
     let mut next = at;
@@ -92,7 +95,7 @@ fn all(call: &Call) -> CommandResult<Reply> {
         next += parse_spec(call, next, &mut specs).map_err(|error| error.at_position(n))?;
     }
     let request = parse_options_after(call, next, &specs)?;
-    admit(call, specs, request)
+    admit(call, &mut specs, request)
 }
 
 /// The first spec of a call over two keys, at argument `at`: parsed as the
@@ -104,6 +107,10 @@ struct FirstOfPair<'c, 'a> {
 
 impl KindTask for FirstOfPair<'_, '_> {
     type Output = CommandResult<Reply>;
+
+    fn no_kind(self) -> CommandResult<Reply> {
+        Err(NO_SUCH_KIND)
+    }
 
     fn run<L: Limiter>(self) -> CommandResult<Reply>
     where
@@ -119,7 +126,6 @@ impl KindTask for FirstOfPair<'_, '_> {
             at,
         };
         with_kind(second, pair)
-            .unwrap_or_else(|| Err(CommandError::Server("RL.ALL found no such kind")))
     }
 }
 
@@ -137,23 +143,27 @@ where
 {
     type Output = CommandResult<Reply>;
 
+    fn no_kind(self) -> CommandResult<Reply> {
+        Err(NO_SUCH_KIND)
+    }
+
     fn run<L: Limiter>(self) -> CommandResult<Reply>
     where
         SpecOf<L>: Into<AnySpec>,
     {
         let (second, taken) =
             parse_spec_of::<L>(self.call, self.at).map_err(|error| error.at_position(2))?;
-        let specs = (SpecOf::<F>::new(self.first), SpecOf::<L>::new(second));
+        let mut specs = (SpecOf::<F>::new(self.first), SpecOf::<L>::new(second));
         let request = parse_options_after(self.call, self.at + taken, &specs)?;
-        admit(self.call, specs, request)
+        admit(self.call, &mut specs, request)
     }
 }
 
 /// Decides on the call's parsed `specs`: stores all or nothing, propagates
 /// and replies; or waits (see [`all_wait`]).
-fn admit<S: Specs>(call: &Call, mut specs: S, mut request: Request) -> CommandResult<Reply> {
+fn admit<S: Specs>(call: &Call, specs: &mut S, mut request: Request) -> CommandResult<Reply> {
     let clock = CallClock::new(call);
-    let at = clock.pinned(request.options.at)?;
+    let at = clock.pinned(request.at)?;
     let count = specs.count();
     // Each key is opened once (the keys are distinct), for writing: only
     // the keys an allowed call writes are signalled as modified. All are
@@ -185,7 +195,7 @@ fn admit<S: Specs>(call: &Call, mut specs: S, mut request: Request) -> CommandRe
         .filter(|_| !allowed && at.is_none() && call.may_block())
     {
         let mut waiting = all_wait::Waiting {
-            specs: specs.into_list(),
+            specs: specs.take_list(),
             costs: std::mem::take(&mut request.costs),
         };
         let held = all_wait::hold(call, &ALL, &mut waiting, &mut keys, key_index, now, timeout)?;
@@ -209,7 +219,7 @@ fn admit<S: Specs>(call: &Call, mut specs: S, mut request: Request) -> CommandRe
             publish_write(call, &clock, &ALL, written.get(..count).unwrap_or_default())?;
         }
     }
-    Ok(all_wait::all_reply(&specs, allowed))
+    Ok(all_wait::all_reply(specs, allowed))
 }
 
 /// Reads `numkeys` and checks that its keys are given and distinct;
@@ -235,11 +245,7 @@ fn parse_keys(call: &Call) -> CommandResult<usize> {
 
 /// Parses the options after the specs, from argument `next`, and checks
 /// the costs against the specs.
-fn parse_options_after<'a, S: Specs>(
-    call: &Call<'a>,
-    next: usize,
-    specs: &S,
-) -> CommandResult<Request<'a>> {
+fn parse_options_after<S: Specs>(call: &Call, next: usize, specs: &S) -> CommandResult<Request> {
     let count = specs.count();
     let options = if next < call.arg_count() {
         parse_options(
@@ -272,7 +278,7 @@ fn parse_options_after<'a, S: Specs>(
     }
     Ok(Request {
         costs,
-        options,
+        at: options.at,
         wait,
     })
 }
@@ -302,6 +308,6 @@ fn parse_spec(call: &Call, at: usize, specs: &mut PerKey<AnySpec>) -> CommandRes
     let kind = spec_kind(call, at)?;
     match KINDS.get(kind) {
         Some(kind) => (kind.parse)(call, at, specs),
-        None => Err(CommandError::Server("RL.ALL found no such kind")),
+        None => Err(NO_SUCH_KIND),
     }
 }

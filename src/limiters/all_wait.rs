@@ -34,6 +34,7 @@ use super::{AnySpec, Spec, Specs};
 
 /// The reply of RL.ALL from its decided specs: allowed when `allowed`
 /// (each decision then shows its cost taken), with the overall retry.
+#[inline]
 pub fn all_reply<S: Specs>(specs: &S, allowed: bool) -> Reply {
     let mut retry_after_ms = 0;
     let mut decisions = PerKey::new();

@@ -39,11 +39,11 @@ pub trait Limiter: 'static {
     /// Its own options, after its parameters in RL.ALL, among the options
     /// of its own command.
     const OPTIONS: &'static [OptionName] = &[];
-    type Params;
+    type Params: Clone;
     /// What its keys hold.
     type State: Stored;
     /// A decision, with what storing it needs.
-    type Outcome;
+    type Outcome: Clone;
 
     /// Parses the words of [`Limiter::PARAMS`] (as many, in order) and the
     /// values of [`Limiter::OPTIONS`].
@@ -379,19 +379,18 @@ macro_rules! limiter_kinds {
         /// that stores it.
         pub static KINDS: [Kind; [$(stringify!($variant)),+].len()] = [$(kind::<$limiter>()),+];
 
-        /// Runs `task` for the kind at `index` in [`KINDS`] (`None`: no such
-        /// kind).
+        /// Runs `task` for the kind at `index` in [`KINDS`].
         #[inline]
-        pub fn with_kind<T: KindTask>(index: usize, task: T) -> Option<T::Output> {
+        pub fn with_kind<T: KindTask>(index: usize, task: T) -> T::Output {
             let mut at = 0;
             $(
                 if index == at {
-                    return Some(task.run::<$limiter>());
+                    return task.run::<$limiter>();
                 }
                 at += 1;
             )+
             let _ = at;
-            None
+            task.no_kind()
         }
 
         /// An RL.ALL spec of any kind: a [`Spec`] that hands each call to the
@@ -521,6 +520,15 @@ pub struct SpecOf<L: Limiter> {
     decided: Option<(i64, L::Outcome)>,
 }
 
+impl<L: Limiter> Clone for SpecOf<L> {
+    fn clone(&self) -> Self {
+        SpecOf {
+            params: self.params.clone(),
+            decided: self.decided.clone(),
+        }
+    }
+}
+
 impl<L: Limiter> SpecOf<L> {
     pub fn new(params: L::Params) -> Self {
         SpecOf {
@@ -534,6 +542,9 @@ impl<L: Limiter> SpecOf<L> {
 /// [`with_kind`]).
 pub trait KindTask {
     type Output;
+
+    /// What it gives for an index that names no kind.
+    fn no_kind(self) -> Self::Output;
 
     fn run<L: Limiter>(self) -> Self::Output
     where
@@ -599,7 +610,9 @@ pub trait Specs {
     fn apply(&self, n: usize, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool>;
     /// Whether every kind takes `WAIT`.
     fn all_wait(&self) -> bool;
-    fn into_list(self) -> PerKey<AnySpec>;
+    /// The specs as a list of any kinds, for a call that waits; a list
+    /// is left empty.
+    fn take_list(&mut self) -> PerKey<AnySpec>;
 }
 
 impl Specs for PerKey<AnySpec> {
@@ -642,8 +655,8 @@ impl Specs for PerKey<AnySpec> {
         self.iter().all(|spec| spec.waits())
     }
 
-    fn into_list(self) -> PerKey<AnySpec> {
-        self
+    fn take_list(&mut self) -> PerKey<AnySpec> {
+        std::mem::take(self)
     }
 }
 
@@ -719,8 +732,8 @@ where
     }
 
     #[inline]
-    fn into_list(self) -> PerKey<AnySpec> {
-        smallvec::smallvec![self.0.into(), self.1.into()]
+    fn take_list(&mut self) -> PerKey<AnySpec> {
+        smallvec::smallvec![self.0.clone().into(), self.1.clone().into()]
     }
 }
 
