@@ -333,7 +333,7 @@ mod tests {
             "TZ",
             "PRECISION",
             "TOKENBUCKET",
-            "SLIDELOGS",
+            "SLIDELOG",
             "QUOTA",
         ];
         for name in names {
@@ -370,6 +370,19 @@ mod tests {
             OptionName::Anchor,
             OptionName::Wait,
         ];
+        for name in options {
+            // A new option breaks this match, to be added to the list.
+            match name {
+                OptionName::Cost
+                | OptionName::Costs(_)
+                | OptionName::At
+                | OptionName::Precision
+                | OptionName::Fixed
+                | OptionName::Tz
+                | OptionName::Anchor
+                | OptionName::Wait => {}
+            }
+        }
         let options = options.iter().map(|name| name.keyword());
         let kinds = crate::limiters::KINDS.iter().map(|kind| kind.name);
         for name in options.chain(kinds) {

@@ -196,8 +196,9 @@ impl Bounds {
 
 /// Where the periods of a quota fall: a period in a zone from an origin.
 /// Keys of the same period, zone and anchor share one calendar (see
-/// [`Calendar::shared`]), which keeps the last period it computed, so a
-/// call inside it needs no calendar arithmetic.
+/// [`Calendar::shared`]), which keeps a period it computed lately (the
+/// last, unless two threads computed one at once), so a call inside it
+/// needs no calendar arithmetic.
 #[derive(Debug)]
 pub struct Calendar {
     period: Period,

@@ -9,7 +9,7 @@ use crate::ffi::command::{ArgSpec, CommandSpec, KeyLayout};
 use crate::ffi::{Call, Key};
 use crate::limiters::{
     all_wait, parse_spec_of, publish_write, wait, with_kind, AnySpec, KindTask, Limiter, SpecOf,
-    Specs, KINDS,
+    Specs, KINDS, NO_SUCH_KIND,
 };
 use crate::replication::CallClock;
 use crate::reply::Reply;
@@ -57,9 +57,6 @@ struct Request {
     wait: Option<i64>,
 }
 
-/// What [`spec_kind`] never returns.
-const NO_SUCH_KIND: CommandError = CommandError::Server("RL.ALL found no such kind");
-
 /// Argument index of key number `n` (from 0).
 fn key_index(n: usize) -> usize {
     2 + n
@@ -106,12 +103,6 @@ struct FirstOfPair<'c, 'a> {
 }
 
 impl KindTask for FirstOfPair<'_, '_> {
-    type Output = CommandResult<Reply>;
-
-    fn no_kind(self) -> CommandResult<Reply> {
-        Err(NO_SUCH_KIND)
-    }
-
     fn run<L: Limiter>(self) -> CommandResult<Reply>
     where
         SpecOf<L>: Into<AnySpec>,
@@ -141,12 +132,6 @@ impl<F: Limiter> KindTask for SecondOfPair<'_, '_, F>
 where
     SpecOf<F>: Into<AnySpec>,
 {
-    type Output = CommandResult<Reply>;
-
-    fn no_kind(self) -> CommandResult<Reply> {
-        Err(NO_SUCH_KIND)
-    }
-
     fn run<L: Limiter>(self) -> CommandResult<Reply>
     where
         SpecOf<L>: Into<AnySpec>,

@@ -1,8 +1,9 @@
 //! The limiter kinds, each behind one interface ([`Limiter`]): its
 //! parameters, the pure decision, how a decision is stored, the TTL, the
 //! reply and the RL.INSPECT view. One generic handler ([`run`]) serves every
-//! single-key limiter command, and [`KINDS`] is what RL.ALL and RL.INSPECT
-//! know of them. docs/development.md shows how to add a kind.
+//! single-key limiter command, and [`KINDS`] and [`with_kind`] are what
+//! RL.ALL and RL.INSPECT know of them. docs/development.md shows how to add
+//! a kind.
 
 #![forbid(unsafe_code)]
 
@@ -370,9 +371,10 @@ where
     }
 }
 
-/// Names every limiter kind once: [`KINDS`], and [`AnySpec`], which holds
-/// an RL.ALL spec of any of them in place, so that a call of up to four
-/// keys allocates nothing for its specs.
+/// Names every limiter kind once: [`KINDS`]; [`with_kind`], which runs
+/// RL.ALL's code compiled for a kind; and [`AnySpec`], which holds an
+/// RL.ALL spec of any of them in place, so that a call of up to four keys
+/// allocates nothing for its specs.
 macro_rules! limiter_kinds {
     ($($variant:ident: $limiter:ty),+ $(,)?) => {
         /// Every limiter kind. RL.INSPECT shows a state as the first kind
@@ -381,7 +383,7 @@ macro_rules! limiter_kinds {
 
         /// Runs `task` for the kind at `index` in [`KINDS`].
         #[inline]
-        pub fn with_kind<T: KindTask>(index: usize, task: T) -> T::Output {
+        pub fn with_kind<T: KindTask>(index: usize, task: T) -> CommandResult<Reply> {
             let mut at = 0;
             $(
                 if index == at {
@@ -390,7 +392,7 @@ macro_rules! limiter_kinds {
                 at += 1;
             )+
             let _ = at;
-            task.no_kind()
+            Err(NO_SUCH_KIND)
         }
 
         /// An RL.ALL spec of any kind: a [`Spec`] that hands each call to the
@@ -538,15 +540,13 @@ impl<L: Limiter> SpecOf<L> {
     }
 }
 
-/// Something done with a kind known when it is compiled (see
+/// What [`with_kind`] answers for an index past the kinds.
+pub const NO_SUCH_KIND: CommandError = CommandError::Server("no limiter kind at this index");
+
+/// Part of an RL.ALL call, done with a kind known when it is compiled (see
 /// [`with_kind`]).
 pub trait KindTask {
-    type Output;
-
-    /// What it gives for an index that names no kind.
-    fn no_kind(self) -> Self::Output;
-
-    fn run<L: Limiter>(self) -> Self::Output
+    fn run<L: Limiter>(self) -> CommandResult<Reply>
     where
         SpecOf<L>: Into<AnySpec>;
 }
@@ -674,7 +674,8 @@ where
     fn check_cost(&self, n: usize, cost: i64) -> CommandResult<()> {
         match n {
             0 => self.0.check_cost(cost),
-            _ => self.1.check_cost(cost),
+            1 => self.1.check_cost(cost),
+            _ => Ok(()),
         }
     }
 
@@ -682,7 +683,8 @@ where
     fn serve_waiting(&self, n: usize, call: &Call, key_index: usize) -> CommandResult<()> {
         match n {
             0 => self.0.serve_waiting(call, key_index),
-            _ => self.1.serve_waiting(call, key_index),
+            1 => self.1.serve_waiting(call, key_index),
+            _ => Ok(()),
         }
     }
 
@@ -690,7 +692,8 @@ where
     fn prefetch(&self, n: usize, key: &mut Key) -> bool {
         match n {
             0 => self.0.prefetch(key),
-            _ => self.1.prefetch(key),
+            1 => self.1.prefetch(key),
+            _ => false,
         }
     }
 
@@ -698,7 +701,8 @@ where
     fn decide(&mut self, n: usize, key: &mut Key, cost: i64, now_ms: i64) -> CommandResult<bool> {
         match n {
             0 => self.0.decide(key, cost, now_ms),
-            _ => self.1.decide(key, cost, now_ms),
+            1 => self.1.decide(key, cost, now_ms),
+            _ => Ok(false),
         }
     }
 
@@ -706,7 +710,8 @@ where
     fn evaluation(&self, n: usize) -> Option<&Evaluation> {
         match n {
             0 => self.0.evaluation(),
-            _ => self.1.evaluation(),
+            1 => self.1.evaluation(),
+            _ => None,
         }
     }
 
@@ -714,7 +719,8 @@ where
     fn opened_id(&self, n: usize, applied: bool) -> Option<i64> {
         match n {
             0 => self.0.opened_id(applied),
-            _ => self.1.opened_id(applied),
+            1 => self.1.opened_id(applied),
+            _ => None,
         }
     }
 
@@ -722,7 +728,8 @@ where
     fn apply(&self, n: usize, key: &mut Key, ttl_from: &dyn Fn(i64) -> i64) -> CommandResult<bool> {
         match n {
             0 => self.0.apply(key, ttl_from),
-            _ => self.1.apply(key, ttl_from),
+            1 => self.1.apply(key, ttl_from),
+            _ => Ok(false),
         }
     }
 

@@ -170,8 +170,8 @@ impl Quota {
             };
         };
         let mut numbers = Varints(&record);
-        let _place = numbers.next()?;
-        let _limit = numbers.next()?;
+        let _place = u32::try_from(numbers.next()?).ok()?;
+        let _limit = numbers.next_i64()?;
         Some(Usage {
             used: numbers.next_i64()?,
             last_ms: numbers.next_i64()?,
