@@ -614,6 +614,17 @@ pub fn server_ms(con: &mut Connection) -> i64 {
     time[0] * 1000 + time[1] / 1000
 }
 
+/// Runs `call` and gives back its result with the server's clock (ms) read
+/// before and after it: the time of a write it makes lies in that range.
+pub fn timed<T>(
+    con: &mut Connection,
+    call: impl FnOnce(&mut Connection) -> T,
+) -> (T, std::ops::RangeInclusive<i64>) {
+    let earliest = server_ms(con);
+    let result = call(con);
+    (result, earliest..=server_ms(con))
+}
+
 /// The Python of `dir/.venv`, made with `dir/requirements.txt` installed
 /// unless it can already import `module`.
 pub fn venv_python(dir: &Path, module: &str) -> PathBuf {

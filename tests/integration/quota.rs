@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::common::{
     assert_states_persist, command, dump, error, expire_time, info_field, ints, query, server_ms,
-    start_pair, venv_python, Rng, Server,
+    start_pair, timed, venv_python, Rng, Server,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -285,11 +285,12 @@ fn bad_input_names_the_argument_and_changes_nothing() {
 fn the_key_expires_when_its_period_ends() {
     let server = Server::start();
     let mut con = server.connect();
-    let earliest = server_ms(&mut con);
-    let reply = ints(&mut con, "RL.QUOTA k 5 day TZ America/New_York");
-    let latest = server_ms(&mut con);
+    let (reply, during) = timed(&mut con, |con| {
+        ints(con, "RL.QUOTA k 5 day TZ America/New_York")
+    });
     let written_at = expire_time(&mut con, b"k") - reply[4];
-    assert!((earliest..=latest).contains(&written_at), "{written_at}");
+    assert!(during.contains(&written_at), "{written_at}");
+    let latest = *during.end();
     // With AT, the key expires reset_after_ms after the server's clock.
     let pinned = utc(2020, 6, 1, 0, 0);
     let reply = ints(&mut con, format!("RL.QUOTA old 5 hour AT {pinned}"));

@@ -4,7 +4,7 @@
 
 use crate::common::{
     add_kept, assert_states_persist, call, command, dump, error, expire_time, ints, kept,
-    kept_ints, query, server_ms, start_pair, Rng, Server,
+    kept_ints, query, start_pair, timed, Rng, Server,
 };
 
 const WINDOW_LUA: &str = include_str!("../../lua/window.lua");
@@ -153,13 +153,11 @@ fn bad_input_names_the_argument_and_changes_nothing() {
 fn the_key_expires_when_its_count_is_gone() {
     let server = Server::start();
     let mut con = server.connect();
-    let earliest = server_ms(&mut con);
-    let reply = ints(&mut con, format!("RL.WINDOW w 5 {DAY}"));
-    let latest = server_ms(&mut con);
+    let (reply, during) = timed(&mut con, |con| ints(con, format!("RL.WINDOW w 5 {DAY}")));
     let written_at = expire_time(&mut con, b"w") - reply[4];
-    assert!((earliest..=latest).contains(&written_at), "{written_at}");
+    assert!(during.contains(&written_at), "{written_at}");
     // A denied call and a peek leave the expiry as it is.
-    let now = latest;
+    let now = *during.end();
     let before = expire_time(&mut con, b"w");
     ints(&mut con, format!("RL.WINDOW w 5 {DAY} COST 9 AT {now}"));
     ints(&mut con, format!("RL.WINDOW w 5 {DAY} COST 0 AT {now}"));
