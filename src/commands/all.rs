@@ -232,7 +232,7 @@ fn parse_keys(call: &Call) -> CommandResult<usize> {
 /// the costs against the specs.
 fn parse_options_after<S: Specs>(call: &Call, next: usize, specs: &S) -> CommandResult<Request> {
     let count = specs.count();
-    let options = if next < call.arg_count() {
+    let mut options = if next < call.arg_count() {
         parse_options(
             call.args_from(next),
             &[
@@ -249,7 +249,7 @@ fn parse_options_after<S: Specs>(call: &Call, next: usize, specs: &S) -> Command
         return Err(CommandError::invalid(WAIT_NOT_TAKEN));
     }
     let wait = wait::timeout(&options)?;
-    let costs = match (options.cost, options.costs.clone()) {
+    let costs = match (options.cost, options.costs.take()) {
         (Some(_), Some(_)) => {
             return Err(CommandError::invalid("COST and COSTS cannot be combined"))
         }
