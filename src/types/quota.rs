@@ -107,6 +107,13 @@ impl Places {
     }
 }
 
+/// What a record holds, in its order.
+struct RecordNumbers {
+    place: u32,
+    limit: i64,
+    usage: Usage,
+}
+
 /// The record of `state` with its calendar at `place`; `None` for numbers
 /// a record does not hold.
 fn record_of(place: u32, state: &QuotaState) -> Option<Record> {
@@ -142,39 +149,44 @@ impl Quota {
     /// The state held; `None` only if its calendar has no place, which
     /// [`Quota::set_state`] never leaves.
     pub fn state(&self) -> Option<QuotaState> {
-        let Some(record) = self.0.record() else {
+        let Some(held) = self.record_numbers() else {
             return match &self.0 {
                 Held::Large(state) => Some(QuotaState::clone(state)),
                 _ => None,
             };
         };
-        let mut numbers = Varints(&record);
-        let place = u32::try_from(numbers.next()?).ok()?;
-        let limit = numbers.next_i64()?;
-        let used = numbers.next_i64()?;
-        let last_ms = numbers.next_i64()?;
-        let calendar = Arc::clone(places().calendar(place)?);
+        let calendar = Arc::clone(places().calendar(held.place)?);
         Some(QuotaState {
-            params: QuotaParams { limit, calendar },
-            used,
-            last_ms,
+            params: QuotaParams {
+                limit: held.limit,
+                calendar,
+            },
+            used: held.usage.used,
+            last_ms: held.usage.last_ms,
         })
     }
 
     /// What a decision reads of the state held: no calendar, so no lock.
     pub fn usage(&self) -> Option<Usage> {
-        let Some(record) = self.0.record() else {
-            return match &self.0 {
-                Held::Large(state) => Some(state.usage()),
-                _ => None,
-            };
-        };
+        match (self.record_numbers(), &self.0) {
+            (Some(held), _) => Some(held.usage),
+            (None, Held::Large(state)) => Some(state.usage()),
+            (None, _) => None,
+        }
+    }
+
+    /// The numbers of a state held as a record; `None` when it is held in
+    /// full (or a record does not read back).
+    fn record_numbers(&self) -> Option<RecordNumbers> {
+        let record = self.0.record()?;
         let mut numbers = Varints(&record);
-        let _place = u32::try_from(numbers.next()?).ok()?;
-        let _limit = numbers.next_i64()?;
-        Some(Usage {
-            used: numbers.next_i64()?,
-            last_ms: numbers.next_i64()?,
+        Some(RecordNumbers {
+            place: u32::try_from(numbers.next()?).ok()?,
+            limit: numbers.next_i64()?,
+            usage: Usage {
+                used: numbers.next_i64()?,
+                last_ms: numbers.next_i64()?,
+            },
         })
     }
 
