@@ -53,6 +53,21 @@ enum Shape {
     /// Reads several words and answers several integers: against `HMGET`
     /// with five fields.
     Read,
+    /// Reads a key and answers its fields by name: against `HGETALL` of a
+    /// hash with as many fields.
+    Fields,
+}
+
+impl Shape {
+    /// The reference row of the shape.
+    fn reference(self) -> Option<&'static str> {
+        match self {
+            Shape::Reference => None,
+            Shape::Write => Some(SET_PX),
+            Shape::Read => Some(HMGET),
+            Shape::Fields => Some(HGETALL),
+        }
+    }
 }
 
 /// One row: a name, the command redis-benchmark sends (its stat in INFO
@@ -174,6 +189,7 @@ fn evalsha(sha: &str, keys: usize, args: &str) -> String {
 
 const SET_PX: &str = "SET PX";
 const HMGET: &str = "HMGET 5 fields";
+const HGETALL: &str = "HGETALL 6 fields";
 const BUCKET: &str = "RL.TOKENBUCKET allowed";
 const DENIED: &str = "RL.TOKENBUCKET denied";
 const COST: &str = "RL.COST allowed";
@@ -200,6 +216,7 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         reference("INCR", "INCR counter:__rand_int__"),
         reference("GET (key with a TTL)", "GET get:__rand_int__"),
         reference(HMGET, "HMGET hash:__rand_int__ f1 f2 f3 f4 f5"),
+        reference(HGETALL, "HGETALL fields:__rand_int__"),
         reference(SET_PX, "SET set:__rand_int__ 12345 PX 3600000"),
         write(BUCKET, &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000")),
         write("RL.TOKENBUCKET allowed, WAIT 1000", &format!("RL.TOKENBUCKET b:__rand_int__ {BIG} 1 3600000 WAIT 1000")).wait_of(BUCKET),
@@ -232,7 +249,7 @@ fn rows(scripts: &Scripts) -> Vec<Row> {
         write(ALL_BUCKETS, &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000")),
         write("RL.ALL 2 buckets, COSTS 3 5", &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000 COSTS 3 5")),
         write("RL.ALL 2 buckets, WAIT 1000", &format!("RL.ALL 2 aa:__rand_int__ ac:__rand_int__ TOKENBUCKET {BIG} 1 3600000 TOKENBUCKET {BIG} 1 3600000 WAIT 1000")).wait_of(ALL_BUCKETS),
-        read("RL.INSPECT", "RL.INSPECT b:__rand_int__"),
+        Row::new(Shape::Fields, "RL.INSPECT", "RL.INSPECT b:__rand_int__"),
         // A burst of 100,000 at one an hour: every call is allowed and
         // moves the key's TAT, and its TTL, an hour on, so that no key
         // expires within the bench.
@@ -547,6 +564,12 @@ impl Config {
             &split("HSET hash:__rand_int__ f1 1 f2 2 f3 3 f4 4 f5 5"),
         );
         call_once_per_key(con, &split("PEXPIRE hash:__rand_int__ 86400000"));
+        // The fields RL.INSPECT answers for the bucket rows' keys.
+        call_once_per_key(
+            con,
+            &split(&format!("HSET fields:__rand_int__ type tokenbucket capacity {BIG} refill_amount 1 refill_period_ms 3600000 tokens 999999999 reset_after_ms 3599995")),
+        );
+        call_once_per_key(con, &split("PEXPIRE fields:__rand_int__ 86400000"));
         for row in rows {
             call_once_per_key(&mut self.server(row).connect(), &row.words);
         }
@@ -663,11 +686,7 @@ impl Report<'_> {
     }
 
     fn shape_reference(&self, row: &Row) -> Option<usize> {
-        match row.shape {
-            Shape::Reference => None,
-            Shape::Write => Some(self.index(SET_PX)),
-            Shape::Read => Some(self.index(HMGET)),
-        }
+        row.shape.reference().map(|name| self.index(name))
     }
 
     /// The pipeline 16 table of a configuration.
@@ -761,13 +780,15 @@ impl Report<'_> {
         for row in self
             .rows
             .iter()
-            .filter(|r| r.shape == Shape::Read && r.wait_of.is_none())
+            .filter(|r| matches!(r.shape, Shape::Read | Shape::Fields) && r.wait_of.is_none())
         {
-            at_least(
-                format!("{} / HMGET", row.name),
-                self.ratio(config, 16, &row.name, HMGET),
-                1.0,
-            );
+            if let Some(reference) = row.shape.reference() {
+                at_least(
+                    format!("{} / {reference}", row.name),
+                    self.ratio(config, 16, &row.name, reference),
+                    1.0,
+                );
+            }
         }
         for row in [BUCKET, THROTTLE] {
             at_least(
@@ -1483,7 +1504,7 @@ fn wait_section(runs: usize) -> (String, Vec<(String, String, bool)>) {
 fn svg(bars: &[(String, f64, f64)]) -> String {
     let height = 30 * bars.len() + 60;
     let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"780\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-    let _ = writeln!(out, "<text x=\"10\" y=\"20\" font-size=\"14\">Throughput over Redis's command of the same shape (SET PX, HMGET; pipeline 16): lone (blue), with a replica (orange)</text>");
+    let _ = writeln!(out, "<text x=\"10\" y=\"20\" font-size=\"14\">Throughput over Redis's command of the same shape (SET PX, HMGET, HGETALL; pipeline 16): lone (blue), with a replica (orange)</text>");
     let scale = 400.0 / bars.iter().map(|b| b.1.max(b.2)).fold(1.0, f64::max);
     let x0 = 300.0;
     let _ = writeln!(
@@ -1659,18 +1680,14 @@ fn main() {
     println!("{out}");
     let bars: Vec<(String, f64, f64)> = rows
         .iter()
-        .filter(|row| row.shape != Shape::Reference && !row.cell && row.peer_of.is_empty())
-        .map(|row| {
-            let reference = if row.shape == Shape::Write {
-                SET_PX
-            } else {
-                HMGET
-            };
-            (
+        .filter(|row| !row.cell && row.peer_of.is_empty())
+        .filter_map(|row| {
+            let reference = row.shape.reference()?;
+            Some((
                 row.name.clone(),
                 report.ratio(0, 16, &row.name, reference),
                 report.ratio(1, 16, &row.name, reference),
-            )
+            ))
         })
         .collect();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
